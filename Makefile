@@ -1,0 +1,58 @@
+# One entry point for humans. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTION_LINK := .ansible/collections/ansible_collections/haw/icc
+SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
+
+.PHONY: help setup test lint bench sandbox-up sandbox-down sandbox-status demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned tools and link the collection
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# A link, not a copy: haw.icc.* always resolves to the files being edited.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+test: setup ## run every test: lint, unit, contract and sandbox integration tests
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff and ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint --profile production
+
+bench: setup ## benchmark: time fresh sandbox start-ups (target: ready in 30 s or less)
+	@$(SANDBOX) bench --runs 3
+
+sandbox-up: setup ## build (once) and start the local ICC sandbox; prints KUBECONFIG exports
+	@$(SANDBOX) up
+
+sandbox-down: setup ## stop the local ICC sandbox and remove its files
+	@$(SANDBOX) down
+
+sandbox-status: setup ## is the sandbox running, and where
+	@$(SANDBOX) status
+
+demo: sandbox-up ## set up, start the sandbox and show what the collection can do so far
+	@echo
+	@echo "The sandbox is up: a simulated ICC with V100 and V100S nodes."
+	@echo "Deploying TGI and Open WebUI (playbooks/deploy.yml) arrives with the next issue."
+	@echo "Look around with the admin kubeconfig printed above, for example:"
+	@echo "  $(BIN)/python -c 'import kubernetes' && KUBECONFIG=... kubectl get nodes"
+	@echo "Stop it with: make sandbox-down"
+
+clean: sandbox-down ## stop the sandbox and remove .venv and caches (keeps the Kubernetes build cache)
+	rm -rf $(VENV) .ansible .pytest_cache .ruff_cache .sandbox
