@@ -1,0 +1,140 @@
+"""Command line of the sandbox: `python -m icc_sandbox up|down|status|quota`.
+
+`up` records the running sandbox in a state file (default: .sandbox/state.json in the
+checkout) so that `down`, the tests and the demo find and reuse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from icc_sandbox import cluster
+
+DEFAULT_POINTER = cluster.SANDBOX_DIR.parent / ".sandbox" / "state.json"
+
+
+def pointer_file() -> Path:
+    return Path(os.environ.get("ICC_SANDBOX_STATE", DEFAULT_POINTER))
+
+
+def running_sandbox() -> cluster.Sandbox | None:
+    """The sandbox started by `up`, when it is still alive."""
+    pointer = pointer_file()
+    if not pointer.exists():
+        return None
+    try:
+        sandbox = cluster.Sandbox.load(Path(json.loads(pointer.read_text())["state_file"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sandbox if sandbox.is_alive() else None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    sandbox = running_sandbox()
+    if sandbox is None:
+        stale = pointer_file()
+        if stale.exists():
+            cmd_down(args)
+        began = time.monotonic()
+        sandbox = cluster.start()
+        pointer = pointer_file()
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(json.dumps({"state_file": str(sandbox.state_file)}))
+        print(
+            f"# sandbox up in {time.monotonic() - began:.1f}s at {sandbox.server}", file=sys.stderr
+        )
+    else:
+        print(f"# sandbox already running at {sandbox.server}", file=sys.stderr)
+    print(sandbox.export_lines(), end="")
+    return 0
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    pointer = pointer_file()
+    if not pointer.exists():
+        print("# no sandbox recorded", file=sys.stderr)
+        return 0
+    try:
+        sandbox = cluster.Sandbox.load(Path(json.loads(pointer.read_text())["state_file"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        sandbox = None
+    if sandbox is not None:
+        cluster.stop(sandbox)
+        print(f"# sandbox at {sandbox.server} stopped", file=sys.stderr)
+    pointer.unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    sandbox = running_sandbox()
+    if sandbox is None:
+        print("not running")
+        return 1
+    print(f"running at {sandbox.server}")
+    for name, pid in sandbox.pids.items():
+        print(f"  {name}: pid {pid}")
+    print(sandbox.export_lines(), end="")
+    return 0
+
+
+def cmd_quota(args: argparse.Namespace) -> int:
+    sandbox = running_sandbox()
+    if sandbox is None:
+        print("no running sandbox: run `make sandbox-up` first", file=sys.stderr)
+        return 1
+    sandbox.set_gpu_quota(args.namespace, args.gpus)
+    print(f"namespace {args.namespace}: requests.nvidia.com/gpu <= {args.gpus}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Times fresh sandbox starts (the Kubernetes build is done once, before the first run)."""
+    cluster.kubernetes_bin_dir()
+    times = []
+    for run in range(1, args.runs + 1):
+        began = time.monotonic()
+        sandbox = cluster.start()
+        times.append(time.monotonic() - began)
+        cluster.stop(sandbox)
+        print(f"run {run}: sandbox ready in {times[-1]:.2f}s")
+    times.sort()
+    median = times[len(times) // 2]
+    print(f"start-up over {len(times)} runs: min {times[0]:.2f}s, median {median:.2f}s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m icc_sandbox", description=__doc__.splitlines()[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start (or reuse) the sandbox and print KUBECONFIG exports")
+    commands.add_parser("down", help="stop the recorded sandbox and remove its files")
+    commands.add_parser("status", help="show the recorded sandbox")
+    quota = commands.add_parser("quota", help="cap a namespace's GPU requests with a ResourceQuota")
+    quota.add_argument("namespace")
+    quota.add_argument("gpus", type=int)
+    bench = commands.add_parser("bench", help="time fresh sandbox start-ups")
+    bench.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    handler = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "quota": cmd_quota,
+        "bench": cmd_bench,
+    }
+    try:
+        return handler[args.command](args)
+    except cluster.SandboxError as error:
+        print(f"sandbox: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

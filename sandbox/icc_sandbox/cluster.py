@@ -1,0 +1,533 @@
+"""Start and stop the sandbox: etcd, the Kubernetes control plane and the node agent on loopback.
+
+Everything runs as child processes in their own sessions, tracked by PID in a state file inside
+a temporary run directory; `stop` ends them by PID and removes that directory. Ports are chosen
+free at start. Nothing listens outside 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from icc_sandbox.kubeapi import ApiError, KubeApi
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SANDBOX_DIR = PACKAGE_DIR.parent
+DEFAULT_NODES_FILE = SANDBOX_DIR / "nodes.yml"
+INSTALL_SCRIPT = SANDBOX_DIR / "install.sh"
+
+STUDENT_USER = "infwabc123"
+# The ICC derives a student's namespace from the login: drop "inf", append "-default".
+STUDENT_NAMESPACE = "wabc123-default"
+STORAGE_CLASS = "sandbox-local"
+STORAGE_PROVISIONER = "sandbox.haw.icc/local"
+# Processes are stopped in this order: clients of the API first, etcd last.
+STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+@dataclass
+class Sandbox:
+    run_dir: Path
+    server: str
+    pids: dict[str, int] = field(default_factory=dict)
+    student_user: str = STUDENT_USER
+    student_namespace: str = STUDENT_NAMESPACE
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.run_dir / "admin.kubeconfig"
+
+    @property
+    def student_kubeconfig(self) -> Path:
+        return self.run_dir / "student.kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"
+
+    def admin_api(self) -> KubeApi:
+        return KubeApi.from_kubeconfig(self.admin_kubeconfig)
+
+    def save(self) -> None:
+        state = asdict(self) | {"run_dir": str(self.run_dir)}
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, state_file: Path) -> Sandbox:
+        state = json.loads(state_file.read_text())
+        return cls(**(state | {"run_dir": Path(state["run_dir"])}))
+
+    def is_alive(self) -> bool:
+        """True when every process still runs and the API server answers /readyz."""
+        if not all(_pid_runs(pid, name) for name, pid in self.pids.items()):
+            return False
+        try:
+            self.admin_api().request("GET", "/readyz", timeout=3)
+        except (ApiError, OSError):
+            return False
+        return True
+
+    def export_lines(self) -> str:
+        return (
+            f"# admin (cluster-admin), and the student {self.student_user} "
+            f"(admin only in namespace {self.student_namespace})\n"
+            f"export KUBECONFIG={self.admin_kubeconfig}\n"
+            f"export KUBECONFIG={self.student_kubeconfig}\n"
+        )
+
+    def create_namespace(self, name: str, grant_student: bool = True) -> None:
+        """Creates a namespace; with grant_student the student is `admin` there, as on the ICC."""
+        api = self.admin_api()
+        api.ensure("/api/v1/namespaces", {"metadata": {"name": name}})
+        if grant_student:
+            api.ensure(
+                f"/apis/rbac.authorization.k8s.io/v1/namespaces/{name}/rolebindings",
+                _student_admin_binding(self.student_user),
+            )
+
+    def wait_until_usable(self, namespace: str, timeout: float = 30.0) -> None:
+        """Waits for the default ServiceAccount and its token: pods are refused before that."""
+        api = self.admin_api()
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+        _wait_for(
+            lambda: _exists(api, path) and bool(api.get(path).get("secrets")),
+            timeout,
+            f"the service account token of namespace {namespace}",
+            self,
+        )
+
+    def set_gpu_quota(self, namespace: str, gpus: int) -> None:
+        """Caps the namespace's GPU requests, like the ICC's ResourceQuota on nvidia.com/gpu."""
+        quota = {
+            "metadata": {"name": "gpu-quota"},
+            "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}},
+        }
+        api = self.admin_api()
+        api.ensure(f"/api/v1/namespaces/{namespace}/resourcequotas", quota)
+        api.patch(f"/api/v1/namespaces/{namespace}/resourcequotas/gpu-quota", quota)
+
+
+def kubernetes_bin_dir() -> Path:
+    """Builds the control plane once (cached by Debian package version) and returns its bin dir."""
+    override = os.environ.get("ICC_SANDBOX_BIN_DIR")
+    if override:
+        return Path(override)
+    result = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], check=False, stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:
+        raise SandboxError(f"{INSTALL_SCRIPT} failed with exit code {result.returncode}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def start(
+    run_dir: Path | None = None,
+    nodes_file: Path = DEFAULT_NODES_FILE,
+    bin_dir: Path | None = None,
+    agent_args: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> Sandbox:
+    """Starts a fresh sandbox and returns once the API is ready and the nodes are Ready."""
+    bin_dir = bin_dir or kubernetes_bin_dir()
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="haw-icc-sandbox-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    etcd_port, etcd_peer_port, api_port = _free_ports(3)
+    sandbox = Sandbox(run_dir=run_dir, server=f"https://127.0.0.1:{api_port}")
+    try:
+        _write_credentials(sandbox)
+        sandbox.pids["etcd"] = _spawn(
+            sandbox,
+            "etcd",
+            [
+                "etcd",
+                f"--data-dir={run_dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}",
+                "--quota-backend-bytes=1073741824",
+            ],
+        )
+        sandbox.pids["kube-apiserver"] = _spawn(
+            sandbox,
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                "--insecure-port=0",
+                f"--tls-cert-file={run_dir / 'pki/apiserver.crt'}",
+                f"--tls-private-key-file={run_dir / 'pki/apiserver.key'}",
+                f"--client-ca-file={run_dir / 'pki/ca.crt'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={run_dir / 'pki/sa.key'}",
+                f"--service-account-signing-key-file={run_dir / 'pki/sa.key'}",
+                f"--token-auth-file={run_dir / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+            ],
+        )
+        api = sandbox.admin_api()
+        _wait_for(lambda: _ready(api), timeout, "the API server to answer /readyz", sandbox)
+        for name, binary in (
+            ("kube-controller-manager", "kube-controller-manager"),
+            ("kube-scheduler", "kube-scheduler"),
+        ):
+            sandbox.pids[name] = _spawn(
+                sandbox, name, [str(bin_dir / binary), *_component_flags(sandbox, name)]
+            )
+        _bootstrap_objects(sandbox)
+        sandbox.pids["node-agent"] = _spawn(
+            sandbox,
+            "node-agent",
+            [
+                sys.executable,
+                "-m",
+                "icc_sandbox.node_agent",
+                f"--kubeconfig={sandbox.admin_kubeconfig}",
+                f"--nodes={nodes_file}",
+                *agent_args,
+            ],
+            env={"PYTHONPATH": str(SANDBOX_DIR)},
+        )
+        expected = {node["name"] for node in yaml.safe_load(nodes_file.read_text())["nodes"]}
+        _wait_for(
+            lambda: expected <= _ready_nodes(api),
+            timeout,
+            "the simulated nodes to be Ready",
+            sandbox,
+        )
+        sandbox.wait_until_usable(sandbox.student_namespace, timeout)
+    except BaseException:
+        stop(sandbox)
+        raise
+    sandbox.save()
+    return sandbox
+
+
+def stop(sandbox: Sandbox, keep_run_dir: bool = False) -> None:
+    """Stops every process of the sandbox by PID, then removes its run directory."""
+    for name in STOP_ORDER:
+        pid = sandbox.pids.pop(name, None)
+        if pid is not None:
+            _terminate(pid, name)
+    for name, pid in list(sandbox.pids.items()):
+        _terminate(pid, name)
+        del sandbox.pids[name]
+    if not keep_run_dir:
+        shutil.rmtree(sandbox.run_dir, ignore_errors=True)
+
+
+# --- credentials and kubeconfigs -----------------------------------------------------------
+
+
+def _write_credentials(sandbox: Sandbox) -> None:
+    pki = sandbox.run_dir / "pki"
+    pki.mkdir(mode=0o700)
+    ca_key, ca_cert = _make_ca()
+    server_key, server_cert = _make_serving_cert(ca_key, ca_cert)
+    _write_pem(pki / "ca.crt", ca_cert)
+    _write_pem(pki / "apiserver.crt", server_cert)
+    _write_pem(pki / "apiserver.key", server_key)
+    _write_pem(pki / "sa.key", _rsa_key())
+    admin_token, student_token = secrets.token_hex(24), secrets.token_hex(24)
+    # Static tokens: token,user,uid,"groups". The student has no groups: RBAC decides everything.
+    tokens = (
+        f'{admin_token},sandbox-admin,sandbox-admin,"system:masters"\n'
+        f"{student_token},{sandbox.student_user},{sandbox.student_user}\n"
+    )
+    _write_private(sandbox.run_dir / "tokens.csv", tokens)
+    for path, user, token, namespace in (
+        (sandbox.admin_kubeconfig, "sandbox-admin", admin_token, "default"),
+        (
+            sandbox.student_kubeconfig,
+            sandbox.student_user,
+            student_token,
+            sandbox.student_namespace,
+        ),
+    ):
+        _write_private(path, _kubeconfig(sandbox.server, pki / "ca.crt", user, token, namespace))
+
+
+def _kubeconfig(server: str, ca_file: Path, user: str, token: str, namespace: str) -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "icc-sandbox",
+                "cluster": {"server": server, "certificate-authority": str(ca_file)},
+            }
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": f"{user}@icc-sandbox",
+                "context": {"cluster": "icc-sandbox", "user": user, "namespace": namespace},
+            }
+        ],
+        "current-context": f"{user}@icc-sandbox",
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _rsa_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _make_ca():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = _rsa_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "haw-icc-sandbox-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _make_serving_cert(ca_key, ca_cert):
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = _rsa_key()
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _write_pem(path: Path, obj) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    if hasattr(obj, "private_bytes"):
+        data = obj.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    else:
+        data = obj.public_bytes(serialization.Encoding.PEM)
+    _write_private(path, data.decode())
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.write_text(text)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _component_flags(sandbox: Sandbox, name: str) -> list[str]:
+    common = [f"--kubeconfig={sandbox.admin_kubeconfig}", "--leader-elect=false", "--port=0"]
+    if name == "kube-scheduler":
+        return [*common, "--secure-port=0"]
+    return [
+        *common,
+        "--secure-port=0",
+        f"--service-account-private-key-file={sandbox.run_dir / 'pki/sa.key'}",
+        f"--root-ca-file={sandbox.run_dir / 'pki/ca.crt'}",
+        "--use-service-account-credentials=false",
+        # No cloud, no pod network: the controllers that need one stay off.
+        "--controllers=*,-nodeipam,-ttl,-route,-cloud-node-lifecycle,-csrsigning",
+    ]
+
+
+def _spawn(sandbox: Sandbox, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    log = (sandbox.run_dir / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=sandbox.run_dir,
+        env=os.environ | (env or {}),
+        start_new_session=True,  # outlives `make sandbox-up`; stopped by PID in stop()
+    )
+    log.close()
+    return process.pid
+
+
+def _pid_runs(pid: int, name: str) -> bool:
+    """True when `pid` is alive and is still our process (guards against PID reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return False
+    # Right after exec the kernel briefly shows an empty cmdline; that is still our process.
+    marker = "icc_sandbox.node_agent" if name == "node-agent" else name
+    return not cmdline or marker in cmdline
+
+
+def _terminate(pid: int, name: str, grace: float = 10.0) -> None:
+    if not _pid_runs(pid, name):
+        _reap(pid)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not _pid_runs(pid, name):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    while _pid_runs(pid, name):
+        _reap(pid)
+        time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    """Collects the exit status when the process is our own child, so it does not stay a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _wait_for(condition, timeout: float, what: str, sandbox: Sandbox) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, pid in sandbox.pids.items():
+            if not _pid_runs(pid, name):
+                raise SandboxError(
+                    f"{name} exited while waiting for {what}:\n{_log_tail(sandbox, name)}"
+                )
+        if condition():
+            return
+        time.sleep(0.2)
+    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _log_tail(sandbox: Sandbox, name: str, lines: int = 20) -> str:
+    log = sandbox.run_dir / f"{name}.log"
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- API objects -------------------------------------------------------------------------------
+
+
+def _ready(api: KubeApi) -> bool:
+    try:
+        api.request("GET", "/readyz", timeout=2)
+    except (ApiError, OSError):
+        return False
+    return True
+
+
+def _exists(api: KubeApi, path: str) -> bool:
+    try:
+        api.get(path)
+    except ApiError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _ready_nodes(api: KubeApi) -> set[str]:
+    ready = set()
+    for node in api.get("/api/v1/nodes").get("items", []):
+        for condition in node.get("status", {}).get("conditions", []):
+            if condition["type"] == "Ready" and condition["status"] == "True":
+                ready.add(node["metadata"]["name"])
+    return ready
+
+
+def _student_admin_binding(user: str) -> dict:
+    return {
+        "metadata": {"name": f"{user}-admin"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "admin",
+        },
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
+def _bootstrap_objects(sandbox: Sandbox) -> None:
+    """What an ICC account finds: its namespace (admin rights there) and a default StorageClass."""
+    sandbox.create_namespace(sandbox.student_namespace)
+    sandbox.admin_api().ensure(
+        "/apis/storage.k8s.io/v1/storageclasses",
+        {
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": STORAGE_PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        },
+    )
