@@ -1,0 +1,672 @@
+"""The node agent: plays the kubelets of the simulated ICC nodes (the KWOK idea, in Python).
+
+There is no kubelet and no container runtime in the sandbox. This agent registers the nodes of
+a data file, keeps them Ready with heartbeats, writes the status of pods bound to them through
+`pods/status`, finishes deleted pods, and provisions PersistentVolumes for the default
+StorageClass. What a container "does" is chosen by its image:
+
+- TGI: the launcher's start-up is simulated (icc_sandbox.tgi_launcher): bad arguments crash-loop
+  with TGI's message, a model too big for the GPUs the pod got is OOMKilled, a valid one becomes
+  Ready after a delay (download and load) if its probes aim at what TGI serves;
+- Open WebUI: Ready after a short delay if its probes aim at port 8080 (or $PORT);
+- anything else: runs and is Ready.
+
+Every status is derived from the pod and its start time alone, so the agent can restart and the
+pods it already ran keep their state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
+from icc_sandbox.tgi_launcher import LaunchOutcome, simulate_launch
+
+log = logging.getLogger("node-agent")
+
+JSON = dict[str, Any]
+GPU_RESOURCE = "nvidia.com/gpu"
+READY_AFTER_ANNOTATION = "sandbox.haw.icc/ready-after-seconds"
+STORAGE_PROVISIONER = "sandbox.haw.icc/local"
+KUBELET_VERSION = "v1.20.2"
+MAX_BACKOFF_SECONDS = 300.0
+SECRET_PLACEHOLDER = "<from-secret>"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    index: int
+    cpu: str
+    memory: str
+    gpu_type: str | None = None
+    gpu_product: str | None = None
+    gpus: int = 0
+    gpu_memory_gib: float | None = None
+    pods: int = 110
+
+    @property
+    def address(self) -> str:
+        # Loopback on purpose: nothing the API server might dial (logs, exec, proxy) leaves the
+        # machine, and it refuses to proxy to loopback at all.
+        return f"127.0.1.{self.index + 1}"
+
+    def pod_ip(self, pod_uid: str) -> str:
+        return f"127.{10 + self.index}.{int(pod_uid[:2], 16)}.{int(pod_uid[2:4], 16) or 1}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    tgi_ready_seconds: float = 3.0
+    webui_ready_seconds: float = 1.0
+    crash_after_seconds: float = 1.0
+    backoff_seconds: float = 10.0
+    heartbeat_seconds: float = 10.0
+    poll_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class App:
+    """What a container image serves, for probe checks."""
+
+    kind: str  # "tgi", "open-webui" or "generic"
+    port: int | None = None
+    paths: frozenset[str] = frozenset()
+
+
+TGI_PATHS = frozenset({"/health", "/info", "/metrics", "/v1/models"})
+WEBUI_PATHS = frozenset({"/health", "/health/db", "/", "/api/config", "/api/version"})
+
+
+def load_nodes(path: Path) -> list[NodeSpec]:
+    entries = yaml.safe_load(path.read_text())["nodes"]
+    return [NodeSpec(index=i, **entry) for i, entry in enumerate(entries)]
+
+
+# --- pure simulation ---------------------------------------------------------------------------
+
+
+def app_for(container: JSON) -> App:
+    image = container.get("image", "")
+    env = plain_env(container)
+    if "text-generation-inference" in image:
+        # The TGI image sets PORT=80; the launcher's own default (3000) applies only without it.
+        port = int(_flag_value(container.get("args", []), "--port") or env.get("PORT") or 80)
+        return App("tgi", port, TGI_PATHS)
+    if "open-webui" in image:
+        return App("open-webui", int(env.get("PORT") or 8080), WEBUI_PATHS)
+    return App("generic")
+
+
+def plain_env(container: JSON) -> dict[str, str]:
+    """The container's env; values from Secrets/ConfigMaps are present but unknown here."""
+    env = {}
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value", SECRET_PLACEHOLDER if "valueFrom" in entry else "")
+    return env
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def launcher_args(container: JSON) -> list[str]:
+    """The arguments text-generation-launcher receives (the image's entrypoint is the launcher)."""
+    command = list(container.get("command", []))
+    args = list(container.get("args", []))
+    if command and command[0].endswith("text-generation-launcher"):
+        return command[1:] + args
+    return args
+
+
+def gpu_count(container: JSON) -> int:
+    resources = container.get("resources", {})
+    value = resources.get("limits", {}).get(GPU_RESOURCE) or resources.get("requests", {}).get(
+        GPU_RESOURCE
+    )
+    return int(value or 0)
+
+
+_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIXES = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def quantity_bytes(quantity: str | None) -> int | None:
+    if not quantity:
+        return None
+    match = _QUANTITY.match(str(quantity))
+    if not match or match.group(2) not in _SUFFIXES:
+        return None
+    return int(float(match.group(1)) * _SUFFIXES[match.group(2)])
+
+
+def probe_failure(container: JSON, app: App, pod_ip: str) -> str | None:
+    """Why a probe of this container can never pass, as the kubelet would word it; None if fine."""
+    if app.kind == "generic":
+        return None
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(kind) or {}
+        check = probe.get("httpGet") or probe.get("tcpSocket")
+        if not check:
+            continue
+        port = check.get("port")
+        port = ports.get(port, port) if isinstance(port, str) else port
+        kind_name = kind.removesuffix("Probe").capitalize()
+        if port != app.port:
+            target = f"{pod_ip}:{port}"
+            return f"{kind_name} probe failed: dial tcp {target}: connect: connection refused"
+        path = check.get("path")
+        if "httpGet" in probe and path is not None and path.split("?")[0] not in app.paths:
+            return f"{kind_name} probe failed: HTTP probe failed with statuscode: 404"
+    return None
+
+
+@dataclass(frozen=True)
+class CrashLoop:
+    restart_count: int
+    running: bool
+    started_at: float  # seconds after pod start when the current (or last) run began
+    finished_at: float | None  # when the last run ended, if any did
+    backoff: float
+
+
+def crash_loop(elapsed: float, run_for: float, backoff: float) -> CrashLoop:
+    """Where a container that always fails after `run_for` seconds is in the kubelet's back-off."""
+    start, restarts, last_finish, delay = 0.0, 0, None, backoff
+    while True:
+        end = start + run_for
+        if elapsed < end:
+            return CrashLoop(restarts, True, start, last_finish, delay)
+        delay = min(backoff * 2**restarts, MAX_BACKOFF_SECONDS)
+        if elapsed < end + delay:
+            return CrashLoop(restarts, False, start, end, delay)
+        start, restarts, last_finish = end + delay, restarts + 1, end
+
+
+def iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> float:
+    return (
+        datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+        .replace(tzinfo=datetime.UTC)
+        .timestamp()
+    )
+
+
+@dataclass
+class PodView:
+    """The status the agent wants for a pod now, and the events that explain it."""
+
+    status: JSON
+    events: list[JSON] = field(default_factory=list)
+
+
+def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
+    override = pod["metadata"].get("annotations", {}).get(READY_AFTER_ANNOTATION)
+    if override is not None:
+        return float(override)
+    return {"tgi": timing.tgi_ready_seconds, "open-webui": timing.webui_ready_seconds}.get(
+        app.kind, 0.0
+    )
+
+
+def simulate_container(
+    pod: JSON, container: JSON, node: NodeSpec, started: float, now: float, timing: Timing
+) -> tuple[JSON, list[JSON]]:
+    """Container status and (reason, type, message) events for one container at time `now`."""
+    app = app_for(container)
+    pod_ip = node.pod_ip(pod["metadata"]["uid"])
+    name, image = container["name"], container.get("image", "")
+    base = {
+        "name": name,
+        "image": image,
+        "imageID": f"sandbox://{image}",
+        "containerID": f"sandbox://{pod['metadata']['uid']}/{name}",
+    }
+    events = [
+        _event(
+            "Pulled", "Normal", f'Container image "{image}" already present on machine', name, 0
+        ),
+        _event("Started", "Normal", f"Started container {name}", name, 0),
+    ]
+    outcome: LaunchOutcome | None = None
+    if app.kind == "tgi":
+        outcome = simulate_launch(
+            launcher_args(container),
+            plain_env(container),
+            gpu_count(container),
+            node.gpu_memory_gib,
+            quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory")),
+        )
+    elapsed = now - started
+    if outcome is not None and not outcome.ok:
+        # Argument errors die at once; a model that does not fit dies after loading its weights.
+        run_for = (
+            ready_delay(pod, app, timing)
+            if outcome.reason == "OOMKilled"
+            else timing.crash_after_seconds
+        )
+        loop = crash_loop(elapsed, max(run_for, 0.1), timing.backoff_seconds)
+        status = base | {
+            "ready": False,
+            "started": loop.running,
+            "restartCount": loop.restart_count,
+        }
+        if loop.running:
+            status["state"] = {"running": {"startedAt": iso(started + loop.started_at)}}
+        else:
+            status["state"] = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {int(loop.backoff)}s restarting failed container={name} "
+                    f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"
+                    f"({pod['metadata']['uid']})",
+                }
+            }
+        if loop.finished_at is not None:
+            status["lastState"] = {
+                "terminated": {
+                    "exitCode": outcome.exit_code,
+                    "reason": outcome.reason,
+                    "message": outcome.message,
+                    "startedAt": iso(started + loop.finished_at - run_for),
+                    "finishedAt": iso(started + loop.finished_at),
+                    "containerID": base["containerID"],
+                }
+            }
+            events.append(
+                _event("BackOff", "Warning", "Back-off restarting failed container", name, 0)
+            )
+        return status, events
+
+    failure = probe_failure(container, app, pod_ip)
+    ready = failure is None and elapsed >= ready_delay(pod, app, timing)
+    if failure is not None and elapsed >= ready_delay(pod, app, timing):
+        events.append(_event("Unhealthy", "Warning", failure, name, 0))
+    status = base | {
+        "ready": ready,
+        "started": True,
+        "restartCount": 0,
+        "state": {"running": {"startedAt": iso(started)}},
+    }
+    return status, events
+
+
+def _event(reason: str, kind: str, message: str, container: str, serial: int) -> JSON:
+    return {
+        "reason": reason,
+        "type": kind,
+        "message": message,
+        "container": container,
+        "serial": serial,
+    }
+
+
+def simulate_pod(pod: JSON, node: NodeSpec, started: float, now: float, timing: Timing) -> PodView:
+    statuses, events = [], []
+    for container in pod["spec"]["containers"]:
+        status, container_events = simulate_container(pod, container, node, started, now, timing)
+        statuses.append(status)
+        events.extend(container_events)
+    all_ready = all(s["ready"] for s in statuses)
+    ready = "True" if all_ready else "False"
+    pod_ip = node.pod_ip(pod["metadata"]["uid"])
+    status = {
+        "phase": "Running",
+        "hostIP": node.address,
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": iso(started),
+        "conditions": [
+            {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": ready},
+            {"type": "Ready", "status": ready},
+        ],
+        "containerStatuses": statuses,
+    }
+    init = pod["spec"].get("initContainers", [])
+    if init:
+        status["initContainerStatuses"] = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": f"sandbox://{c.get('image', '')}",
+                "ready": True,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": iso(started),
+                        "finishedAt": iso(started),
+                    }
+                },
+            }
+            for c in init
+        ]
+    return PodView(status, events)
+
+
+def status_differs(current: JSON, desired: JSON) -> bool:
+    """True when writing `desired` changes what the API holds (condition timestamps aside)."""
+    for key, value in desired.items():
+        if key == "conditions":
+            have = {(c["type"], c["status"]) for c in current.get("conditions", [])}
+            if not {(c["type"], c["status"]) for c in value} <= have:
+                return True
+        elif current.get(key) != value:
+            return True
+    return False
+
+
+def with_transition_times(current: JSON, desired: JSON, now: float) -> JSON:
+    """Keeps lastTransitionTime of conditions whose status did not change, sets it where it did."""
+    before = {c["type"]: c for c in current.get("conditions", [])}
+    conditions = []
+    for condition in desired["conditions"]:
+        previous = before.get(condition["type"])
+        same = previous is not None and previous["status"] == condition["status"]
+        since = previous.get("lastTransitionTime") if same else iso(now)
+        conditions.append(condition | {"lastProbeTime": None, "lastTransitionTime": since})
+    return desired | {"conditions": conditions}
+
+
+# --- the agent ---------------------------------------------------------------------------------
+
+
+class NodeAgent:
+    def __init__(self, api: KubeApi, nodes: Iterable[NodeSpec], timing: Timing) -> None:
+        self.api = api
+        self.nodes = {node.name: node for node in nodes}
+        self.timing = timing
+        self.posted_events: set[str] = set()
+        self.last_heartbeat = 0.0
+        self.started_at = time.time()
+
+    # nodes
+    def register_nodes(self) -> None:
+        for node in self.nodes.values():
+            body = {
+                "metadata": {"name": node.name, "labels": node_labels(node)},
+                "spec": node_spec(node),
+            }
+            self.api.ensure("/api/v1/nodes", body)
+            self.api.patch(f"/api/v1/nodes/{node.name}", body)
+        self.heartbeat(time.time())
+
+    def heartbeat(self, now: float) -> None:
+        for node in self.nodes.values():
+            self.api.patch(
+                f"/api/v1/nodes/{node.name}/status",
+                {"status": node_status(node, now, self.started_at)},
+                STRATEGIC_MERGE_PATCH,
+            )
+        self.last_heartbeat = now
+
+    # pods
+    def sync_pods(self, now: float) -> None:
+        pods = self.api.get("/api/v1/pods?fieldSelector=spec.nodeName%21%3D").get("items", [])
+        for pod in pods:
+            node = self.nodes.get(pod["spec"].get("nodeName", ""))
+            if node is None:
+                continue
+            try:
+                self.sync_pod(pod, node, now)
+            except ApiError as error:
+                if error.status not in (404, 409):  # gone or changed meanwhile: next round
+                    log.warning(
+                        "pod %s/%s: %s",
+                        pod["metadata"]["namespace"],
+                        pod["metadata"]["name"],
+                        error,
+                    )
+
+    def sync_pod(self, pod: JSON, node: NodeSpec, now: float) -> None:
+        meta = pod["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+        if meta.get("deletionTimestamp"):
+            # What a kubelet confirms after the container stopped; without it a Recreate
+            # rollout would wait forever for the old pod to go.
+            self.api.delete(path, {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
+            log.info("finished deleted pod %s/%s", meta["namespace"], meta["name"])
+            return
+        current = pod.get("status", {})
+        started = parse_iso(current["startTime"]) if current.get("startTime") else float(int(now))
+        view = simulate_pod(pod, node, started, now, self.timing)
+        if status_differs(current, view.status):
+            body = {
+                "metadata": {"uid": meta["uid"]},
+                "status": with_transition_times(current, view.status, now),
+            }
+            self.api.patch(f"{path}/status", body, STRATEGIC_MERGE_PATCH)
+        for event in view.events:
+            self.post_event(pod, node, event, now)
+
+    def post_event(self, pod: JSON, node: NodeSpec, event: JSON, now: float) -> None:
+        meta = pod["metadata"]
+        name = f"{meta['name']}.{meta['uid'][:8]}.{event['container']}.{event['reason'].lower()}"
+        if name in self.posted_events:
+            return
+        body = {
+            "metadata": {"name": name, "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "fieldPath": f"spec.containers{{{event['container']}}}",
+            },
+            "reason": event["reason"],
+            "message": event["message"],
+            "type": event["type"],
+            "source": {"component": "kubelet", "host": node.name},
+            "firstTimestamp": iso(now),
+            "lastTimestamp": iso(now),
+            "count": 1,
+        }
+        try:
+            self.api.create(f"/api/v1/namespaces/{meta['namespace']}/events", body)
+        except ApiError as error:
+            if error.status not in (409, 403, 404):
+                raise
+        self.posted_events.add(name)
+
+    # volumes
+    def sync_volumes(self) -> None:
+        """A provisioner for the sandbox's StorageClass: a PV per pending claim, freed with it."""
+        classes = self.api.get("/apis/storage.k8s.io/v1/storageclasses").get("items", [])
+        ours = {
+            c["metadata"]["name"] for c in classes if c.get("provisioner") == STORAGE_PROVISIONER
+        }
+        for claim in self.api.get("/api/v1/persistentvolumeclaims").get("items", []):
+            spec, meta = claim["spec"], claim["metadata"]
+            if spec.get("storageClassName") not in ours or spec.get("volumeName"):
+                continue
+            if claim.get("status", {}).get("phase") != "Pending":
+                continue
+            self.api.ensure("/api/v1/persistentvolumes", persistent_volume(claim))
+            log.info("provisioned a volume for %s/%s", meta["namespace"], meta["name"])
+        for volume in self.api.get("/api/v1/persistentvolumes").get("items", []):
+            provisioned_by = (
+                volume["metadata"].get("annotations", {}).get("pv.kubernetes.io/provisioned-by")
+            )
+            if (
+                provisioned_by == STORAGE_PROVISIONER
+                and volume.get("status", {}).get("phase") == "Released"
+            ):
+                self.api.delete(f"/api/v1/persistentvolumes/{volume['metadata']['name']}")
+
+    def tick(self, now: float) -> None:
+        if now - self.last_heartbeat >= self.timing.heartbeat_seconds:
+            self.heartbeat(now)
+        self.sync_pods(now)
+        self.sync_volumes()
+
+
+def node_labels(node: NodeSpec) -> dict[str, str]:
+    labels = {
+        "kubernetes.io/hostname": node.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": node.gpu_type or "cpu",
+    }
+    if node.gpu_type:
+        labels |= {
+            "nvidia.com/gpu.present": "true",
+            "nvidia.com/gpu.product": node.gpu_product or node.gpu_type,
+            "nvidia.com/gpu.count": str(node.gpus),
+            "nvidia.com/gpu.memory": str(int((node.gpu_memory_gib or 0) * 1024)),
+            "gpu-type": node.gpu_type,
+        }
+    return labels
+
+
+def node_spec(node: NodeSpec) -> JSON:
+    if not node.gpu_type:
+        return {"taints": []}
+    return {"taints": [{"key": node.gpu_type, "effect": "NoSchedule"}]}
+
+
+def node_status(node: NodeSpec, now: float, since: float) -> JSON:
+    capacity = {
+        "cpu": node.cpu,
+        "memory": node.memory,
+        "pods": str(node.pods),
+        "ephemeral-storage": "500Gi",
+    }
+    if node.gpus:
+        capacity[GPU_RESOURCE] = str(node.gpus)
+    stamp = iso(now)
+    conditions = [
+        ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID"),
+        ("Ready", "True", "KubeletReady"),
+    ]
+    return {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "conditions": [
+            {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": "simulated by the haw.icc sandbox node agent",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": iso(since),
+            }
+            for kind, value, reason in conditions
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": node.address},
+            {"type": "Hostname", "address": node.name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": node.name,
+            "systemUUID": node.name,
+            "bootID": node.name,
+            "kernelVersion": "simulated",
+            "osImage": "haw.icc sandbox",
+            "containerRuntimeVersion": "sandbox://1",
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": KUBELET_VERSION,
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    }
+
+
+def persistent_volume(claim: JSON) -> JSON:
+    meta, spec = claim["metadata"], claim["spec"]
+    return {
+        "metadata": {
+            "name": f"pvc-{meta['uid']}",
+            "annotations": {"pv.kubernetes.io/provisioned-by": STORAGE_PROVISIONER},
+        },
+        "spec": {
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+            "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": spec["storageClassName"],
+            "volumeMode": spec.get("volumeMode", "Filesystem"),
+            # Never mounted: there is no kubelet. The path only makes the object valid.
+            "hostPath": {"path": f"/var/lib/haw-icc-sandbox/{meta['uid']}"},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True, type=Path)
+    parser.add_argument("--nodes", required=True, type=Path, help="the nodes data file")
+    defaults = Timing()
+    for name in Timing.__dataclass_fields__:
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=getattr(defaults, name), metavar="S"
+        )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    timing = Timing(**{name: getattr(args, name) for name in Timing.__dataclass_fields__})
+    agent = NodeAgent(KubeApi.from_kubeconfig(args.kubeconfig), load_nodes(args.nodes), timing)
+
+    stopping = False
+
+    def request_stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    agent.register_nodes()
+    log.info("registered %d nodes", len(agent.nodes))
+    while not stopping:
+        try:
+            agent.tick(time.time())
+        except (ApiError, OSError) as error:
+            log.warning("sync failed, retrying: %s", error)
+        time.sleep(timing.poll_seconds)
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
