@@ -1,0 +1,287 @@
+"""The sandbox behaves like the ICC where the collection relies on it, shown on the real API."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from waiting import wait_until
+
+V100 = "gpu-tesla-v100"
+TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
+
+
+def gpu_container(name: str, image: str, gpus: int, args: list[str] | None = None) -> dict:
+    container = {
+        "name": name,
+        "image": image,
+        "resources": {
+            "requests": {"nvidia.com/gpu": str(gpus)},
+            "limits": {"nvidia.com/gpu": str(gpus)},
+        },
+    }
+    if args is not None:
+        container["args"] = args
+    return container
+
+
+def pod_manifest(name: str, container: dict, tolerate: tuple[str, ...] = (V100,)) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [container],
+            "tolerations": [
+                {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in tolerate
+            ],
+        },
+    }
+
+
+def pod_is_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    pod = core.read_namespaced_pod(name, namespace)
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def terminated_state(core: client.CoreV1Api, namespace: str, name: str):
+    """The container's last termination once it is in CrashLoopBackOff, else None."""
+    status = core.read_namespaced_pod(name, namespace).status
+    for container in status.container_statuses or []:
+        waiting = container.state.waiting
+        if waiting and waiting.reason == "CrashLoopBackOff" and container.last_state.terminated:
+            return container.last_state.terminated
+    return None
+
+
+@pytest.mark.sandbox
+def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(admin_client, core, namespace):
+    labels = {"app": "two-gpus"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "two-gpus"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": pod_manifest("unused", gpu_container("work", "busybox:1.36", 2))["spec"],
+            },
+        },
+    }
+    apps = client.AppsV1Api(admin_client)
+    apps.create_namespaced_deployment(namespace, deployment)
+
+    def ready_pod():
+        pods = core.list_namespaced_pod(namespace, label_selector="app=two-gpus").items
+        return next((p for p in pods if pod_is_ready(core, namespace, p.metadata.name)), None)
+
+    pod = wait_until(ready_pod, 60, "the Deployment's pod to become Ready")
+    node = core.read_node(pod.spec.node_name)
+    assert node.metadata.labels["gpu-type"] == V100
+    assert pod.status.container_statuses[0].ready
+    assert pod.status.pod_ip.startswith("127.")
+    wait_until(
+        lambda: (
+            apps.read_namespaced_deployment(
+                deployment["metadata"]["name"], namespace
+            ).status.ready_replicas
+            == 1
+        ),
+        30,
+        "the Deployment to count one ready replica",
+    )
+
+
+@pytest.mark.sandbox
+def test_pod_asking_five_gpus_stays_pending_with_the_schedulers_reason(core, namespace):
+    core.create_namespaced_pod(
+        namespace,
+        pod_manifest("greedy", gpu_container("work", "busybox:1.36", 5), (V100, "gpu-tesla-v100s")),
+    )
+
+    def scheduling_failure():
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=greedy"
+        ).items
+        return next((e for e in events if e.reason == "FailedScheduling"), None)
+
+    event = wait_until(scheduling_failure, 30, "a FailedScheduling event")
+    assert "Insufficient nvidia.com/gpu" in event.message
+    pod = core.read_namespaced_pod("greedy", namespace)
+    assert pod.status.phase == "Pending"
+    assert not pod.spec.node_name
+
+
+@pytest.mark.sandbox
+def test_student_is_admin_in_its_namespace_only(student_client, sandbox):
+    apps = client.AppsV1Api(student_client)
+    labels = {"app": "mine"}
+    apps.create_namespaced_deployment(
+        sandbox.student_namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "student-deployment"},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+                },
+            },
+        },
+    )
+    try:
+        with pytest.raises(client.ApiException) as nodes:
+            client.CoreV1Api(student_client).list_node()
+        assert nodes.value.status == 403
+        with pytest.raises(client.ApiException) as elsewhere:
+            client.CoreV1Api(student_client).list_namespaced_pod("kube-system")
+        assert elsewhere.value.status == 403
+    finally:
+        apps.delete_namespaced_deployment("student-deployment", sandbox.student_namespace)
+
+
+@pytest.mark.sandbox
+def test_tgi_with_an_unknown_flag_crash_loops_with_a_readable_reason(core, namespace):
+    args = [
+        "--model-id",
+        "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        "--max-parallel-loading-workers",
+        "2",
+    ]
+    core.create_namespaced_pod(
+        namespace, pod_manifest("tgi", gpu_container("tgi", TGI_IMAGE, 1, args))
+    )
+
+    terminated = wait_until(
+        lambda: terminated_state(core, namespace, "tgi"), 30, "CrashLoopBackOff"
+    )
+    assert terminated.exit_code != 0
+    assert "--max-parallel-loading-workers" in terminated.message
+    assert not pod_is_ready(core, namespace, "tgi")
+
+
+@pytest.mark.sandbox
+def test_tgi_whose_model_cannot_fit_is_oom_killed(core, namespace):
+    args = ["--model-id", "meta-llama/Llama-2-70b-chat-hf"]
+    manifest = pod_manifest("tgi-70b", gpu_container("tgi", TGI_IMAGE, 1, args))
+    manifest["metadata"]["annotations"] = {"sandbox.haw.icc/ready-after-seconds": "1"}
+    core.create_namespaced_pod(namespace, manifest)
+
+    terminated = wait_until(
+        lambda: terminated_state(core, namespace, "tgi-70b"), 30, "the OOM kill"
+    )
+    assert terminated.reason == "OOMKilled"
+    assert terminated.exit_code == 137
+
+
+@pytest.mark.sandbox
+def test_valid_tgi_becomes_ready_only_when_probed_where_it_listens(core, namespace):
+    def tgi(name: str, probe_port: int) -> dict:
+        container = gpu_container(
+            "tgi", TGI_IMAGE, 1, ["--model-id", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"]
+        )
+        container["readinessProbe"] = {"httpGet": {"path": "/health", "port": probe_port}}
+        manifest = pod_manifest(name, container)
+        manifest["metadata"]["annotations"] = {"sandbox.haw.icc/ready-after-seconds": "1"}
+        return manifest
+
+    core.create_namespaced_pod(namespace, tgi("tgi-right-port", 80))
+    core.create_namespaced_pod(namespace, tgi("tgi-wrong-port", 3000))
+    wait_until(lambda: pod_is_ready(core, namespace, "tgi-right-port"), 30, "TGI to become Ready")
+
+    def unhealthy():
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=tgi-wrong-port"
+        ).items
+        return next((e for e in events if e.reason == "Unhealthy"), None)
+
+    event = wait_until(unhealthy, 30, "the probe failure event")
+    assert "connection refused" in event.message
+    assert not pod_is_ready(core, namespace, "tgi-wrong-port")
+
+
+@pytest.mark.sandbox
+def test_gpu_quota_refuses_pods_beyond_it(sandbox, core, namespace):
+    sandbox.set_gpu_quota(namespace, 1)
+    core.create_namespaced_pod(
+        namespace, pod_manifest("one-gpu", gpu_container("work", "busybox:1.36", 1))
+    )
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_pod(
+            namespace, pod_manifest("two-gpus", gpu_container("work", "busybox:1.36", 2))
+        )
+    assert refused.value.status == 403
+    assert "exceeded quota" in refused.value.body
+    quota = wait_until(
+        lambda: core.read_namespaced_resource_quota("gpu-quota", namespace).status.used,
+        30,
+        "quota usage to be counted",
+    )
+    assert quota["requests.nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.sandbox
+def test_claims_on_the_default_storage_class_get_bound(core, namespace):
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "model-cache"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "20Gi"}},
+            },
+        },
+    )
+    wait_until(
+        lambda: (
+            core.read_namespaced_persistent_volume_claim("model-cache", namespace).status.phase
+            == "Bound"
+        ),
+        30,
+        "the claim to be bound",
+    )
+
+
+@pytest.mark.sandbox
+def test_recreate_rollout_replaces_the_pod(admin_client, core, namespace):
+    apps = client.AppsV1Api(admin_client)
+    labels = {"app": "recreate"}
+
+    def deployment(image: str) -> dict:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "recreate"},
+            "spec": {
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": image}]},
+                },
+            },
+        }
+
+    def rolled_out(generation: int) -> bool:
+        status = apps.read_namespaced_deployment("recreate", namespace).status
+        pods = core.list_namespaced_pod(namespace, label_selector="app=recreate").items
+        return (
+            status.observed_generation == generation
+            and status.updated_replicas == 1
+            and status.ready_replicas == 1
+            and len(pods) == 1
+        )
+
+    apps.create_namespaced_deployment(namespace, deployment("busybox:1.36"))
+    wait_until(lambda: rolled_out(1), 60, "the first rollout")
+    first = core.list_namespaced_pod(namespace, label_selector="app=recreate").items[0].metadata.uid
+    apps.patch_namespaced_deployment("recreate", namespace, deployment("busybox:1.37"))
+    wait_until(lambda: rolled_out(2), 60, "the Recreate rollout (old pod finished by the agent)")
+    second = core.list_namespaced_pod(namespace, label_selector="app=recreate").items[0]
+    assert second.metadata.uid != first
+    assert second.spec.containers[0].image == "busybox:1.37"
