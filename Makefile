@@ -48,11 +48,10 @@ sandbox-status: setup ## is the sandbox running, and where
 
 demo: sandbox-up ## set up, start the sandbox and show what the collection can do so far
 	@echo
-	@echo "The sandbox is up: a simulated ICC with V100 and V100S nodes."
+	@$(SANDBOX) nodes
+	@echo
 	@echo "Deploying TGI and Open WebUI (playbooks/deploy.yml) arrives with the next issue."
-	@echo "Look around with the admin kubeconfig printed above, for example:"
-	@echo "  $(BIN)/python -c 'import kubernetes' && KUBECONFIG=... kubectl get nodes"
-	@echo "Stop it with: make sandbox-down"
+	@echo "Stop the sandbox with: make sandbox-down"
 
 clean: sandbox-down ## stop the sandbox and remove .venv and caches (keeps the Kubernetes build cache)
 	rm -rf $(VENV) .ansible .pytest_cache .ruff_cache .sandbox

@@ -92,6 +92,35 @@ def cmd_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nodes(_args: argparse.Namespace) -> int:
+    """The simulated ICC at a glance: nodes, their GPU type and how many GPUs pods hold."""
+    sandbox = running_sandbox()
+    if sandbox is None:
+        print("no running sandbox: run `make sandbox-up` first", file=sys.stderr)
+        return 1
+    api = sandbox.admin_api()
+    used: dict[str, int] = {}
+    for pod in api.get("/api/v1/pods?fieldSelector=spec.nodeName%21%3D").get("items", []):
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for container in pod["spec"]["containers"]:
+            gpus = container.get("resources", {}).get("requests", {}).get("nvidia.com/gpu", 0)
+            used[pod["spec"]["nodeName"]] = used.get(pod["spec"]["nodeName"], 0) + int(gpus)
+    print(f"{'NODE':<18}{'READY':<7}{'GPU TYPE (taint)':<20}{'GPUS USED/ALL':<15}GPU MEMORY")
+    for node in api.get("/api/v1/nodes")["items"]:
+        name, labels = node["metadata"]["name"], node["metadata"].get("labels", {})
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
+        )
+        total = int(node["status"].get("allocatable", {}).get("nvidia.com/gpu", 0))
+        memory = labels.get("nvidia.com/gpu.memory")
+        print(
+            f"{name:<18}{'yes' if ready else 'no':<7}{labels.get('gpu-type', '-'):<20}"
+            f"{f'{used.get(name, 0)}/{total}':<15}{f'{int(memory) // 1024} GiB' if memory else '-'}"
+        )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Times fresh sandbox starts (the Kubernetes build is done once, before the first run)."""
     cluster.kubernetes_bin_dir()
@@ -116,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start (or reuse) the sandbox and print KUBECONFIG exports")
     commands.add_parser("down", help="stop the recorded sandbox and remove its files")
     commands.add_parser("status", help="show the recorded sandbox")
+    commands.add_parser("nodes", help="the simulated nodes, GPU types and GPUs in use")
     quota = commands.add_parser("quota", help="cap a namespace's GPU requests with a ResourceQuota")
     quota.add_argument("namespace")
     quota.add_argument("gpus", type=int)
@@ -127,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "down": cmd_down,
         "status": cmd_status,
         "quota": cmd_quota,
+        "nodes": cmd_nodes,
         "bench": cmd_bench,
     }
     try:
