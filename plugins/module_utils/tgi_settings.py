@@ -1,0 +1,533 @@
+# Copyright: haw.icc contributors
+# MIT License (see LICENSE)
+"""TGI's command line, in one place: validated settings -> the container's args and env.
+
+Settings are a mapping keyed by the `tgi_server` role's variable names, so every message can
+name the variable to fix. `validate_tgi_settings` reports every problem at once;
+`tgi_container` returns `{"args": [...], "env": [...]}` for the Kubernetes container, always in
+the same order for the same settings (the Deployment stays unchanged when nothing changed).
+Unset optional settings produce nothing: removing a setting removes its flag.
+
+The rules are the launcher's (text-generation-launcher of TGI 3.3), so that a bad combination
+is refused here, before anything is written, instead of crash-looping in the pod.
+
+Pure Python: no Ansible imports, no I/O. The filter plugin `haw.icc.tgi_container` and the
+modules import it the Ansible way:
+`from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import tgi_container`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
+    CATALOG_VARIABLE,
+    CatalogError,
+    gpu_types,
+    merged_catalog,
+)
+
+# The launcher's long flags (without "--") -> whether the flag takes a value, in the order of
+# `text-generation-launcher --help` (TGI 3.3). A contract test compares it with TGI's docs.
+LAUNCHER_FLAGS: dict[str, bool] = {
+    "model-id": True,
+    "revision": True,
+    "validation-workers": True,
+    "sharded": True,
+    "num-shard": True,
+    "quantize": True,
+    "speculate": True,
+    "dtype": True,
+    "kv-cache-dtype": True,
+    "trust-remote-code": False,
+    "max-concurrent-requests": True,
+    "max-best-of": True,
+    "max-stop-sequences": True,
+    "max-top-n-tokens": True,
+    "max-input-tokens": True,
+    "max-input-length": True,
+    "max-total-tokens": True,
+    "waiting-served-ratio": True,
+    "max-batch-prefill-tokens": True,
+    "max-batch-total-tokens": True,
+    "max-waiting-tokens": True,
+    "max-batch-size": True,
+    "cuda-graphs": True,
+    "hostname": True,
+    "port": True,
+    "prometheus-port": True,
+    "shard-uds-path": True,
+    "master-addr": True,
+    "master-port": True,
+    "huggingface-hub-cache": True,
+    "weights-cache-override": True,
+    "disable-custom-kernels": False,
+    "cuda-memory-fraction": True,
+    "rope-scaling": True,
+    "rope-factor": True,
+    "json-output": False,
+    "otlp-endpoint": True,
+    "otlp-service-name": True,
+    "cors-allow-origin": True,
+    "api-key": True,
+    "watermark-gamma": True,
+    "watermark-delta": True,
+    "ngrok": False,
+    "ngrok-authtoken": True,
+    "ngrok-edge": True,
+    "tokenizer-config-path": True,
+    "disable-grammar-support": False,
+    "env": False,
+    "max-client-batch-size": True,
+    "lora-adapters": True,
+    "usage-stats": True,
+    "payload-limit": True,
+    "enable-prefill-logprobs": False,
+    "graceful-termination-timeout": True,
+    "help": False,
+    "version": False,
+}
+# Flags clap accepts more than once (a list of values); any other flag may appear only once.
+REPEATABLE_FLAGS = frozenset({"cors-allow-origin"})
+
+# Flags `tgi_container` sets itself (as a flag or through its env) -> what to use instead.
+MANAGED_FLAGS: dict[str, str] = {
+    "model-id": "tgi_model_id",
+    "revision": "tgi_model_revision",
+    "num-shard": "tgi_gpu_count",
+    "sharded": "tgi_gpu_count",
+    "dtype": "tgi_dtype",
+    "quantize": "tgi_quantize",
+    "max-input-tokens": "tgi_max_input_tokens",
+    "max-input-length": "tgi_max_input_tokens",
+    "max-total-tokens": "tgi_max_total_tokens",
+    "max-batch-prefill-tokens": "tgi_max_batch_prefill_tokens",
+    "cuda-memory-fraction": "tgi_cuda_memory_fraction",
+    "max-concurrent-requests": "tgi_max_concurrent_requests",
+    "port": "tgi_container_port",
+    "hostname": "the collection (TGI must listen on 0.0.0.0 in a pod)",
+    "api-key": "tgi_api_key_secret",
+    "huggingface-hub-cache": "tgi_cache_mount_path",
+    "usage-stats": "the collection (usage statistics stay off)",
+    "help": "nothing (the container would print help and exit)",
+    "version": "nothing (the container would print its version and exit)",
+}
+
+DTYPES = ("float16", "bfloat16")
+QUANTIZE_METHODS = (
+    "awq",
+    "compressed-tensors",
+    "eetq",
+    "exl2",
+    "gptq",
+    "marlin",
+    "bitsandbytes",
+    "bitsandbytes-nf4",
+    "bitsandbytes-fp4",
+    "fp8",
+)
+
+# Quiet NCCL defaults for sharded servers; `tgi_nccl_env` entries override them.
+NCCL_ENV_DEFAULTS: dict[str, str] = {"NCCL_DEBUG": "WARN"}
+NCCL_ENV_PREFIXES = ("NCCL_", "TORCH_NCCL_")
+
+API_KEY_SECRET_KEY = "api-key"
+HF_TOKEN_SECRET_KEY = "token"
+
+# Every setting this module knows, with its default. `None` marks unset; required settings
+# (REQUIRED) have no usable default. A setting given as null takes its default.
+SETTINGS: dict[str, Any] = {
+    "tgi_model_id": None,
+    "tgi_model_revision": None,
+    "tgi_gpu_type": "gpu-tesla-v100",
+    "tgi_gpu_count": 1,
+    "tgi_dtype": None,
+    "tgi_quantize": None,
+    "tgi_max_input_tokens": None,
+    "tgi_max_total_tokens": None,
+    "tgi_max_batch_prefill_tokens": None,
+    "tgi_cuda_memory_fraction": None,
+    "tgi_max_concurrent_requests": None,
+    "tgi_container_port": 80,
+    "tgi_cache_mount_path": "/data",
+    "tgi_nccl_env": {},
+    "tgi_api_key_secret": None,
+    "tgi_hf_token_secret": None,
+    "tgi_extra_args": [],
+}
+REQUIRED = ("tgi_model_id", "tgi_api_key_secret")
+_PREFIX = "tgi_"
+
+# A Hub repository id: "name" or "org/name"; each part 1-96 of letters, digits, ".", "_", "-",
+# not starting or ending with "-" or ".", without "--" or ".." (the Hub's own rules).
+_HUB_PART = re.compile(r"^(?![-.])[A-Za-z0-9._-]{1,96}(?<![-.])$")
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_PORT = 65535
+
+
+class TgiSettingsError(ValueError):
+    """The TGI settings are invalid; `errors` lists every problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid TGI settings:\n" + "\n".join(f"- {e}" for e in self.errors))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _resolved(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The known settings with defaults filled in for absent or null ones."""
+    values = {}
+    for name, default in SETTINGS.items():
+        value = settings.get(name)
+        values[name] = default if value is None else value
+    return values
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return ", ".join(values) + " or null"
+
+
+def _check_model_id(model_id: Any) -> list[str]:
+    rule = (
+        'a Hugging Face Hub id "org/name" or "name": each part 1-96 letters, digits, ".", "_" '
+        'or "-", not starting or ending with "-" or ".", without "--" or ".."'
+    )
+    if model_id is None:
+        return [f"tgi_model_id is required: {rule}"]
+    parts = model_id.split("/") if isinstance(model_id, str) else []
+    if not 1 <= len(parts) <= 2 or not all(
+        _HUB_PART.match(part) and "--" not in part and ".." not in part for part in parts
+    ):
+        return [f"tgi_model_id: {model_id!r} is not allowed: {rule}"]
+    return []
+
+
+def _check_secret_name(name: str, value: Any, *, required: bool) -> list[str]:
+    rule = (
+        "the name of a Secret in the namespace: lowercase letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit, at most 253 characters"
+    )
+    if value is None:
+        return [f"{name} is required: {rule}"] if required else []
+    if not isinstance(value, str) or not _SECRET_NAME.match(value):
+        return [f"{name}: {value!r} is not allowed: {rule}" + ("" if required else ", or null")]
+    return []
+
+
+def _check_positive_int(name: str, value: Any) -> list[str]:
+    if value is not None and not (_is_int(value) and value > 0):
+        return [f"{name}: {value!r} is not allowed: an integer > 0, or null to use TGI's default"]
+    return []
+
+
+def _check_gpus(values: Mapping[str, Any], catalog: Mapping[str, Any] | None) -> list[str]:
+    count, gpu_type = values["tgi_gpu_count"], values["tgi_gpu_type"]
+    if not (_is_int(count) and count >= 0):
+        return [
+            f"tgi_gpu_count: {count!r} is not allowed: an integer >= 0 (0 runs TGI on the CPU, "
+            "n >= 1 shards the model over n GPUs of one node)"
+        ]
+    if count == 0 or catalog is None:  # the GPU type does not matter without GPUs
+        return []
+    known = gpu_types(catalog)
+    if not isinstance(gpu_type, str) or gpu_type not in known:
+        is_entry = isinstance(gpu_type, str) and gpu_type in catalog
+        hint = " (for the CPU set tgi_gpu_count: 0)" if is_entry else ""
+        return [
+            f"tgi_gpu_type: {gpu_type!r} is not a GPU type of the catalog{hint}: allowed "
+            f"{', '.join(known)} (add others with {CATALOG_VARIABLE})"
+        ]
+    per_node = catalog[gpu_type]["gpus_per_node"]
+    if count > per_node:
+        return [
+            f"tgi_gpu_count: {count} is more than one {gpu_type} node has: allowed 0..{per_node} "
+            "(all GPUs of a pod are on one node)"
+        ]
+    return []
+
+
+def _check_precision(dtype: Any, quantize: Any) -> list[str]:
+    errors = []
+    if dtype is not None and dtype not in DTYPES:
+        errors.append(f"tgi_dtype: {dtype!r} is not allowed: {_choices(DTYPES)}")
+    if quantize is not None and quantize not in QUANTIZE_METHODS:
+        errors.append(
+            f"tgi_quantize: {quantize!r} is not allowed: {_choices(QUANTIZE_METHODS)} "
+            "(pre-quantized checkpoints need none: TGI reads their config)"
+        )
+    if dtype is not None and quantize is not None:
+        errors.append(
+            f"tgi_dtype ({dtype!r}) and tgi_quantize ({quantize!r}) cannot both be set "
+            "(TGI refuses --dtype with --quantize): set one of them to null"
+        )
+    return errors
+
+
+def _check_tokens(values: Mapping[str, Any]) -> list[str]:
+    names = ("tgi_max_input_tokens", "tgi_max_total_tokens", "tgi_max_batch_prefill_tokens")
+    errors = [e for name in names for e in _check_positive_int(name, values[name])]
+    if errors:
+        return errors
+    max_input, max_total, prefill = (values[name] for name in names)
+    if max_input is not None and max_total is not None and max_input >= max_total:
+        errors.append(
+            f"tgi_max_input_tokens ({max_input}) must be less than tgi_max_total_tokens "
+            f"({max_total}): the total is the prompt plus the tokens generated"
+        )
+    if max_input is not None and prefill is not None and prefill < max_input:
+        errors.append(
+            f"tgi_max_batch_prefill_tokens ({prefill}) must be at least tgi_max_input_tokens "
+            f"({max_input}): a prompt of the maximum length must fit one prefill batch"
+        )
+    return errors
+
+
+def _check_memory_fraction(fraction: Any) -> list[str]:
+    number = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+    if fraction is not None and not (number and 0 < fraction <= 1):
+        return [
+            f"tgi_cuda_memory_fraction: {fraction!r} is not allowed: a number in (0, 1], the "
+            "share of each GPU's memory TGI may use, or null for all of it"
+        ]
+    return []
+
+
+def _check_port(port: Any) -> list[str]:
+    if not (_is_int(port) and 1 <= port <= _MAX_PORT):
+        return [f"tgi_container_port: {port!r} is not allowed: an integer in 1..{_MAX_PORT}"]
+    return []
+
+
+def _check_cache_path(path: Any) -> list[str]:
+    if not (
+        isinstance(path, str)
+        and path.startswith("/")
+        and path.rstrip("/")
+        and ".." not in path.split("/")
+        and not any(ch.isspace() for ch in path)
+    ):
+        return [
+            f"tgi_cache_mount_path: {path!r} is not allowed: an absolute path other than '/', "
+            "without '..' or spaces, like '/data'"
+        ]
+    return []
+
+
+def _check_nccl_env(nccl_env: Any) -> list[str]:
+    rule = (
+        f"a mapping of NCCL variable names (starting with {' or '.join(NCCL_ENV_PREFIXES)}) "
+        "to string values (quote numbers in YAML)"
+    )
+    if not isinstance(nccl_env, Mapping):
+        return [f"tgi_nccl_env: {nccl_env!r} is not allowed: {rule}"]
+    errors = []
+    for key, value in nccl_env.items():
+        if not (
+            isinstance(key, str) and _ENV_NAME.match(key) and key.startswith(NCCL_ENV_PREFIXES)
+        ):
+            errors.append(f"tgi_nccl_env: variable name {key!r} is not allowed: {rule}")
+        elif not isinstance(value, str):
+            errors.append(f"tgi_nccl_env[{key!r}]: {value!r} is not allowed: {rule}")
+    return errors
+
+
+def _split_flag(arg: str) -> tuple[str, str | None]:
+    """'--name=value' -> ('name', 'value'); '--name' -> ('name', None)."""
+    name, sep, value = arg[2:].partition("=")
+    return name, (value if sep else None)
+
+
+def _unknown_flag_message(arg: str, name: str) -> str:
+    allowed = [flag for flag in LAUNCHER_FLAGS if flag not in MANAGED_FLAGS]
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" (did you mean --{close[0]}?)" if close else ""
+    if any(ch.isspace() for ch in arg):
+        hint = (
+            " (each list item is one argument: write '--flag=value' or the flag and its "
+            "value as two items)"
+        )
+    return (
+        f"tgi_extra_args: {arg!r} is not a flag of text-generation-launcher{hint}, and TGI "
+        "aborts at start-up on unknown flags (flags of other servers such as vLLM included); "
+        f"allowed: {', '.join('--' + flag for flag in allowed)}"
+    )
+
+
+def _flag_error(arg: str, seen: set[str]) -> tuple[str | None, bool]:
+    """(the problem of one flag item or None, whether the next item may be its value)."""
+    if not arg.startswith("--"):
+        return (
+            f"tgi_extra_args: {arg!r} is not allowed: use the long form of the flag "
+            "(like '--trust-remote-code')"
+        ), False
+    name, value = _split_flag(arg)
+    next_is_value = value is None and LAUNCHER_FLAGS.get(name, True)
+    if name not in LAUNCHER_FLAGS:
+        return _unknown_flag_message(arg, name), next_is_value
+    if name in MANAGED_FLAGS:
+        return (
+            f"tgi_extra_args: {arg!r} is set by the collection: use {MANAGED_FLAGS[name]} instead"
+        ), next_is_value
+    if name in seen and name not in REPEATABLE_FLAGS:
+        return f"tgi_extra_args: --{name} is given more than once: give it once", next_is_value
+    seen.add(name)
+    if not LAUNCHER_FLAGS[name] and value is not None:
+        return (
+            f"tgi_extra_args: {arg!r} is not allowed: --{name} is a switch and takes no value"
+        ), False
+    return None, next_is_value
+
+
+def _check_extra_args(extra_args: Any) -> list[str]:
+    if not isinstance(extra_args, list) or not all(isinstance(a, str) for a in extra_args):
+        return [
+            f"tgi_extra_args: {extra_args!r} is not allowed: a list of strings, one "
+            "text-generation-launcher argument per item, like ['--max-batch-size', '8']"
+        ]
+    errors = []
+    seen: set[str] = set()
+    pending: str | None = None  # a valid flag still waiting for its value
+    swallow = False  # the next non-flag item is the value of a refused flag: one message is enough
+    for arg in extra_args:
+        if not arg.startswith("-"):
+            if pending is None and not swallow:
+                errors.append(
+                    f"tgi_extra_args: {arg!r} follows no flag that takes a value: give flags "
+                    "as '--flag', '--flag=value' or '--flag', 'value'"
+                )
+            pending, swallow = None, False
+            continue
+        if pending is not None:
+            errors.append(f"tgi_extra_args: {pending} needs a value, got {arg!r}")
+        error, next_is_value = _flag_error(arg, seen)
+        if error:
+            errors.append(error)
+        pending = arg if next_is_value and not error else None
+        swallow = bool(next_is_value and error)
+    if pending is not None:
+        errors.append(f"tgi_extra_args: {pending} needs a value, but it is the last item")
+    return errors
+
+
+def _check_unknown(settings: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for key in settings:
+        if isinstance(key, str) and key.startswith(_PREFIX) and key not in SETTINGS:
+            close = difflib.get_close_matches(key, list(SETTINGS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            errors.append(
+                f"{key} is not a TGI setting{hint}: known settings are {', '.join(SETTINGS)}"
+            )
+    return errors
+
+
+def validate_tgi_settings(settings: Mapping, catalog: Mapping | None = None) -> list[str]:
+    """Every problem of `settings`, as messages naming the variable, its value and the rule.
+
+    `catalog` is the GPU catalog or the entries of `icc_gpu_catalog` (laid over the built-in
+    catalog either way); None uses the built-in catalog. An empty list means valid.
+    """
+    if not isinstance(settings, Mapping):
+        return [f"TGI settings: {settings!r} is not a mapping of tgi_* variables"]
+    errors = _check_unknown(settings)
+    try:
+        merged = merged_catalog(catalog)
+    except CatalogError as exc:
+        errors.extend(exc.errors)
+        merged = None  # the GPU type cannot be checked against a broken catalog
+    values = _resolved(settings)
+    errors += _check_model_id(values["tgi_model_id"])
+    revision = values["tgi_model_revision"]
+    if revision is not None and not (
+        isinstance(revision, str) and revision and not any(c.isspace() for c in revision)
+    ):
+        errors.append(
+            f"tgi_model_revision: {revision!r} is not allowed: a branch, tag or commit id "
+            "without spaces (like 'main', 'refs/pr/2' or a commit hash), or null for the "
+            "default branch"
+        )
+    errors += _check_gpus(values, merged)
+    errors += _check_precision(values["tgi_dtype"], values["tgi_quantize"])
+    errors += _check_tokens(values)
+    errors += _check_memory_fraction(values["tgi_cuda_memory_fraction"])
+    errors += _check_positive_int(
+        "tgi_max_concurrent_requests", values["tgi_max_concurrent_requests"]
+    )
+    errors += _check_port(values["tgi_container_port"])
+    errors += _check_cache_path(values["tgi_cache_mount_path"])
+    errors += _check_nccl_env(values["tgi_nccl_env"])
+    errors += _check_secret_name("tgi_api_key_secret", values["tgi_api_key_secret"], required=True)
+    errors += _check_secret_name(
+        "tgi_hf_token_secret", values["tgi_hf_token_secret"], required=False
+    )
+    errors += _check_extra_args(values["tgi_extra_args"])
+    return errors
+
+
+def _float_arg(value: float) -> str:
+    text = repr(float(value))
+    if not math.isfinite(float(value)):  # pragma: no cover - refused by validation
+        raise ValueError(text)
+    return text
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": str(secret), "key": key}}}
+
+
+def tgi_container(settings: Mapping, catalog: Mapping | None = None) -> dict[str, list]:
+    """The TGI container's `args` and `env` for `settings` (see `validate_tgi_settings`).
+
+    Raises `TgiSettingsError` (a ValueError) listing every problem when the settings are
+    invalid. The same settings always give the same lists, in the same order.
+    """
+    errors = validate_tgi_settings(settings, catalog)
+    if errors:
+        raise TgiSettingsError(errors)
+    values = _resolved(settings)
+    gpu_count = int(values["tgi_gpu_count"])
+
+    args = ["--model-id", str(values["tgi_model_id"])]
+    if values["tgi_model_revision"] is not None:
+        args += ["--revision", str(values["tgi_model_revision"])]
+    if gpu_count >= 1:
+        # Always explicit: TGI's detection of the GPU count was broken before 3.3.7.
+        args += ["--num-shard", str(gpu_count)]
+    if values["tgi_dtype"] is not None:
+        args += ["--dtype", str(values["tgi_dtype"])]
+    if values["tgi_quantize"] is not None:
+        args += ["--quantize", str(values["tgi_quantize"])]
+    for flag, name in (
+        ("--max-input-tokens", "tgi_max_input_tokens"),
+        ("--max-total-tokens", "tgi_max_total_tokens"),
+        ("--max-batch-prefill-tokens", "tgi_max_batch_prefill_tokens"),
+        ("--max-concurrent-requests", "tgi_max_concurrent_requests"),
+    ):
+        if values[name] is not None:
+            args += [flag, str(int(values[name]))]
+    if values["tgi_cuda_memory_fraction"] is not None:
+        args += ["--cuda-memory-fraction", _float_arg(values["tgi_cuda_memory_fraction"])]
+    args += [str(arg) for arg in values["tgi_extra_args"]]
+
+    env: list[dict[str, Any]] = [
+        # Kubernetes sets HOSTNAME to the pod name, which TGI would take as its bind address.
+        {"name": "HOSTNAME", "value": "0.0.0.0"},
+        {"name": "PORT", "value": str(int(values["tgi_container_port"]))},
+        {"name": "USAGE_STATS", "value": "off"},
+        {"name": "HF_HOME", "value": str(values["tgi_cache_mount_path"])},
+        _secret_env("API_KEY", values["tgi_api_key_secret"], API_KEY_SECRET_KEY),
+    ]
+    if values["tgi_hf_token_secret"] is not None:
+        env.append(_secret_env("HF_TOKEN", values["tgi_hf_token_secret"], HF_TOKEN_SECRET_KEY))
+    if gpu_count > 1:
+        nccl = {**NCCL_ENV_DEFAULTS, **values["tgi_nccl_env"]}
+        env += [{"name": str(key), "value": str(nccl[key])} for key in sorted(nccl)]
+    return {"args": args, "env": env}
