@@ -1,0 +1,214 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.wait_for_rollout; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wait_for_rollout
+short_description: Wait for Deployments to become ready, showing what their pods are doing
+version_added: 0.1.0
+description:
+  - Waits until every listed Deployment has rolled out its newest revision. Done means the
+    Deployment controller has seen the latest spec, every desired replica runs the newest
+    revision and is available, and no pod of an older revision is left.
+  - >-
+    While waiting, prints one line per Deployment whenever what its pods do changes, and at
+    least every 60 seconds with the time waited, for example
+    C([wabc123-default] tgi: 0/1 ready — pod tgi-7c9f-x2lq: Running for 4m10s, not ready yet),
+    followed by which probe holds the pod back and the time waited so far. A model download of
+    many minutes is never a silent spinner.
+  - Stops early, with the reason, at states that waiting cannot heal (see O(fail_fast)), for
+    example a crash loop, where the message quotes the container's last output (TGI's error).
+  - Runs on the Ansible controller as an action plugin, whatever the inventory host is; only
+    the controller needs the C(kubernetes) Python library. It reads, never writes.
+  - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
+    it still waits on the Deployment's status and warns that the lines show less detail.
+author:
+  - haw.icc developers
+options:
+  namespace:
+    description:
+      - Namespace of the Deployments, for example V(wabc123-default).
+    type: str
+    required: true
+  names:
+    description:
+      - Names of the Deployments to wait for. The task succeeds when all are ready.
+    type: list
+    elements: str
+    required: true
+    aliases: [name]
+  timeout:
+    description:
+      - How many seconds to wait in total before failing.
+      - A first start of TGI downloads the model; allow for the download and the load.
+    type: int
+    default: 1800
+  poll_interval:
+    description:
+      - Seconds between two looks at the cluster (at least 1).
+    type: int
+    default: 5
+  fail_fast:
+    description:
+      - Fail as soon as a pod of the newest revision is in a state that will not heal by
+        waiting, instead of waiting for O(timeout).
+      - Such states are a crash loop (C(CrashLoopBackOff), or a container that failed with
+        C(Error) or C(OOMKilled) and restarted), an image that cannot be pulled
+        (C(ImagePullBackOff), C(ErrImagePull), C(InvalidImageName)), a container configuration
+        error (C(CreateContainerConfigError), for example a missing Secret key), a pod the
+        scheduler cannot place for longer than O(unschedulable_grace) seconds (for example
+        C(Insufficient nvidia.com/gpu) or an untolerated taint), pods the ReplicaSet cannot create
+        for that long (for example an exceeded ResourceQuota), and a paused Deployment.
+      - With V(false), such states are reported in the progress lines and the task fails only at
+        O(timeout).
+    type: bool
+    default: true
+  unschedulable_grace:
+    description:
+      - Seconds a pod may stay unschedulable (or its ReplicaSet unable to create pods) before
+        that counts as a state that will not heal. Pods waiting for a volume to be bound are
+        never failed for that.
+    type: int
+    default: 60
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: partial
+    details: In check mode nothing is waited for (the Deployments may not exist yet); the task
+      is skipped.
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+  action:
+    description: Has a corresponding action plugin that runs on the controller.
+    support: full
+  async:
+    description: Supports being used with the C(async) keyword.
+    support: none
+notes:
+  - The O(kubeconfig) defaults to the environment variable E(K8S_AUTH_KUBECONFIG), then
+    E(KUBECONFIG), then C(~/.kube/config), read on the controller. The other connection options
+    also fall back to their E(K8S_AUTH_*) variables, as in kubernetes.core.
+  - This module is not part of the kubernetes.core C(k8s) action group, so C(module_defaults)
+    for C(group/kubernetes.core.k8s) do not reach it; pass O(kubeconfig) and O(context)
+    explicitly or set its own C(module_defaults).
+  - Durations are measured against the API server's clock (its C(Date) header), so a wrong
+    clock on the controller does not distort them.
+  - For a useful crash message from TGI, its container should set
+    C(terminationMessagePolicy=FallbackToLogsOnError), so the end of its log becomes the
+    termination message.
+requirements:
+  - kubernetes (Python library, on the controller)
+seealso:
+  - module: kubernetes.core.k8s
+  - module: kubernetes.core.k8s_info
+"""
+
+EXAMPLES = r"""
+- name: Wait for TGI and Open WebUI, printing what the pods do
+  haw.icc.wait_for_rollout:
+    namespace: wabc123-default
+    names:
+      - tgi
+      - open-webui
+    kubeconfig: "{{ icc_kubeconfig }}"
+    timeout: 2700
+
+- name: Keep waiting through a crash loop (report it, fail only at the timeout)
+  haw.icc.wait_for_rollout:
+    namespace: "{{ icc_namespace }}"
+    name: tgi
+    fail_fast: false
+    timeout: 600
+
+- name: Give the scheduler five minutes when GPUs are busy
+  haw.icc.wait_for_rollout:
+    namespace: "{{ icc_namespace }}"
+    names: [tgi]
+    unschedulable_grace: 300
+  register: __tgi_rollout
+
+- name: Show why TGI did not start
+  ansible.builtin.debug:
+    msg: "{{ __tgi_rollout.deployments.tgi.detail | default('') }}"
+  when: __tgi_rollout is failed
+"""
+
+RETURN = r"""
+elapsed:
+  description: Seconds spent waiting.
+  returned: when the task waited
+  type: float
+  sample: 184.2
+deployments:
+  description: The last state seen of each Deployment, by name.
+  returned: when the task waited
+  type: dict
+  contains:
+    ready:
+      description: Whether the rollout of the newest revision is complete.
+      type: bool
+      sample: false
+    summary:
+      description: One line saying what the Deployment's pods are doing.
+      type: str
+      sample: >-
+        tgi: 0/1 ready — pod tgi-7c9f-x2lq: Running for 45s, not ready yet
+        (startup probe: loading the model)
+    replicas:
+      description: Desired replicas.
+      type: int
+      sample: 1
+    ready_replicas:
+      description: Ready pods of the newest revision.
+      type: int
+      sample: 0
+    revision:
+      description: Revision number of the newest ReplicaSet, empty when unknown.
+      type: str
+      sample: "3"
+    failed:
+      description: Whether a state was seen that waiting cannot heal.
+      type: bool
+      sample: true
+    reason:
+      description: Why it will not heal, naming the pod; empty otherwise.
+      type: str
+      sample: >-
+        pod tgi-7c9f-x2lq: CrashLoopBackOff (restart 3): error: unexpected argument
+        '--max-parallel-loading-workers' found
+    pod:
+      description: The pod the summary is about, empty when none.
+      type: str
+      sample: tgi-7c9f-x2lq
+    detail:
+      description: The failing container's last output (its termination message), when there is one.
+      type: str
+      returned: when a container failed with a termination message
+msg:
+  description: What happened. On failure it names the Deployment, the pod and the reason, and
+    quotes the container's last output.
+  returned: always
+  type: str
+  sample: "ready after 3m04s: tgi: 1/1 ready"
+"""
+
+
+def main():
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(argument_spec={}, bypass_checks=True, supports_check_mode=True)
+    module.fail_json(
+        msg="haw.icc.wait_for_rollout runs as an action plugin on the controller; "
+        "this module file only documents it and must not be executed on a host"
+    )
+
+
+if __name__ == "__main__":
+    main()
