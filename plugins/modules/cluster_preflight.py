@@ -152,13 +152,15 @@ def main():
     )
     namespace = module.params["namespace"]
     result = dict(changed=False, namespace_exists=None, namespace_created=False, denied=[])
+    server = "the cluster"
     try:
-        api_client = get_api_client(module).client.client
+        # Building the dynamic client already asks the server for its version.
+        k8s_client = get_api_client(module)
+        api_client = k8s_client.client.client
+        server = api_client.configuration.host
+        result["server_version"] = k8s.VersionApi(api_client).get_code().git_version
     except CoreException as error:
         module.fail_json(msg=f"Cannot use the kubeconfig: {error}", **result)
-    server = api_client.configuration.host
-    try:
-        result["server_version"] = k8s.VersionApi(api_client).get_code().git_version
     except ApiException as error:
         if error.status in (401, 403):
             module.fail_json(
@@ -168,8 +170,11 @@ def main():
             msg=f"The cluster at {server} answered {error.status}: {reason(error)}", **result
         )
     except (HTTPError, OSError) as error:
+        # The connection pool knows the address that failed even before the client existed.
+        pool = getattr(error, "pool", None)
+        server = f"https://{pool.host}:{pool.port}" if pool is not None else server
         module.fail_json(
-            msg=f"Cannot reach the cluster at {server}: {error}. "
+            msg=f"Cannot reach the cluster at {server}: {getattr(error, 'reason', error)}. "
             "Check KUBECONFIG or icc_kubeconfig, the context, and your network (VPN).",
             **result,
         )
