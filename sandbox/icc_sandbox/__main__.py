@@ -45,6 +45,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         pointer = pointer_file()
         pointer.parent.mkdir(parents=True, exist_ok=True)
         pointer.write_text(json.dumps({"state_file": str(sandbox.state_file)}))
+        # Stable paths for inventories/sandbox, whatever temporary directory the sandbox uses.
+        for kubeconfig in (sandbox.admin_kubeconfig, sandbox.student_kubeconfig):
+            link = pointer.parent / kubeconfig.name
+            link.unlink(missing_ok=True)
+            link.symlink_to(kubeconfig)
         print(
             f"# sandbox up in {time.monotonic() - began:.1f}s at {sandbox.server}", file=sys.stderr
         )
