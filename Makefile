@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COLLECTION_LINK := .ansible/collections/ansible_collections/haw/icc
 SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
+# Tools that call ansible-playbook by name (molecule) find the pinned one.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test lint bench sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test lint molecule bench sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,12 +49,18 @@ sandbox-down: setup ## stop the local ICC sandbox and remove its files
 sandbox-status: setup ## is the sandbox running, and where
 	@$(SANDBOX) status
 
-demo: sandbox-up ## set up, start the sandbox and show what the collection can do so far
+demo: sandbox-up ## set up, start the sandbox, deploy TGI + Open WebUI into the student namespace
 	@echo
 	@$(SANDBOX) nodes
 	@echo
-	@echo "Deploying TGI and Open WebUI (playbooks/deploy.yml) arrives with the next issue."
+	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/deploy.yml
+	@echo
+	@$(SANDBOX) nodes
+	@echo "Again: changes nothing. Remove: $(BIN)/ansible-playbook -i inventories/sandbox playbooks/cleanup.yml"
 	@echo "Stop the sandbox with: make sandbox-down"
+
+molecule: setup ## the Molecule default scenario (sandbox, or ICC_MOLECULE_KUBECONFIG)
+	$(BIN)/molecule test
 
 clean: sandbox-down ## stop the sandbox and remove .venv and caches (keeps the Kubernetes build cache)
 	rm -rf $(VENV) .ansible .pytest_cache .ruff_cache .sandbox
