@@ -7,7 +7,6 @@ free at start. Nothing listens outside 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
@@ -420,26 +419,32 @@ def _pid_runs(pid: int, name: str) -> bool:
 
 
 def _terminate(pid: int, name: str, grace: float = 10.0) -> None:
-    if not _pid_runs(pid, name):
-        _reap(pid)
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _pid_runs(pid, name):
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    while _pid_runs(pid, name):
-        _reap(pid)
-        time.sleep(0.05)
+    if _pid_runs(pid, name):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _pid_runs(pid, name) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if _pid_runs(pid, name):
+            os.kill(pid, signal.SIGKILL)
+            while _pid_runs(pid, name):
+                _reap(pid)
+                time.sleep(0.05)
+    # It may still be exiting: collect our child once it is a zombie, or it keeps its PID.
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        if not _reap(pid):
+            return  # not our child: its parent (init, for `make sandbox-up`) collects it
+        time.sleep(0.02)
 
 
-def _reap(pid: int) -> None:
-    """Collects the exit status when the process is our own child, so it does not stay a zombie."""
-    with contextlib.suppress(ChildProcessError):
+def _reap(pid: int) -> bool:
+    """Collects the exit status of our own exited child; False when it is not our child."""
+    try:
         os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _free_ports(count: int) -> list[int]:

@@ -43,20 +43,28 @@ def write_inventory(directory: Path, namespaces: list[str], kubeconfig: Path, **
 
 
 def run_playbook(
-    playbook: str,
+    playbook: str | Path,
     inventory: Path,
     *options: str,
     extra_vars: dict | None = None,
     timeout: float = 600,
 ) -> Run:
-    """Runs playbooks/<playbook> from the checkout; extra vars go through a JSON file (typed)."""
+    """Runs playbooks/<playbook> (or a playbook file given by path) from the checkout.
+
+    Extra vars go through a JSON file so they keep their types. The caller's own kubeconfig
+    settings are not passed on: tests name their kubeconfig explicitly.
+    """
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory)]
     if extra_vars:
         vars_file = inventory.parent / "extra-vars.json"
         vars_file.write_text(json.dumps(extra_vars))
         argv += ["-e", f"@{vars_file}"]
-    argv += [*options, str(REPO_ROOT / "playbooks" / playbook)]
-    env = os.environ | {
+    argv += [*options, str(REPO_ROOT / "playbooks" / playbook)]  # an absolute path wins
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("K8S_AUTH_") and key != "KUBECONFIG"
+    } | {
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -182,3 +182,19 @@ def test_check_mode_on_a_new_namespace_reports_and_writes_nothing(
     assert run.rc == 0, run.output
     assert run.changed(namespace) > 0
     assert managed_objects(admin_client, namespace) == set()
+
+
+@pytest.mark.sandbox
+def test_zero_gpus_deploys_tgi_on_cpu_without_gpu_request_toleration_or_sharding(
+    inventory, namespace, core, admin_client
+):
+    run = run_playbook("deploy.yml", inventory, extra_vars={"tgi_gpu_count": 0})
+    assert run.rc == 0, run.output
+    pod = tgi_pod(core, namespace)
+    container = pod.spec.containers[0]
+    assert "nvidia.com/gpu" not in (container.resources.limits or {})
+    assert "nvidia.com/gpu" not in (container.resources.requests or {})
+    assert not any(t.key and t.key.startswith("gpu-tesla") for t in pod.spec.tolerations or [])
+    assert "--num-shard" not in container.args
+    assert container.image.endswith("-intel-cpu")
+    assert core.read_node(pod.spec.node_name).metadata.labels.get("gpu-type") is None

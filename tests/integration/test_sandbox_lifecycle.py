@@ -18,8 +18,14 @@ def port_is_listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def process_exists(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+def process_state(pid: int) -> str | None:
+    """The process's state letter and command line, or None when the PID is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    return f"{stat.rsplit(')', 1)[1].split()[0]} {cmdline[:120]}"
 
 
 @pytest.mark.sandbox
@@ -40,7 +46,8 @@ def test_a_second_sandbox_starts_beside_the_first_and_stops_without_a_trace(sand
         assert port_is_listening(api_port)
     finally:
         cluster.stop(second)
-    assert not any(process_exists(pid) for pid in pids.values()), pids
+    left = {name: process_state(pid) for name, pid in pids.items() if process_state(pid)}
+    assert not left, left
     assert not port_is_listening(api_port)
     assert not second.run_dir.exists()
     assert sandbox.is_alive(), "stopping one sandbox must not touch another"

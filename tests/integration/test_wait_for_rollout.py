@@ -20,6 +20,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from playbooks import run_playbook
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
 MODEL_ARGS = ["--model-id", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"]
@@ -108,39 +110,25 @@ def run_wait(tmp_path: Path, namespace: str, *playbook_options: str, **options: 
         }
     ]
     (tmp_path / "wait.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
-    inventory = {
-        "all": {
-            "hosts": {namespace: None},
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    bin_dir = Path(sys.executable).parent
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("K8S_AUTH_") and key != "KUBECONFIG"
-    } | {
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    argv = [str(bin_dir / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml")]
-    began = time.monotonic()
-    process = subprocess.run(
-        [*argv, *playbook_options, str(tmp_path / "wait.yml")],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {namespace: None},
+                    "vars": {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": sys.executable,
+                    },
+                }
+            }
+        )
     )
-    output = process.stdout + process.stderr
-    assert result_file.exists(), output
+    began = time.monotonic()
+    run = run_playbook(tmp_path / "wait.yml", inventory, *playbook_options, timeout=PROCESS_TIMEOUT)
+    assert result_file.exists(), run.output
     return WaitRun(
-        process.returncode, output, json.loads(result_file.read_text()), time.monotonic() - began
+        run.rc, run.output, json.loads(result_file.read_text()), time.monotonic() - began
     )
 
 
