@@ -55,7 +55,7 @@ def test_second_deploy_changes_nothing_and_restarts_nothing(inventory, namespace
     first = run_playbook("deploy.yml", inventory)
     assert first.rc == 0, first.output
     assert first.changed(namespace) > 0
-    assert "tgi: 1/1 ready" in first.output or "ready" in first.output
+    assert f"[{namespace}] tgi: 1/1 ready" in first.output  # the wait's progress line
     before = tgi_pod(core, namespace)
 
     second = run_playbook("deploy.yml", inventory)
