@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_times
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
+    quantity_times,
+    value_errors,
+)
 
 
 def k8s_quantity_times(value, factor):
@@ -15,6 +18,10 @@ def k8s_quantity_times(value, factor):
         raise AnsibleFilterError(str(error)) from error
 
 
+def k8s_value_errors(labels, quantities=None):
+    return value_errors(labels, quantities)
+
+
 class FilterModule:
     def filters(self):
-        return {"k8s_quantity_times": k8s_quantity_times}
+        return {"k8s_quantity_times": k8s_quantity_times, "k8s_value_errors": k8s_value_errors}

@@ -47,3 +47,19 @@ def quantity_times(value, factor: int) -> str:
         raise ValueError(str(error)) from error
     text = format(number.normalize(), "f")
     return f"{text}{match.group('suffix') or ''}"
+
+
+def value_errors(labels=None, quantities=None) -> list[str]:
+    """Messages for variables that must be DNS-1123 labels or positive quantities, by name."""
+    errors = [
+        f"{name}: {value!r} is not a DNS-1123 label (at most 63 lower-case letters, digits or "
+        "'-', starting and ending with a letter or digit)"
+        for name, value in (labels or {}).items()
+        if not is_dns1123_label(value)
+    ]
+    errors += [
+        f"{name}: {value!r} is not a positive Kubernetes quantity such as 500m, 2, 8Gi or 50Gi"
+        for name, value in (quantities or {}).items()
+        if not is_quantity(value)
+    ]
+    return errors

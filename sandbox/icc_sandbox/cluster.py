@@ -79,11 +79,7 @@ class Sandbox:
         """True when every process still runs and the API server answers /readyz."""
         if not all(_pid_runs(pid, name) for name, pid in self.pids.items()):
             return False
-        try:
-            self.admin_api().request("GET", "/readyz", timeout=3)
-        except (ApiError, OSError):
-            return False
-        return True
+        return _ready(self.admin_api())
 
     def export_lines(self) -> str:
         return (

@@ -254,10 +254,8 @@ def simulate_container(
         "containerID": f"sandbox://{pod['metadata']['uid']}/{name}",
     }
     events = [
-        _event(
-            "Pulled", "Normal", f'Container image "{image}" already present on machine', name, 0
-        ),
-        _event("Started", "Normal", f"Started container {name}", name, 0),
+        _event("Pulled", "Normal", f'Container image "{image}" already present on machine', name),
+        _event("Started", "Normal", f"Started container {name}", name),
     ]
     outcome: LaunchOutcome | None = None
     if app.kind == "tgi":
@@ -305,14 +303,14 @@ def simulate_container(
                 }
             }
             events.append(
-                _event("BackOff", "Warning", "Back-off restarting failed container", name, 0)
+                _event("BackOff", "Warning", "Back-off restarting failed container", name)
             )
         return status, events
 
     failure = probe_failure(container, app, pod_ip)
     ready = failure is None and elapsed >= ready_delay(pod, app, timing)
     if failure is not None and elapsed >= ready_delay(pod, app, timing):
-        events.append(_event("Unhealthy", "Warning", failure, name, 0))
+        events.append(_event("Unhealthy", "Warning", failure, name))
     status = base | {
         "ready": ready,
         "started": True,
@@ -322,13 +320,12 @@ def simulate_container(
     return status, events
 
 
-def _event(reason: str, kind: str, message: str, container: str, serial: int) -> JSON:
+def _event(reason: str, kind: str, message: str, container: str) -> JSON:
     return {
         "reason": reason,
         "type": kind,
         "message": message,
         "container": container,
-        "serial": serial,
     }
 
 

@@ -43,6 +43,14 @@ def pod_is_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def pod_event(core: client.CoreV1Api, namespace: str, pod: str, reason: str):
+    """The pod's first event with this reason, else None."""
+    events = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod}"
+    ).items
+    return next((e for e in events if e.reason == reason), None)
+
+
 def terminated_state(core: client.CoreV1Api, namespace: str, name: str):
     """The container's last termination once it is in CrashLoopBackOff, else None."""
     status = core.read_namespaced_pod(name, namespace).status
@@ -76,7 +84,15 @@ def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(admin_client, cor
         pods = core.list_namespaced_pod(namespace, label_selector="app=two-gpus").items
         return next((p for p in pods if pod_is_ready(core, namespace, p.metadata.name)), None)
 
-    pod = wait_until(ready_pod, 60, "the Deployment's pod to become Ready")
+    def explain() -> str:
+        pods = core.list_namespaced_pod(namespace).items
+        events = core.list_namespaced_event(namespace).items
+        return "\n".join(
+            [f"pod {p.metadata.name}: {p.status.phase} on {p.spec.node_name}" for p in pods]
+            + [f"event {e.involved_object.name}: {e.reason}: {e.message}" for e in events]
+        )
+
+    pod = wait_until(ready_pod, 60, "the Deployment's pod to become Ready", explain=explain)
     node = core.read_node(pod.spec.node_name)
     assert node.metadata.labels["gpu-type"] == V100
     assert pod.status.container_statuses[0].ready
@@ -100,13 +116,11 @@ def test_pod_asking_five_gpus_stays_pending_with_the_schedulers_reason(core, nam
         pod_manifest("greedy", gpu_container("work", "busybox:1.36", 5), (V100, "gpu-tesla-v100s")),
     )
 
-    def scheduling_failure():
-        events = core.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=greedy"
-        ).items
-        return next((e for e in events if e.reason == "FailedScheduling"), None)
-
-    event = wait_until(scheduling_failure, 30, "a FailedScheduling event")
+    event = wait_until(
+        lambda: pod_event(core, namespace, "greedy", "FailedScheduling"),
+        30,
+        "a FailedScheduling event",
+    )
     assert "Insufficient nvidia.com/gpu" in event.message
     pod = core.read_namespaced_pod("greedy", namespace)
     assert pod.status.phase == "Pending"
@@ -192,13 +206,11 @@ def test_valid_tgi_becomes_ready_only_when_probed_where_it_listens(core, namespa
     core.create_namespaced_pod(namespace, tgi("tgi-wrong-port", 3000))
     wait_until(lambda: pod_is_ready(core, namespace, "tgi-right-port"), 30, "TGI to become Ready")
 
-    def unhealthy():
-        events = core.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=tgi-wrong-port"
-        ).items
-        return next((e for e in events if e.reason == "Unhealthy"), None)
-
-    event = wait_until(unhealthy, 30, "the probe failure event")
+    event = wait_until(
+        lambda: pod_event(core, namespace, "tgi-wrong-port", "Unhealthy"),
+        30,
+        "the probe failure event",
+    )
     assert "connection refused" in event.message
     assert not pod_is_ready(core, namespace, "tgi-wrong-port")
 

@@ -10,8 +10,17 @@ import pytest
 from kubernetes import client
 
 
-def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Polls `probe` until it returns something truthy without raising; fails with `what`."""
+def wait_until(
+    probe: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """Polls `probe` until it returns something truthy without raising; fails with `what`.
+
+    `explain` adds what the cluster looked like at the time-out, so a failure can be diagnosed.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -22,6 +31,7 @@ def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: fl
         if result:
             return result
         time.sleep(interval)
-    pytest.fail(
-        f"timed out after {timeout}s waiting for {what}" + (f": {last_error}" if last_error else "")
-    )
+    detail = f": {last_error}" if last_error else ""
+    if explain is not None:
+        detail += f"\n{explain()}"
+    pytest.fail(f"timed out after {timeout}s waiting for {what}{detail}")
