@@ -51,14 +51,12 @@ def run_playbook(
 ) -> Run:
     """Runs playbooks/<playbook> (or a playbook file given by path) from the checkout.
 
-    Extra vars go through a JSON file so they keep their types. The caller's own kubeconfig
+    Extra vars are passed as JSON so they keep their types. The caller's own kubeconfig
     settings are not passed on: tests name their kubeconfig explicitly.
     """
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory)]
     if extra_vars:
-        vars_file = inventory.parent / "extra-vars.json"
-        vars_file.write_text(json.dumps(extra_vars))
-        argv += ["-e", f"@{vars_file}"]
+        argv += ["-e", json.dumps(extra_vars)]  # inline JSON keeps the types, writes no file
     argv += [*options, str(REPO_ROOT / "playbooks" / playbook)]  # an absolute path wins
     env = {
         key: value
