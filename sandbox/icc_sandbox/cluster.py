@@ -110,15 +110,24 @@ class Sandbox:
             self,
         )
 
-    def set_gpu_quota(self, namespace: str, gpus: int) -> None:
+    def set_gpu_quota(self, namespace: str, gpus: int, timeout: float = 30.0) -> None:
         """Caps the namespace's GPU requests, like the ICC's ResourceQuota on nvidia.com/gpu."""
         quota = {
             "metadata": {"name": "gpu-quota"},
             "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}},
         }
         api = self.admin_api()
+        path = f"/api/v1/namespaces/{namespace}/resourcequotas/gpu-quota"
         api.ensure(f"/api/v1/namespaces/{namespace}/resourcequotas", quota)
-        api.patch(f"/api/v1/namespaces/{namespace}/resourcequotas/gpu-quota", quota)
+        api.patch(path, quota)
+        # The quota binds only once the controller has written its status; until the API server's
+        # own quota cache has it, pods are admitted uncounted. Waiting for the status covers both.
+        _wait_for(
+            lambda: api.get(path).get("status", {}).get("hard") == quota["spec"]["hard"],
+            timeout,
+            f"the GPU quota of namespace {namespace} to take effect",
+            self,
+        )
 
 
 def kubernetes_bin_dir() -> Path:
