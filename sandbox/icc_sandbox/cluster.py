@@ -39,6 +39,22 @@ STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
+# The API server logs every write request of the student, and nothing else.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "users": [STUDENT_USER],
+            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+        },
+        {"level": "None"},
+    ],
+}
+
+
 class SandboxError(RuntimeError):
     pass
 
@@ -58,6 +74,23 @@ class Sandbox:
     @property
     def student_kubeconfig(self) -> Path:
         return self.run_dir / "student.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """One JSON line per write request of the student (see AUDIT_POLICY)."""
+        return self.run_dir / "student-writes.log"
+
+    def student_writes(self, namespace: str) -> list[dict]:
+        """The student's write requests into `namespace` so far, from the API server's audit log."""
+        if not self.audit_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
+        return [
+            entry
+            for entry in entries
+            if (entry.get("objectRef") or {}).get("namespace") == namespace
+            and entry.get("stage") == "ResponseComplete"
+        ]
 
     @property
     def state_file(self) -> Path:
@@ -158,6 +191,7 @@ def start(
     sandbox = Sandbox(run_dir=run_dir, server=f"https://127.0.0.1:{api_port}")
     try:
         _write_credentials(sandbox)
+        (run_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         sandbox.pids["etcd"] = _spawn(
             sandbox,
             "etcd",
@@ -194,6 +228,11 @@ def start(
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                # Tests prove "refused before the first write" from the student's write requests.
+                f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
+                f"--audit-log-path={sandbox.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
             ],
         )
         api = sandbox.admin_api()
