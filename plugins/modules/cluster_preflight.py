@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: cluster_preflight
 short_description: Check that a namespace on the cluster is reachable and usable before deploying
 version_added: 0.1.0
-author: haw.icc developers
+author: haw.icc developers (@haw-hamburg)
 description:
   - Connects with the given kubeconfig/context and reports a readable error when the cluster
     cannot be reached or the credentials are refused.
@@ -75,16 +75,14 @@ denied:
 
 import copy
 
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
 try:
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError
 except ImportError:  # reported by AnsibleK8SModule's requirement check
     pass
 
@@ -97,19 +95,6 @@ def argspec():
         permissions=dict(type="list", elements="dict", default=[]),
     )
     return spec
-
-
-def reason(error):
-    """The API server's message out of an ApiException, else the exception's text."""
-    body = getattr(error, "body", None)
-    if body:
-        try:
-            import json
-
-            return json.loads(body).get("message", body)
-        except ValueError:
-            return body
-    return str(error)
 
 
 def namespace_state(core, name):
@@ -152,32 +137,7 @@ def main():
     )
     namespace = module.params["namespace"]
     result = dict(changed=False, namespace_exists=None, namespace_created=False, denied=[])
-    server = "the cluster"
-    try:
-        # Building the dynamic client already asks the server for its version.
-        k8s_client = get_api_client(module)
-        api_client = k8s_client.client.client
-        server = api_client.configuration.host
-        result["server_version"] = k8s.VersionApi(api_client).get_code().git_version
-    except CoreException as error:
-        module.fail_json(msg=f"Cannot use the kubeconfig: {error}", **result)
-    except ApiException as error:
-        if error.status in (401, 403):
-            module.fail_json(
-                msg=f"The cluster at {server} refused the credentials: {reason(error)}", **result
-            )
-        module.fail_json(
-            msg=f"The cluster at {server} answered {error.status}: {reason(error)}", **result
-        )
-    except (HTTPError, OSError) as error:
-        # The connection pool knows the address that failed even before the client existed.
-        pool = getattr(error, "pool", None)
-        server = f"https://{pool.host}:{pool.port}" if pool is not None else server
-        module.fail_json(
-            msg=f"Cannot reach the cluster at {server}: {getattr(error, 'reason', error)}. "
-            "Check KUBECONFIG or icc_kubeconfig, the context, and your network (VPN).",
-            **result,
-        )
+    api_client, result["server_version"] = connect(module, result)
 
     core = k8s.CoreV1Api(api_client)
     try:
@@ -202,7 +162,9 @@ def main():
             k8s.AuthorizationV1Api(api_client), namespace, module.params["permissions"]
         )
     except ApiException as error:
-        module.fail_json(msg=f"Checking namespace {namespace} failed: {reason(error)}", **result)
+        module.fail_json(
+            msg=f"Checking namespace {namespace} failed: {api_message(error)}", **result
+        )
     if result["denied"]:
         module.fail_json(
             msg=f"Not allowed in namespace {namespace}: {', '.join(result['denied'])}. "
