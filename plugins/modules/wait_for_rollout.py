@@ -26,7 +26,7 @@ description:
   - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
     it still waits on the Deployment's status and warns that the lines show less detail.
 author:
-  - haw.icc developers
+  - haw.icc developers (@haw-hamburg)
 options:
   namespace:
     description:
@@ -200,14 +200,27 @@ msg:
 """
 
 
-def main():
-    from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    AUTH_ARGUMENT_SPEC,
+    fail_as_documentation_stub,
+)
 
-    module = AnsibleModule(argument_spec={}, bypass_checks=True, supports_check_mode=True)
-    module.fail_json(
-        msg="haw.icc.wait_for_rollout runs as an action plugin on the controller; "
-        "this module file only documents it and must not be executed on a host"
-    )
+# The options, in one place: the action plugin (plugins/action/wait_for_rollout.py) validates
+# the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
+# against it here.
+ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    names=dict(type="list", elements="str", required=True, aliases=["name"]),
+    timeout=dict(type="int", default=1800),
+    poll_interval=dict(type="int", default=5),
+    fail_fast=dict(type="bool", default=True),
+    unschedulable_grace=dict(type="int", default=60),
+    **AUTH_ARGUMENT_SPEC,
+)
+
+
+def main():
+    fail_as_documentation_stub("wait_for_rollout", ARGUMENT_SPEC)
 
 
 if __name__ == "__main__":

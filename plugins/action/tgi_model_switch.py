@@ -1,0 +1,558 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Action plugin for haw.icc.tgi_model_switch: changes the model of a running TGI, safely.
+
+It runs on the controller so that it can print what the new pod does while it starts. The TGI
+command line comes from module_utils/tgi_settings.py (`tgi_container`, the same function the
+tgi_server role renders its Deployment with); the client and the rollout wait from
+module_utils/k8s_client.py. This file decides what to write, writes it as one JSON patch, and
+puts the previous model back when the new one does not come up.
+
+Why a JSON patch of the container's `args` and `env` only: the template changes in exactly
+those two fields, so the Deployment makes one new ReplicaSet, and writing the previous values
+back makes the controller reuse the previous ReplicaSet (a rollback). Its `test` operations make
+the write fail instead of overwriting a change made since the Deployment was read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    AUTH_ARGUMENT_SPEC,
+    HEARTBEAT_SECONDS,
+    K8S_IMPORT_ERROR,
+    READY,
+    TIMED_OUT,
+    UNOBSERVED,
+    ApiProblem,
+    RolloutWatcher,
+    SetupError,
+    WaitOutcome,
+    auth_from,
+    build_api_client,
+    rollout_report,
+    wait_for_rollouts,
+)
+from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
+    DEFAULT_UNSCHEDULABLE_GRACE,
+    REVISION_ANNOTATION,
+    ProgressLog,
+    format_duration,
+)
+from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
+    SETTINGS,
+    TgiSettingsError,
+    tgi_container,
+)
+from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
+
+display = Display()
+
+FIELD_MANAGER = "haw.icc"  # the role's server-side apply uses the same manager
+GPU_RESOURCE = "nvidia.com/gpu"
+PATCH_ATTEMPTS = 3  # the Deployment controller writes status often: a stale read is normal
+OOM_MARKS = ("OOMKilled", "OutOfMemoryError", "out of memory")
+
+
+class SwitchRefused(Exception):
+    """The switch cannot or must not be made; nothing was written."""
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def find_container(deployment: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
+    """(index, container) of the pod template's container `name`; SwitchRefused when absent."""
+    meta = deployment.get("metadata") or {}
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or []
+    for index, container in enumerate(containers):
+        if container.get("name") == name:
+            return index, container
+    names = ", ".join(str(c.get("name")) for c in containers) or "none"
+    raise SwitchRefused(
+        f"Deployment {meta.get('name')} has no container named {name!r} (its containers: "
+        f"{names}); set the container option to the TGI container's name"
+    )
+
+
+def gpu_request(container: dict[str, Any]) -> int:
+    """The container's request of nvidia.com/gpu (a whole number); absent means 0."""
+    requests = (container.get("resources") or {}).get("requests") or {}
+    value = requests.get(GPU_RESOURCE)
+    if value is None:
+        value = ((container.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
+    try:
+        return int(str(value)) if value is not None else 0
+    except ValueError:
+        return -1  # not a whole number: never equal to a GPU count, so the switch refuses
+
+
+def _without_defaults(value: Any) -> Any:
+    """Drops what the API server leaves out or defaults: nulls, `optional: false`."""
+    if isinstance(value, dict):
+        return {
+            key: _without_defaults(item)
+            for key, item in value.items()
+            if item is not None and not (key == "optional" and item is False)
+        }
+    if isinstance(value, list):
+        return [_without_defaults(item) for item in value]
+    return value
+
+
+def normalize_env(env: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Env entries as the API server stores them, to compare what is live with what is wanted.
+
+    The server drops empty values and nulls and sets fieldRef.apiVersion to v1; values are
+    strings. The order is kept: it matters ($(VAR) references see only earlier entries).
+    """
+    normalized = []
+    for entry in env or []:
+        item: dict[str, Any] = {"name": str(entry.get("name"))}
+        value = entry.get("value")
+        if value is not None and value != "":
+            item["value"] = str(value)
+        source = _without_defaults(entry.get("valueFrom") or {})
+        if "fieldRef" in source:
+            source["fieldRef"] = dict({"apiVersion": "v1"}, **source["fieldRef"])
+        if source:
+            item["valueFrom"] = source
+        normalized.append(item)
+    return normalized
+
+
+def container_spec(container: dict[str, Any]) -> dict[str, list]:
+    """The part of a container the switch owns: args and env, normalized."""
+    return {
+        "args": [str(arg) for arg in container.get("args") or []],
+        "env": normalize_env(container.get("env")),
+    }
+
+
+def same_spec(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether the live container already has the wanted args and env (lists, in order)."""
+    return container_spec(live) == container_spec(wanted)
+
+
+def model_of(args: list[str] | None) -> str | None:
+    """The --model-id of a TGI command line ('--model-id X' or '--model-id=X'), else None."""
+    args = [str(arg) for arg in args or []]
+    for position, arg in enumerate(args):
+        if arg == "--model-id" and position + 1 < len(args):
+            return args[position + 1]
+        if arg.startswith("--model-id="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _set_op(base: str, field: str, present: bool, value: list | None) -> list[dict[str, Any]]:
+    path = f"{base}/{field}"
+    if value is None:
+        return [{"op": "remove", "path": path}] if present else []
+    return [{"op": "replace" if present else "add", "path": path, "value": value}]
+
+
+def switch_patch(
+    resource_version: str,
+    index: int,
+    live: dict[str, Any],
+    args: list[str] | None,
+    env: list[dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """The JSON patch that sets container `index`'s args and env (None removes the field).
+
+    The `test` operations make the server refuse it when the Deployment changed since it was
+    read, or the container moved: nothing is overwritten blindly.
+    """
+    base = f"/spec/template/spec/containers/{index}"
+    return [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+        {"op": "test", "path": f"{base}/name", "value": live.get("name")},
+        *_set_op(base, "args", "args" in live, args),
+        *_set_op(base, "env", "env" in live, env),
+    ]
+
+
+def spec_view(container: dict[str, Any]) -> dict[str, Any]:
+    """What --diff shows of a container: the model and the args and env (references only)."""
+    spec = container_spec(container)
+    return {"model_id": model_of(spec["args"]), "args": spec["args"], "env": spec["env"]}
+
+
+def should_roll_back(outcome: WaitOutcome, rollback: bool) -> bool:
+    """Roll back when the new revision failed or timed out; not when the API could not be read.
+
+    Without a view of the cluster nobody knows whether the new revision works, and a rollback
+    write would most likely fail the same way.
+    """
+    return rollback and outcome.status not in (READY, UNOBSERVED)
+
+
+def switch_result(
+    *,
+    changed: bool,
+    model_before: str | None,
+    model_after: str | None,
+    revision_before: str,
+    revision_after: str | None,
+    replicaset: str | None = None,
+    rolled_back: bool = False,
+    report: dict[str, Any] | None = None,
+    diff: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The result keys every path returns, in one shape."""
+    result = {
+        "changed": changed,
+        "model": {"before": model_before, "after": model_after},
+        "revision": {"before": revision_before, "after": revision_after},
+        "replicaset": replicaset,
+        "rolled_back": rolled_back,
+        "deployment": report or {},
+    }
+    if diff is not None:
+        result["diff"] = diff
+    return result
+
+
+def _revision(deployment: dict[str, Any]) -> str:
+    return ((deployment.get("metadata") or {}).get("annotations") or {}).get(
+        REVISION_ANNOTATION, ""
+    )
+
+
+# --- the switch --------------------------------------------------------------------------------
+
+
+class ModelSwitch:
+    """One switch of one Deployment; `watcher` reads and patches (a RolloutWatcher or a fake)."""
+
+    def __init__(
+        self,
+        watcher: Any,
+        args: dict[str, Any],
+        *,
+        check_mode: bool,
+        show: Callable[[str], None],
+        warn: Callable[[str], None],
+        prefix: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.watcher = watcher
+        self.args = args
+        self.name = args["name"]
+        self.namespace = args["namespace"]
+        self.container = args["container"]
+        self.check_mode = check_mode
+        self.show = show
+        self.warn = warn
+        self.prefix = prefix
+        self.clock = clock
+        self.sleep = sleep
+
+    # reading --------------------------------------------------------------------------------
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return self.watcher.deployment(self.name)
+        except ApiProblem as problem:
+            if problem.status == 404:
+                raise SwitchRefused(
+                    f"{problem}: the switch changes a running TGI and does not create one; "
+                    "run playbooks/deploy.yml first"
+                ) from problem
+            raise
+
+    def _check_gpus(self, container: dict[str, Any], settings: dict[str, Any]) -> None:
+        asked = settings.get("tgi_gpu_count")
+        asked = SETTINGS["tgi_gpu_count"] if asked is None else int(asked)
+        live = gpu_request(container)
+        if live != asked:
+            raise SwitchRefused(
+                f"Deployment {self.name} in namespace {self.namespace} runs with {live} GPU(s) "
+                f"(nvidia.com/gpu requested by container {self.container}), but the settings ask "
+                f"for tgi_gpu_count: {asked}. The switch changes the model, not the GPUs: run "
+                f"playbooks/deploy.yml with tgi_gpu_count: {asked} to change the GPUs, or keep "
+                f"tgi_gpu_count at {live}"
+            )
+
+    # writing --------------------------------------------------------------------------------
+
+    def _patch(
+        self,
+        deployment: dict[str, Any],
+        args: list | None,
+        env: list | None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Patches args and env, re-reading and retrying when the Deployment changed meanwhile."""
+        for attempt in range(1, PATCH_ATTEMPTS + 1):
+            index, live = find_container(deployment, self.container)
+            version = (deployment.get("metadata") or {}).get("resourceVersion") or ""
+            patch = switch_patch(version, index, live, args, env)
+            try:
+                return self.watcher.patch_deployment(self.name, patch, FIELD_MANAGER, dry_run)
+            except ApiProblem as problem:
+                # A failed `test` is a bare 422: see whether the Deployment moved on since.
+                if problem.status not in (409, 422):
+                    raise
+                deployment = self._read()
+                moved = (deployment.get("metadata") or {}).get("resourceVersion") != version
+                if not moved or attempt == PATCH_ATTEMPTS:
+                    raise ApiProblem(
+                        f"the API server refused the change of Deployment {self.name}: {problem}"
+                        + (" (it kept changing while being patched; run again)" if moved else ""),
+                        True,
+                        problem.status,
+                    ) from problem
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, timeout: int, generation: int | None) -> WaitOutcome:
+        return wait_for_rollouts(
+            self.watcher,
+            [self.name],
+            timeout=timeout,
+            poll_interval=self.args["poll_interval"],
+            grace=DEFAULT_UNSCHEDULABLE_GRACE,
+            log=ProgressLog(prefix=self.prefix, heartbeat=HEARTBEAT_SECONDS),
+            show=self.show,
+            warn=self.warn,
+            generations={self.name: generation} if generation else None,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+
+    def _snapshot(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """The rollout as it is now, for the result of a run that writes nothing."""
+        try:
+            events = self.watcher.events()
+            progress = self.watcher.rollout(deployment, events, DEFAULT_UNSCHEDULABLE_GRACE)
+        except ApiProblem as problem:
+            self.warn(f"cannot describe the rollout of Deployment {self.name}: {problem}")
+            return {}
+        return rollout_report(progress)
+
+    # the whole switch -----------------------------------------------------------------------
+
+    def run(self, wanted: dict[str, list], settings: dict[str, Any]) -> dict[str, Any]:
+        """Switches to `wanted` ({"args", "env"}); the task result (with `failed` on failure)."""
+        deployment = self._read()
+        _index, live = find_container(deployment, self.container)
+        self._check_gpus(live, settings)
+        before, after = spec_view(live), spec_view(wanted)
+        revision_before = _revision(deployment)
+        where = f"Deployment {self.name} in namespace {self.namespace}"
+        if same_spec(live, wanted):
+            result = switch_result(
+                changed=False,
+                model_before=before["model_id"],
+                model_after=after["model_id"],
+                revision_before=revision_before,
+                revision_after=revision_before,
+                report=self._snapshot(deployment),
+            )
+            result["msg"] = f"{where} already runs model {after['model_id']} with these settings"
+            return result
+        header = f"Deployment {self.name}, container {self.container}"
+        diff = {
+            "before": before,
+            "after": after,
+            "before_header": f"{header} (revision {revision_before or 'unknown'})",
+            "after_header": f"{header} (new revision)",
+        }
+        switch = f"from model {before['model_id']} to {after['model_id']}"
+        if self.check_mode:
+            self._patch(deployment, wanted["args"], wanted["env"], dry_run=True)
+            result = switch_result(
+                changed=True,
+                model_before=before["model_id"],
+                model_after=after["model_id"],
+                revision_before=revision_before,
+                revision_after=None,
+                report=self._snapshot(deployment),
+                diff=diff,
+            )
+            result["msg"] = (
+                f"check mode: would switch {where} {switch} (the API server accepted the change "
+                "in a dry run; nothing was written)"
+            )
+            return result
+
+        previous = {"args": live.get("args"), "env": live.get("env")}
+        patched = self._patch(deployment, wanted["args"], wanted["env"])
+        generation = (patched.get("metadata") or {}).get("generation")
+        self.show(f"{self.prefix}{self.name}: switching {switch}")
+        outcome = self._wait(self.args["timeout"], generation)
+        progress = outcome.rollouts.get(self.name)
+        result = switch_result(
+            changed=True,
+            model_before=before["model_id"],
+            model_after=after["model_id"],
+            revision_before=revision_before,
+            revision_after=(progress.revision if progress else "") or None,
+            replicaset=self.watcher.replicasets.get(self.name),
+            report=rollout_report(progress) if progress else {},
+            diff=diff,
+        )
+        result["elapsed"] = outcome.elapsed
+        if outcome.ready:
+            result["msg"] = (
+                f"switched {where} {switch}: revision {result['revision']['after']} "
+                f"(ReplicaSet {result['replicaset']}) ready after "
+                f"{format_duration(outcome.elapsed)}"
+            )
+            return result
+        result["failed"] = True
+        if progress is not None and outcome.status != UNOBSERVED:
+            result["failed_rollout"] = rollout_report(progress)
+        if not should_roll_back(outcome, self.args["rollback"]):
+            result["msg"] = self._unrolled_message(outcome, switch, before["model_id"])
+            return result
+        return self._roll_back(result, outcome, previous, before["model_id"], switch)
+
+    def _unrolled_message(self, outcome: WaitOutcome, switch: str, old_model: str | None) -> str:
+        where = f"Deployment {self.name} in namespace {self.namespace}"
+        if outcome.status == UNOBSERVED:
+            return (
+                f"switched {where} {switch}, but cannot follow the rollout: {outcome.message}. "
+                "The new revision may still be starting; look again with "
+                "haw.icc.wait_for_rollout, and switch back to model "
+                f"{old_model} if it does not come up"
+            )
+        return (
+            f"the switch of {where} {switch} failed and was not rolled back (rollback: false): "
+            f"{outcome.message}{self._hint(outcome)}\nSwitch back to model {old_model} (or "
+            "another one) to restore the service"
+        )
+
+    def _hint(self, outcome: WaitOutcome) -> str:
+        text = outcome.message or ""
+        if any(mark in text for mark in OOM_MARKS):
+            return (
+                "\n\nThe model does not fit into the GPU memory: check it with "
+                "haw.icc.gpu_capacity_check, then choose a smaller model, a quantization "
+                "(tgi_quantize) or more GPUs (tgi_gpu_count, changed with playbooks/deploy.yml)"
+            )
+        if outcome.status == TIMED_OUT:
+            return (
+                f"\n\nA first start downloads the model: if it only needs longer, raise the "
+                f"timeout (now {format_duration(self.args['timeout'])})"
+            )
+        return ""
+
+    def _roll_back(
+        self,
+        result: dict[str, Any],
+        outcome: WaitOutcome,
+        previous: dict[str, Any],
+        old_model: str | None,
+        switch: str,
+    ) -> dict[str, Any]:
+        where = f"Deployment {self.name} in namespace {self.namespace}"
+        why = f"{outcome.message}{self._hint(outcome)}"
+        self.show(f"{self.prefix}{self.name}: the new revision failed; rolling back to {old_model}")
+        try:
+            patched = self._patch(self._read(), previous["args"], previous["env"])
+        except (ApiProblem, SwitchRefused) as problem:
+            result["msg"] = (
+                f"the switch of {where} {switch} failed, and the rollback to model {old_model} "
+                f"failed too.\n\nWhy the new model failed: {why}\n\nWhy the rollback failed: "
+                f"{problem}\n\nThe Deployment still runs the new model: run playbooks/deploy.yml "
+                f"with tgi_model_id: {old_model} to restore it"
+            )
+            return result
+        restored = self._wait(
+            self.args["rollback_timeout"], (patched.get("metadata") or {}).get("generation")
+        )
+        result["rolled_back"] = True
+        progress = restored.rollouts.get(self.name)
+        if progress is not None:
+            result["deployment"] = rollout_report(progress)
+        result["elapsed"] = round(outcome.elapsed + restored.elapsed, 1)
+        if restored.ready:
+            result["msg"] = (
+                f"the switch of {where} {switch} failed, so it was rolled back: model "
+                f"{old_model} serves again (revision {progress.revision if progress else '?'})."
+                f"\n\nWhy the new model failed: {why}"
+            )
+        else:
+            result["msg"] = (
+                f"the switch of {where} {switch} failed; the previous settings (model "
+                f"{old_model}) were written back, but they did not become ready either.\n\n"
+                f"Why the new model failed: {why}\n\nWhy the rollback failed: {restored.message}"
+            )
+        return result
+
+
+# --- the action --------------------------------------------------------------------------------
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        result["changed"] = False
+        if args["poll_interval"] < 1 or args["timeout"] < 0 or args["rollback_timeout"] < 0:
+            return self._fail(
+                result, "poll_interval must be >= 1, timeout and rollback_timeout >= 0"
+            )
+        where = f"Deployment {args['name']} in namespace {args['namespace']}"
+        try:
+            wanted = tgi_container(args["settings"], args["catalog"] or None)
+        except TgiSettingsError as error:
+            problems = "\n".join(f"- {problem}" for problem in error.errors)
+            return self._fail(result, f"Refusing to switch the model of {where}:\n{problems}")
+        if K8S_IMPORT_ERROR is not None:
+            return self._fail(
+                result,
+                "the kubernetes Python library is needed on the Ansible controller "
+                f"(pip install kubernetes): {K8S_IMPORT_ERROR}",
+            )
+        environ = dict(os.environ)
+        given = {key: value for key, value in args.items() if key in AUTH_ARGUMENT_SPEC}
+        try:
+            api = build_api_client(auth_from(given, environ), environ)
+        except SetupError as error:
+            return self._fail(result, f"cannot connect to Kubernetes: {error}")
+        host = to_text(task_vars.get("inventory_hostname") or "")
+        watcher = RolloutWatcher(api, args["namespace"])
+        switch = ModelSwitch(
+            watcher,
+            args,
+            check_mode=bool(self._task.check_mode),
+            show=display.display,
+            warn=lambda message: display.warning(f"{host}: {message}" if host else message),
+            prefix=f"[{host}] " if host else "",
+        )
+        try:
+            result.update(switch.run(wanted, args["settings"]))
+        except SwitchRefused as refusal:
+            return self._fail(result, f"Refusing to switch the model of {where}: {refusal}")
+        except ApiProblem as problem:
+            return self._fail(result, f"cannot switch the model of {where}: {problem}")
+        finally:
+            api.close()
+        if watcher.warnings:
+            result["warnings"] = list(watcher.warnings)
+        return result
+
+    @staticmethod
+    def _fail(result: dict[str, Any], message: str) -> dict[str, Any]:
+        result["failed"] = True
+        result["msg"] = message
+        return result

@@ -1,0 +1,323 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.tgi_model_switch; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tgi_model_switch
+short_description: Switch the model of a running TGI Deployment, rolling back when it fails
+version_added: 0.1.0
+description:
+  - Changes the model a running text-generation-inference (TGI) Deployment serves (the model id
+    and revision, C(tgi_dtype) or C(tgi_quantize), the token limits, and any other launcher
+    setting). It writes only the TGI container's C(args) and C(env), built from O(settings) by the
+    same function the C(haw.icc.tgi_server) role renders its Deployment with, so the switch and
+    C(deploy.yml) never disagree about TGI's command line.
+  - Refuses before writing anything when the settings are invalid (listing every problem), when
+    the Deployment does not exist (run C(playbooks/deploy.yml) first), and when O(settings)
+    asks for another number of GPUs than the Deployment has (the GPU count is changed with
+    C(deploy.yml), which also adapts the toleration, C(/dev/shm) and the quota check).
+  - Idempotent. When the container already has these args and env, nothing is written and
+    nothing restarts. Otherwise one JSON patch replaces both, which makes exactly one new
+    ReplicaSet; the patch tests the Deployment's C(resourceVersion) first, so a change made by
+    someone else in between is never overwritten (the switch reads again and retries).
+  - Waits for the new revision and prints what its pod is doing, like
+    M(haw.icc.wait_for_rollout). If the new pod crash-loops (for example C(OOMKilled) when the
+    model does not fit into the GPU memory) or is not ready within O(timeout), the previous args
+    and env are written back, which brings back the previous ReplicaSet; the task waits for it
+    and then fails with the new pod's reason and last output.
+  - Runs on the Ansible controller as an action plugin, whatever the inventory host is; only
+    the controller needs the C(kubernetes) Python library. Needs C(get) and C(patch) on
+    Deployments and, for detailed progress lines, C(list) on ReplicaSets, pods and events in the
+    namespace.
+author:
+  - haw.icc developers (@haw-hamburg)
+options:
+  namespace:
+    description:
+      - Namespace of the TGI Deployment, for example V(wabc123-default).
+    type: str
+    required: true
+  name:
+    description:
+      - Name of the TGI Deployment (the role's C(tgi_name)).
+    type: str
+    default: tgi
+  container:
+    description:
+      - Name of the TGI container in the Deployment's pod template.
+    type: str
+    default: tgi
+  settings:
+    description:
+      - All TGI settings, keyed by the C(tgi_server) role's variable names (C(tgi_model_id),
+        C(tgi_model_revision), C(tgi_gpu_type), C(tgi_gpu_count), C(tgi_dtype),
+        C(tgi_quantize), C(tgi_max_input_tokens), C(tgi_max_total_tokens),
+        C(tgi_max_batch_prefill_tokens), C(tgi_max_concurrent_requests),
+        C(tgi_cuda_memory_fraction), C(tgi_container_port), C(tgi_cache_mount_path),
+        C(tgi_nccl_env), C(tgi_extra_args), C(tgi_api_key_secret), C(tgi_hf_token_secret)),
+        with the new model's values already merged in.
+      - >-
+        The role builds them as C(__tgi_settings); include it with C(tasks_from=validate) and
+        C(public=true) and pass C({{ __tgi_settings | combine({'tgi_model_id': ...}) }}).
+      - Settings left out take the role's defaults, so the whole set is needed to keep the
+        others as they are. Secrets are named, never given (the env refers to them).
+      - C(tgi_gpu_count) must be the Deployment's current GPU count.
+    type: dict
+    required: true
+  catalog:
+    description:
+      - Extra or overriding GPU types (the entries of C(icc_gpu_catalog)), laid over the
+        built-in catalog to check C(tgi_gpu_type) and C(tgi_gpu_count).
+    type: dict
+    default: {}
+  timeout:
+    description:
+      - Seconds the new revision has to become ready before it counts as failed.
+      - A new model is downloaded at its first start; allow for the download and the load.
+    type: int
+    default: 1800
+  poll_interval:
+    description:
+      - Seconds between two looks at the cluster while waiting (at least 1).
+    type: int
+    default: 5
+  rollback:
+    description:
+      - Write the previous args and env back when the new revision crash-loops or is not ready
+        within O(timeout), and wait for the previous revision.
+      - With V(false), the failed revision is left in place (the task still fails).
+      - No rollback is tried when the cluster could not be watched (API unreachable, access
+        denied), since then nobody knows whether the new revision works.
+    type: bool
+    default: true
+  rollback_timeout:
+    description:
+      - Seconds the restored previous revision has to become ready again.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+    details: The patch is sent as a server-side dry run (C(dryRun=All)), so the API server's
+      admission and validation judge it; nothing is written and nothing is waited for.
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: full
+    details: Shows the model id, args and env of the container before and after. The env holds
+      only references to Secrets, never their values.
+  action:
+    description: Has a corresponding action plugin that runs on the controller.
+    support: full
+  async:
+    description: Supports being used with the C(async) keyword.
+    support: none
+notes:
+  - The O(kubeconfig) defaults to the environment variable E(K8S_AUTH_KUBECONFIG), then
+    E(KUBECONFIG), then C(~/.kube/config), read on the controller. The other connection options
+    also fall back to their E(K8S_AUTH_*) variables, as in kubernetes.core.
+  - The switch does not check whether the model fits the GPUs; run M(haw.icc.gpu_capacity_check)
+    first (C(playbooks/change_model.yml) does), so that a model that cannot fit is refused in
+    seconds instead of after its download.
+  - Record the new model in the inventory afterwards (C(playbooks/change_model.yml) does), or the
+    next C(deploy.yml) switches back to the inventory's model.
+  - The patch is written with the field manager C(haw.icc), the one the C(tgi_server) role
+    applies with.
+requirements:
+  - kubernetes (Python library, on the controller)
+seealso:
+  - module: haw.icc.wait_for_rollout
+  - module: kubernetes.core.k8s_json_patch
+"""
+
+EXAMPLES = r"""
+- name: Get the TGI settings of this namespace (validated)
+  ansible.builtin.include_role:
+    name: haw.icc.tgi_server
+    tasks_from: validate
+    public: true
+
+- name: Switch TGI to another model, rolling back if it does not start
+  haw.icc.tgi_model_switch:
+    namespace: "{{ icc_namespace }}"
+    settings: "{{ __tgi_settings | combine({'tgi_model_id': 'Qwen/Qwen2.5-3B-Instruct'}) }}"
+    catalog: "{{ icc_gpu_catalog }}"
+    kubeconfig: "{{ icc_kubeconfig }}"
+    timeout: 2700
+  register: __tgi_switch
+
+- name: A 4-bit quantized 7B model, pinned to a commit
+  haw.icc.tgi_model_switch:
+    namespace: wabc123-default
+    settings: >-
+      {{ __tgi_settings | combine({'tgi_model_id': 'mistralai/Mistral-7B-Instruct-v0.2',
+                                   'tgi_model_revision': '41b61a33a2483885c981aa79e0df6b32407ed873',
+                                   'tgi_dtype': none, 'tgi_quantize': 'bitsandbytes-nf4'}) }}
+
+- name: Show why the new model failed
+  ansible.builtin.debug:
+    msg: "{{ __tgi_switch.failed_rollout.detail | default(__tgi_switch.msg) }}"
+  when: __tgi_switch is failed
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the Deployment was patched (also when it was rolled back afterwards), or
+    in check mode would be.
+  returned: always
+  type: bool
+model:
+  description: The model id before and after the switch (as asked for; after a rollback the
+    Deployment runs RV(model.before) again).
+  returned: success or when the switch was tried
+  type: dict
+  contains:
+    before:
+      description: The C(--model-id) the container had.
+      type: str
+      sample: Qwen/Qwen2.5-1.5B-Instruct
+    after:
+      description: The C(--model-id) of the new settings.
+      type: str
+      sample: Qwen/Qwen2.5-3B-Instruct
+revision:
+  description: The Deployment's revision before the switch and the revision the switch made.
+  returned: success or when the switch was tried
+  type: dict
+  contains:
+    before:
+      description: Revision before the switch (empty when unknown).
+      type: str
+      sample: "1"
+    after:
+      description: Revision of the new ReplicaSet; the same as RV(revision.before) when nothing
+        changed, null in check mode or when it was never seen.
+      type: str
+      sample: "2"
+replicaset:
+  description: Name of the ReplicaSet of the new revision, when the switch wrote one and saw it.
+  returned: success or when the switch was tried
+  type: str
+  sample: tgi-7c9f6d5b8
+rolled_back:
+  description: Whether the previous args and env were written back after the new revision
+    failed.
+  returned: success or when the switch was tried
+  type: bool
+  sample: false
+deployment:
+  description: The last state seen of the Deployment's rollout (after a rollback, the restored
+    revision's), with the keys of M(haw.icc.wait_for_rollout)'s C(deployments) entries.
+  returned: success or when the switch was tried
+  type: dict
+  contains:
+    ready:
+      description: Whether the newest revision is completely rolled out.
+      type: bool
+    summary:
+      description: One line saying what the Deployment's pods are doing.
+      type: str
+      sample: "tgi: 1/1 ready"
+    replicas:
+      description: Desired replicas.
+      type: int
+    ready_replicas:
+      description: Ready pods of the newest revision.
+      type: int
+    revision:
+      description: Revision number of the newest ReplicaSet.
+      type: str
+    failed:
+      description: Whether a state was seen that waiting cannot heal.
+      type: bool
+    reason:
+      description: Why it will not heal, naming the pod; empty otherwise.
+      type: str
+    pod:
+      description: The pod the summary is about, empty when none.
+      type: str
+    detail:
+      description: The failing container's last output, when there is one.
+      type: str
+      returned: when a container failed with a termination message
+failed_rollout:
+  description: The state of the new revision when it was judged failed (same keys as
+    RV(deployment)); its C(reason) and C(detail) say why the new model did not start.
+  returned: when the new revision failed or timed out
+  type: dict
+  sample:
+    ready: false
+    failed: true
+    revision: "2"
+    pod: tgi-5d8c7f9b4-x2lq9
+    reason: >-
+      pod tgi-5d8c7f9b4-x2lq9: OOMKilled (restart 0): torch.OutOfMemoryError: CUDA out of memory.
+diff:
+  description: The container's model id, args and env before and after (env holds only
+    references to Secrets).
+  returned: when the Deployment is or would be changed
+  type: dict
+  sample:
+    before:
+      model_id: Qwen/Qwen2.5-1.5B-Instruct
+      args: [--model-id, Qwen/Qwen2.5-1.5B-Instruct, --num-shard, "1"]
+      env:
+        - {name: HOSTNAME, value: 0.0.0.0}
+        - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
+    after:
+      model_id: Qwen/Qwen2.5-3B-Instruct
+      args: [--model-id, Qwen/Qwen2.5-3B-Instruct, --num-shard, "1"]
+      env:
+        - {name: HOSTNAME, value: 0.0.0.0}
+        - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
+elapsed:
+  description: Seconds spent waiting (for the new revision and, after a rollback, the restored
+    one).
+  returned: when the switch waited
+  type: float
+  sample: 184.2
+msg:
+  description: What happened. After a failure it names the new pod's reason and quotes its
+    last output, and says whether the rollback worked.
+  returned: always
+  type: str
+  sample: >-
+    switched Deployment tgi in namespace wabc123-default from model Qwen/Qwen2.5-1.5B-Instruct
+    to Qwen/Qwen2.5-3B-Instruct: revision 2 (ReplicaSet tgi-7c9f6d5b8) ready after 3m04s
+"""
+
+
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    AUTH_ARGUMENT_SPEC,
+    fail_as_documentation_stub,
+)
+
+# The options, in one place: the action plugin (plugins/action/tgi_model_switch.py) validates
+# the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
+# against it here.
+ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    name=dict(type="str", default="tgi"),
+    container=dict(type="str", default="tgi"),
+    settings=dict(type="dict", required=True),
+    catalog=dict(type="dict", default={}),
+    timeout=dict(type="int", default=1800),
+    poll_interval=dict(type="int", default=5),
+    rollback=dict(type="bool", default=True),
+    rollback_timeout=dict(type="int", default=600),
+    **AUTH_ARGUMENT_SPEC,
+)
+
+
+def main():
+    fail_as_documentation_stub("tgi_model_switch", ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

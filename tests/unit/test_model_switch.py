@@ -1,0 +1,808 @@
+"""haw.icc.tgi_model_switch without a cluster: the pure parts, then the action on a fake API.
+
+The fake keeps one Deployment and plays its controller: JSON patches are applied (their `test`
+operations too), a changed pod template makes a new revision, and going back to an earlier
+template reuses that revision's ReplicaSet with the next number, as Kubernetes does. What the
+new pod does is chosen by its model id.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from ansible_collections.haw.icc.plugins.action import tgi_model_switch as plugin
+from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
+    ActionModule,
+    ModelSwitch,
+    SwitchRefused,
+    find_container,
+    gpu_request,
+    model_of,
+    normalize_env,
+    same_spec,
+    should_roll_back,
+    switch_patch,
+    switch_result,
+)
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    FAILED,
+    READY,
+    TIMED_OUT,
+    UNOBSERVED,
+    ApiProblem,
+    WaitOutcome,
+    _at_least_generation,
+    wait_for_rollouts,
+)
+from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
+    RolloutProgress,
+    describe_rollout,
+)
+
+NAMESPACE = "wabc123-default"
+OLD_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+NEW_MODEL = "Qwen/Qwen2.5-3B-Instruct"
+BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
+OOM_REASON = (
+    "pod tgi-3-abcde: OOMKilled (restart 0): torch.OutOfMemoryError: CUDA out of memory. "
+    "Tried to allocate 13.50 GiB"
+)
+OOM_OUTPUT = "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory.\nError: ShardCannotStart"
+
+# The role's settings (roles/tgi_server/vars/main.yml __tgi_settings with its defaults).
+SETTINGS: dict[str, Any] = {
+    "tgi_model_id": OLD_MODEL,
+    "tgi_model_revision": None,
+    "tgi_gpu_type": "gpu-tesla-v100",
+    "tgi_gpu_count": 1,
+    "tgi_dtype": None,
+    "tgi_quantize": None,
+    "tgi_max_input_tokens": 2048,
+    "tgi_max_total_tokens": 4096,
+    "tgi_max_batch_prefill_tokens": 4096,
+    "tgi_max_concurrent_requests": None,
+    "tgi_cuda_memory_fraction": None,
+    "tgi_container_port": 80,
+    "tgi_cache_mount_path": "/data",
+    "tgi_nccl_env": {},
+    "tgi_extra_args": [],
+    "tgi_api_key_secret": "tgi-api-key",
+    "tgi_hf_token_secret": None,
+}
+# The same container as the API server returns it after deploy.yml (written out by hand).
+LIVE_ARGS = [
+    "--model-id",
+    OLD_MODEL,
+    "--num-shard",
+    "1",
+    "--max-input-tokens",
+    "2048",
+    "--max-total-tokens",
+    "4096",
+    "--max-batch-prefill-tokens",
+    "4096",
+]
+LIVE_ENV = [
+    {"name": "HOSTNAME", "value": "0.0.0.0"},
+    {"name": "PORT", "value": "80"},
+    {"name": "USAGE_STATS", "value": "off"},
+    {"name": "HF_HOME", "value": "/data"},
+    {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "tgi-api-key", "key": "api-key"}}},
+]
+
+
+def with_model(model: str, **more: Any) -> dict[str, Any]:
+    return {**SETTINGS, "tgi_model_id": model, **more}
+
+
+def live_deployment(gpus: int | None = 1) -> dict[str, Any]:
+    gpu = {} if gpus is None else {"nvidia.com/gpu": str(gpus)}
+    return {
+        "metadata": {
+            "name": "tgi",
+            "namespace": NAMESPACE,
+            "uid": "uid-tgi",
+            "generation": 1,
+            "resourceVersion": "100",
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "tgi"}},
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "tgi",
+                            "image": "ghcr.io/huggingface/text-generation-inference:3.3.0",
+                            "args": list(LIVE_ARGS),
+                            "env": copy.deepcopy(LIVE_ENV),
+                            "resources": {
+                                "requests": {"cpu": "2", "memory": "8Gi", **gpu},
+                                "limits": {"memory": "32Gi", **gpu},
+                            },
+                        }
+                    ]
+                }
+            },
+        },
+        "status": {"observedGeneration": 1},
+    }
+
+
+# --- a fake API with a Deployment controller ---------------------------------------------------
+
+
+def _pointer(document: Any, path: str) -> tuple[Any, str | int]:
+    parts = path.lstrip("/").split("/")
+    for part in parts[:-1]:
+        document = document[int(part)] if isinstance(document, list) else document[part]
+    last = parts[-1]
+    return document, int(last) if isinstance(document, list) else last
+
+
+def apply_json_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 for the operations the switch uses; ValueError where the server says 422."""
+    document = copy.deepcopy(document)
+    for operation in patch:
+        parent, key = _pointer(document, operation["path"])
+        present = key in parent if isinstance(parent, dict) else key < len(parent)
+        if operation["op"] == "test":
+            if not present or parent[key] != operation["value"]:
+                raise ValueError(f"test failed at {operation['path']}")
+        elif operation["op"] == "replace":
+            if not present:
+                raise ValueError(f"replace of missing {operation['path']}")
+            parent[key] = operation["value"]
+        elif operation["op"] == "add":
+            parent[key] = operation["value"]
+        elif operation["op"] == "remove":
+            del parent[key]
+    return document
+
+
+class FakeCluster:
+    """Plays the API server and the Deployment controller for one Deployment."""
+
+    def __init__(
+        self,
+        deployment: dict[str, Any],
+        crashing: tuple[str, ...] = (),
+        never_ready: tuple[str, ...] = (),
+        ready_after_polls: int = 0,
+    ) -> None:
+        self.namespace = NAMESPACE
+        self.stored = deployment
+        self.crashing, self.never_ready = crashing, never_ready
+        self.ready_after_polls = ready_after_polls
+        self.patches: list[tuple[list[dict[str, Any]], bool]] = []
+        self.writes = 0
+        self.warnings: list[str] = []
+        self.replicasets: dict[str, str] = {}
+        self.status_writes_before_patch = 0  # the controller writes status between read and patch
+        self.refuse_patch_number: int | None = None  # this patch (1-based) gets a 403
+        self.templates = [self._template(deployment)]  # index + 1 = first revision number
+        self.revision_of_template = {self._template(deployment): 1}
+        self.polls = 0
+
+    @staticmethod
+    def _template(deployment: dict[str, Any]) -> str:
+        return json.dumps(deployment["spec"]["template"], sort_keys=True)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        if name != self.stored["metadata"]["name"]:
+            raise ApiProblem(f"Deployment {name} not found in namespace {NAMESPACE}", True, 404)
+        return copy.deepcopy(self.stored)
+
+    def events(self) -> list[dict[str, Any]]:
+        return []
+
+    def patch_deployment(self, name, patch, field_manager, dry_run=False):
+        assert field_manager == "haw.icc"
+        self.patches.append((copy.deepcopy(patch), dry_run))
+        if self.refuse_patch_number == len(self.patches):
+            raise ApiProblem("deployments.apps is forbidden", True, 403)
+        if self.status_writes_before_patch:
+            self.status_writes_before_patch -= 1
+            meta = self.stored["metadata"]
+            meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        try:
+            patched = apply_json_patch(self.stored, patch)
+        except ValueError as error:
+            raise ApiProblem(f"patching Deployment {name}: {error}", False, 422) from error
+        if dry_run:
+            return patched
+        self.writes += 1
+        meta = patched["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        template = self._template(patched)
+        if template != self._template(self.stored):
+            meta["generation"] += 1
+            # A template seen before gets its ReplicaSet back, with the next revision number.
+            revision = max(self.revision_of_template.values()) + 1
+            self.revision_of_template[template] = revision
+            meta["annotations"]["deployment.kubernetes.io/revision"] = str(revision)
+            self.polls = 0
+        patched["status"]["observedGeneration"] = meta["generation"]
+        self.stored = patched
+        return copy.deepcopy(patched)
+
+    def rollout(self, deployment, events, grace) -> RolloutProgress:
+        self.polls += 1
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        model = model_of(container["args"])
+        revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        self.replicasets["tgi"] = f"tgi-rs{revision}"
+        pod = f"tgi-{revision}-abcde"
+        if model in self.crashing:
+            reason = OOM_REASON.replace("tgi-3-abcde", pod)
+            return RolloutProgress(
+                "tgi", False, f"tgi: 0/1 ready — {reason}", True, reason, OOM_OUTPUT,
+                revision=revision, pod=pod,
+            )  # fmt: skip
+        if model in self.never_ready or self.polls <= self.ready_after_polls:
+            summary = f"tgi: 0/1 ready — pod {pod}: Running, not ready yet"
+            return RolloutProgress("tgi", False, summary, revision=revision, pod=pod, state=summary)
+        return RolloutProgress("tgi", True, "tgi: 1/1 ready", revision=revision, state="ready")
+
+    @property
+    def container(self) -> dict[str, Any]:
+        return self.stored["spec"]["template"]["spec"]["containers"][0]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.001)
+
+
+def run_switch(cluster: FakeCluster, settings: dict[str, Any], check_mode=False, **options):
+    """ModelSwitch.run on the fake, with a fake clock; (result, lines shown)."""
+    clock, lines = FakeClock(), []
+    args = {
+        "namespace": NAMESPACE,
+        "name": "tgi",
+        "container": "tgi",
+        "timeout": 60,
+        "poll_interval": 5,
+        "rollback": True,
+        "rollback_timeout": 30,
+        **options,
+    }
+    switch = ModelSwitch(
+        cluster,
+        args,
+        check_mode=check_mode,
+        show=lines.append,
+        warn=lines.append,
+        prefix=f"[{NAMESPACE}] ",
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    return switch.run(plugin.tgi_container(settings), settings), lines
+
+
+# --- pure parts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ([{"name": "A", "value": ""}], [{"name": "A"}]),  # the server drops empty values
+        ([{"name": "PORT", "value": 80}], [{"name": "PORT", "value": "80"}]),
+        ([{"name": "A", "value": None, "valueFrom": None}], [{"name": "A"}]),
+        (
+            [
+                {
+                    "name": "K",
+                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": False}},
+                }
+            ],
+            [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        ),
+        (
+            [
+                {
+                    "name": "K",
+                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}},
+                }
+            ],
+            [
+                {
+                    "name": "K",
+                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}},
+                }
+            ],
+        ),
+        (
+            [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            [
+                {
+                    "name": "POD",
+                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+                }
+            ],
+        ),
+        (None, []),
+    ],
+)
+def test_env_is_compared_as_the_api_server_stores_it(given, stored):
+    assert normalize_env(given) == stored
+
+
+@pytest.mark.parametrize(
+    ("live", "wanted", "same"),
+    [
+        (
+            {"args": ["--model-id", "a"], "env": LIVE_ENV},
+            {"args": ["--model-id", "a"], "env": LIVE_ENV},
+            True,
+        ),
+        ({"args": ["--model-id", "a"]}, {"args": ["--model-id", "a"], "env": []}, True),
+        (
+            {"args": ["--model-id", "a"], "env": LIVE_ENV},
+            {"args": ["--model-id", "b"], "env": LIVE_ENV},
+            False,
+        ),
+        # Order matters: the launcher reads flags in order, env may refer to earlier entries.
+        ({"args": ["--a", "1", "--b", "2"]}, {"args": ["--b", "2", "--a", "1"]}, False),
+        ({"env": LIVE_ENV}, {"env": list(reversed(LIVE_ENV))}, False),
+        (
+            {"env": [{"name": "PORT", "value": "80"}]},
+            {"env": [{"name": "PORT", "value": 80}]},
+            True,
+        ),
+    ],
+)
+def test_same_spec_compares_args_and_env_in_order(live, wanted, same):
+    assert same_spec(live, wanted) is same
+
+
+def test_the_role_settings_give_exactly_the_live_container():
+    """tgi_container is the one source: unchanged settings must not look like a change."""
+    wanted = plugin.tgi_container(SETTINGS)
+    assert wanted["args"] == LIVE_ARGS
+    assert same_spec({"args": LIVE_ARGS, "env": LIVE_ENV}, wanted)
+
+
+@pytest.mark.parametrize(
+    ("args", "model"),
+    [
+        (["--model-id", "org/m", "--num-shard", "1"], "org/m"),
+        (["--num-shard", "1", "--model-id=org/m"], "org/m"),
+        (["--num-shard", "1"], None),
+        (["--model-id"], None),
+        (None, None),
+    ],
+)
+def test_model_of_reads_the_model_id_flag(args, model):
+    assert model_of(args) == model
+
+
+@pytest.mark.parametrize(
+    ("resources", "gpus"),
+    [
+        ({"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": "2"}}, 2),
+        ({"requests": {"cpu": "2"}}, 0),
+        ({}, 0),
+        ({"limits": {"nvidia.com/gpu": "1"}}, 1),  # request defaults to the limit
+        ({"requests": {"nvidia.com/gpu": "1500m"}}, -1),  # never a GPU count: refused
+    ],
+)
+def test_gpu_request(resources, gpus):
+    assert gpu_request({"resources": resources}) == gpus
+
+
+def test_switch_patch_tests_the_version_and_the_container_then_replaces_args_and_env():
+    live = {"name": "tgi", "args": ["--model-id", "a"], "env": []}
+    patch = switch_patch("4711", 2, live, ["--model-id", "b"], [{"name": "X", "value": "1"}])
+    assert patch == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "4711"},
+        {"op": "test", "path": "/spec/template/spec/containers/2/name", "value": "tgi"},
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/2/args",
+            "value": ["--model-id", "b"],
+        },
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/2/env",
+            "value": [{"name": "X", "value": "1"}],
+        },
+    ]
+
+
+def test_switch_patch_adds_missing_fields_and_removes_dropped_ones():
+    patch = switch_patch("1", 0, {"name": "tgi", "env": []}, ["--model-id", "b"], None)
+    assert patch[2:] == [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/args",
+            "value": ["--model-id", "b"],
+        },
+        {"op": "remove", "path": "/spec/template/spec/containers/0/env"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "rollback", "expected"),
+    [
+        (READY, True, False),
+        (FAILED, True, True),
+        (TIMED_OUT, True, True),
+        (UNOBSERVED, True, False),  # cannot see the cluster: cannot judge, cannot write either
+        (FAILED, False, False),
+        (TIMED_OUT, False, False),
+    ],
+)
+def test_rollback_decision(status, rollback, expected):
+    assert should_roll_back(WaitOutcome(status, {}, 1.0), rollback) is expected
+
+
+def test_result_shape():
+    result = switch_result(
+        changed=True,
+        model_before="a",
+        model_after="b",
+        revision_before="1",
+        revision_after="2",
+        replicaset="tgi-rs2",
+        diff={"before": {}, "after": {}},
+    )
+    assert result == {
+        "changed": True,
+        "model": {"before": "a", "after": "b"},
+        "revision": {"before": "1", "after": "2"},
+        "replicaset": "tgi-rs2",
+        "rolled_back": False,
+        "deployment": {},
+        "diff": {"before": {}, "after": {}},
+    }
+
+
+def test_a_missing_container_is_refused_naming_the_containers():
+    with pytest.raises(SwitchRefused, match=r"no container named 'server' \(its containers: tgi\)"):
+        find_container(live_deployment(), "server")
+
+
+def test_a_stale_read_counts_as_the_generation_the_patch_made():
+    deployment = {"metadata": {"generation": 3}}
+    assert _at_least_generation(deployment, 4)["metadata"]["generation"] == 4
+    assert _at_least_generation(deployment, 2) is deployment
+    assert _at_least_generation(deployment, None) is deployment
+
+
+def test_the_wait_looks_at_the_patched_generation_not_an_older_read():
+    """A read from before the patch (its status already complete) must not end the wait."""
+    old = live_deployment()
+    old["status"] = {
+        "observedGeneration": 1,
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "availableReplicas": 1,
+    }
+    clock = FakeClock()
+    watcher = SimpleNamespace(
+        namespace=NAMESPACE,
+        deployment=lambda name: copy.deepcopy(old),
+        events=list,
+        rollout=lambda d, e, g: describe_rollout(d, [], [], e, clock_now(), g),
+    )
+
+    def clock_now():
+        from datetime import UTC, datetime
+
+        return datetime(2026, 3, 2, tzinfo=UTC)
+
+    done = wait_for_rollouts(
+        watcher, ["tgi"], timeout=10, poll_interval=1, grace=60, show=print, warn=print,
+        clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert done.status == READY
+    waiting = wait_for_rollouts(
+        watcher, ["tgi"], timeout=10, poll_interval=1, grace=60, show=print, warn=print,
+        generations={"tgi": 2}, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert waiting.status == TIMED_OUT
+    assert "waiting for the Deployment controller to see the new spec" in waiting.message
+
+
+# --- the switch on the fake --------------------------------------------------------------------
+
+
+def test_a_switch_writes_one_patch_and_waits_for_the_new_revision():
+    cluster = FakeCluster(live_deployment(), ready_after_polls=2)
+
+    result, lines = run_switch(cluster, with_model(NEW_MODEL))
+
+    assert "failed" not in result, result["msg"]
+    assert cluster.writes == 1
+    [(patch, dry_run)] = cluster.patches
+    assert dry_run is False
+    assert patch[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "100"}
+    assert patch[2]["value"] == ["--model-id", NEW_MODEL, *LIVE_ARGS[2:]]
+    assert cluster.container["args"][:2] == ["--model-id", NEW_MODEL]
+    assert cluster.container["env"] == LIVE_ENV  # re-written unchanged
+    assert result["changed"] is True
+    assert result["model"] == {"before": OLD_MODEL, "after": NEW_MODEL}
+    assert result["revision"] == {"before": "1", "after": "2"}
+    assert result["replicaset"] == "tgi-rs2"
+    assert result["rolled_back"] is False
+    assert result["deployment"]["ready"] is True
+    assert result["diff"]["before"]["model_id"] == OLD_MODEL
+    assert result["diff"]["after"]["model_id"] == NEW_MODEL
+    assert lines[0] == f"[{NAMESPACE}] tgi: switching from model {OLD_MODEL} to {NEW_MODEL}"
+    assert f"[{NAMESPACE}] tgi: 0/1 ready — pod tgi-2-abcde: Running, not ready yet" in lines
+    assert lines[-1].startswith(f"[{NAMESPACE}] tgi: 1/1 ready")
+    assert result["msg"].startswith(
+        f"switched Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to {NEW_MODEL}: "
+        "revision 2 (ReplicaSet tgi-rs2) ready after"
+    )
+
+
+def test_the_same_settings_write_nothing():
+    cluster = FakeCluster(live_deployment())
+
+    result, _lines = run_switch(cluster, SETTINGS)
+
+    assert cluster.patches == []
+    assert result["changed"] is False
+    assert result["model"] == {"before": OLD_MODEL, "after": OLD_MODEL}
+    assert result["revision"] == {"before": "1", "after": "1"}
+    assert "diff" not in result
+    assert result["msg"] == (
+        f"Deployment tgi in namespace {NAMESPACE} already runs model {OLD_MODEL} "
+        "with these settings"
+    )
+
+
+def test_check_mode_sends_a_dry_run_and_shows_the_diff_without_secrets():
+    cluster = FakeCluster(live_deployment())
+    before = copy.deepcopy(cluster.stored)
+
+    result, lines = run_switch(cluster, with_model(NEW_MODEL, tgi_dtype="float16"), check_mode=True)
+
+    assert [dry for _patch, dry in cluster.patches] == [True]
+    assert cluster.stored == before and cluster.writes == 0
+    assert lines == []  # nothing waited for
+    assert result["changed"] is True
+    assert result["revision"] == {"before": "1", "after": None}
+    assert result["diff"]["after"]["args"] == [
+        *("--model-id", NEW_MODEL, "--num-shard", "1", "--dtype", "float16"),
+        *LIVE_ARGS[4:],
+    ]
+    assert result["diff"]["after"]["env"][-1] == {
+        "name": "API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "tgi-api-key", "key": "api-key"}},
+    }
+    assert result["msg"].startswith("check mode: would switch Deployment tgi")
+
+
+def test_another_gpu_count_is_refused_before_any_write():
+    cluster = FakeCluster(live_deployment(gpus=1))
+
+    with pytest.raises(SwitchRefused) as refused:
+        run_switch(cluster, with_model(NEW_MODEL, tgi_gpu_count=2))
+
+    assert cluster.patches == []
+    message = str(refused.value)
+    assert "runs with 1 GPU(s)" in message and "tgi_gpu_count: 2" in message
+    assert "run playbooks/deploy.yml with tgi_gpu_count: 2" in message
+
+
+def test_a_cpu_deployment_switches_with_zero_gpus():
+    cluster = FakeCluster(live_deployment(gpus=None))
+    cluster.container["args"] = [a for a in LIVE_ARGS if a not in ("--num-shard", "1")]
+
+    result, _lines = run_switch(cluster, with_model(NEW_MODEL, tgi_gpu_count=0))
+
+    assert result["changed"] is True and "failed" not in result
+    assert "--num-shard" not in cluster.container["args"]
+
+
+def test_a_deployment_that_changed_meanwhile_is_read_again_and_patched():
+    cluster = FakeCluster(live_deployment())
+    cluster.status_writes_before_patch = 1  # the first `test` of resourceVersion fails
+
+    result, _lines = run_switch(cluster, with_model(NEW_MODEL))
+
+    assert "failed" not in result, result["msg"]
+    assert len(cluster.patches) == 2 and cluster.writes == 1
+    assert cluster.patches[0][0][0]["value"] == "100"
+    assert cluster.patches[1][0][0]["value"] == "101"
+
+
+def test_a_crash_looping_model_is_rolled_back_and_the_reason_reported():
+    cluster = FakeCluster(live_deployment(), crashing=(BIG_MODEL,))
+
+    result, lines = run_switch(cluster, with_model(BIG_MODEL, tgi_dtype="float16"))
+
+    assert result["failed"] is True
+    assert result["rolled_back"] is True
+    assert cluster.writes == 2
+    # The previous args and env are back exactly: the controller reuses the old ReplicaSet.
+    assert cluster.container["args"] == LIVE_ARGS
+    assert cluster.container["env"] == LIVE_ENV
+    assert cluster.stored["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert result["model"] == {"before": OLD_MODEL, "after": BIG_MODEL}
+    assert result["revision"] == {"before": "1", "after": "2"}
+    assert result["failed_rollout"]["reason"] == OOM_REASON.replace("tgi-3", "tgi-2")
+    assert result["deployment"]["ready"] is True and result["deployment"]["revision"] == "3"
+    message = result["msg"]
+    assert message.startswith(
+        f"the switch of Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to "
+        f"{BIG_MODEL} failed, so it was rolled back: model {OLD_MODEL} serves again (revision 3)"
+    )
+    assert "OOMKilled (restart 0): torch.OutOfMemoryError" in message
+    assert "Last output of the container:\n" + OOM_OUTPUT in message
+    assert "haw.icc.gpu_capacity_check" in message
+    assert f"[{NAMESPACE}] tgi: the new revision failed; rolling back to {OLD_MODEL}" in lines
+
+
+def test_without_rollback_the_failed_revision_stays():
+    cluster = FakeCluster(live_deployment(), crashing=(BIG_MODEL,))
+
+    result, _lines = run_switch(cluster, with_model(BIG_MODEL), rollback=False)
+
+    assert result["failed"] is True and result["rolled_back"] is False
+    assert cluster.writes == 1
+    assert model_of(cluster.container["args"]) == BIG_MODEL
+    assert "was not rolled back (rollback: false)" in result["msg"]
+    assert f"Switch back to model {OLD_MODEL}" in result["msg"]
+
+
+def test_a_model_not_ready_in_time_is_rolled_back():
+    cluster = FakeCluster(live_deployment(), never_ready=(NEW_MODEL,))
+
+    result, _lines = run_switch(cluster, with_model(NEW_MODEL), timeout=20)
+
+    assert result["rolled_back"] is True and result["failed"] is True
+    assert model_of(cluster.container["args"]) == OLD_MODEL
+    assert "timed out after 20s waiting for Deployment(s) tgi" in result["msg"]
+    assert "raise the timeout (now 20s)" in result["msg"]
+    assert result["elapsed"] >= 20
+
+
+def test_a_rollback_that_does_not_come_up_says_so_with_both_reasons():
+    # Both models crash: the restored revision cannot become ready either.
+    cluster = FakeCluster(live_deployment(), crashing=(BIG_MODEL, OLD_MODEL))
+
+    result, _lines = run_switch(cluster, with_model(BIG_MODEL))
+
+    assert result["failed"] is True and result["rolled_back"] is True
+    assert "were written back, but they did not become ready either" in result["msg"]
+    assert "Why the new model failed: " in result["msg"]
+    assert "Why the rollback failed: Deployment tgi in namespace" in result["msg"]
+
+
+def test_a_rollback_write_that_is_refused_says_so_with_both_reasons():
+    cluster = FakeCluster(live_deployment(), crashing=(BIG_MODEL,))
+    cluster.refuse_patch_number = 2
+
+    result, _lines = run_switch(cluster, with_model(BIG_MODEL))
+
+    assert result["failed"] is True and result["rolled_back"] is False
+    assert f"and the rollback to model {OLD_MODEL} failed too" in result["msg"]
+    assert "Why the rollback failed: deployments.apps is forbidden" in result["msg"]
+    assert "OOMKilled" in result["msg"]
+
+
+# --- the action plugin -------------------------------------------------------------------------
+
+
+class FakeDisplay:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.warnings: list[str] = []
+
+    def display(self, line: str) -> None:
+        self.lines.append(line)
+
+    def warning(self, line: str) -> None:
+        self.warnings.append(line)
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    """The action's client is the fake cluster; what it prints is collected."""
+    state = SimpleNamespace(cluster=None, clients=0, display=FakeDisplay())
+
+    def build(auth, environ):
+        state.clients += 1
+        return SimpleNamespace(close=lambda: None)
+
+    monkeypatch.setattr(plugin, "build_api_client", build)
+    monkeypatch.setattr(plugin, "RolloutWatcher", lambda api, namespace: state.cluster)
+    monkeypatch.setattr(plugin, "display", state.display)
+    return state
+
+
+def run_action(settings: dict[str, Any], check_mode: bool = False, **options: Any):
+    task = SimpleNamespace(
+        args={"namespace": NAMESPACE, "settings": settings, "kubeconfig": "/dev/null", **options},
+        async_val=0,
+        check_mode=check_mode,
+        diff=True,
+        action="haw.icc.tgi_model_switch",
+    )
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
+    action = ActionModule(task, connection, SimpleNamespace(), None, None, None)
+    return action.run(task_vars={"inventory_hostname": NAMESPACE})
+
+
+def test_action_switches_and_prints_progress(fake_api):
+    fake_api.cluster = FakeCluster(live_deployment())
+
+    result = run_action(with_model(NEW_MODEL))
+
+    assert "failed" not in result, result["msg"]
+    assert result["changed"] is True
+    assert result["model"] == {"before": OLD_MODEL, "after": NEW_MODEL}
+    assert fake_api.display.lines[0] == (
+        f"[{NAMESPACE}] tgi: switching from model {OLD_MODEL} to {NEW_MODEL}"
+    )
+    assert fake_api.display.lines[-1] == f"[{NAMESPACE}] tgi: 1/1 ready"
+
+
+def test_action_refuses_invalid_settings_listing_every_problem_without_a_client(fake_api):
+    bad = with_model("not a model", tgi_dtype="float16", tgi_quantize="awq")
+
+    result = run_action(bad)
+
+    assert result["failed"] is True and result["changed"] is False
+    assert fake_api.clients == 0  # refused before connecting, so before any write
+    lines = result["msg"].splitlines()
+    assert lines[0] == f"Refusing to switch the model of Deployment tgi in namespace {NAMESPACE}:"
+    assert any(line.startswith("- tgi_model_id: 'not a model' is not allowed") for line in lines)
+    assert any(
+        line.startswith("- tgi_dtype ('float16') and tgi_quantize ('awq')") for line in lines
+    )
+
+
+def test_action_tells_to_deploy_first_when_there_is_no_deployment(fake_api):
+    fake_api.cluster = FakeCluster(live_deployment())
+
+    result = run_action(with_model(NEW_MODEL), name="tgi-other")
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"Refusing to switch the model of Deployment tgi-other in namespace {NAMESPACE}: "
+        f"Deployment tgi-other not found in namespace {NAMESPACE}: the switch changes a running "
+        "TGI and does not create one; run playbooks/deploy.yml first"
+    )
+    assert fake_api.cluster.patches == []
+
+
+def test_action_check_mode_reports_a_change_and_writes_nothing(fake_api):
+    fake_api.cluster = FakeCluster(live_deployment())
+
+    result = run_action(with_model(NEW_MODEL), check_mode=True)
+
+    assert result["changed"] is True
+    assert fake_api.cluster.writes == 0
+    assert [dry for _patch, dry in fake_api.cluster.patches] == [True]
+
+
+def test_action_rolls_back_a_crashing_model(fake_api):
+    fake_api.cluster = FakeCluster(live_deployment(), crashing=(BIG_MODEL,))
+
+    result = run_action(with_model(BIG_MODEL, tgi_dtype="float16"))
+
+    assert result["failed"] is True and result["rolled_back"] is True
+    assert "OOMKilled" in result["msg"]
+    assert model_of(fake_api.cluster.container["args"]) == OLD_MODEL
+
+
+def test_action_checks_its_numbers(fake_api):
+    result = run_action(SETTINGS, poll_interval=0)
+    assert result["failed"] is True
+    assert result["msg"] == "poll_interval must be >= 1, timeout and rollback_timeout >= 0"
