@@ -7,17 +7,21 @@ StorageClass. What a container "does" is chosen by its image:
 
 - TGI: the launcher's start-up is simulated (icc_sandbox.tgi_launcher): bad arguments crash-loop
   with TGI's message, a model too big for the GPUs the pod got is OOMKilled, a valid one becomes
-  Ready after a delay (download and load) if its probes aim at what TGI serves;
+  Ready after a delay (download and load) if its probes aim at what TGI serves. While it is Ready,
+  a TGI stand-in (icc_sandbox.tgi_standin) answers on podIP:port with the model the launcher
+  would load, so tests can ask a pod what it serves;
 - Open WebUI: Ready after a short delay if its probes aim at port 8080 (or $PORT);
 - anything else: runs and is Ready.
 
 Every status is derived from the pod and its start time alone, so the agent can restart and the
-pods it already ran keep their state.
+pods it already ran keep their state; the stand-ins are started again from the pods.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import datetime
 import logging
 import re
@@ -33,6 +37,7 @@ import yaml
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
 from icc_sandbox.tgi_launcher import LaunchOutcome, simulate_launch
+from icc_sandbox.tgi_standin import TgiStandIn
 
 log = logging.getLogger("node-agent")
 
@@ -240,6 +245,17 @@ def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
     )
 
 
+def launch_outcome(container: JSON, node: NodeSpec) -> LaunchOutcome:
+    """How text-generation-launcher starts in this TGI container on this node."""
+    return simulate_launch(
+        launcher_args(container),
+        plain_env(container),
+        gpu_count(container),
+        node.gpu_memory_gib,
+        quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory")),
+    )
+
+
 def simulate_container(
     pod: JSON, container: JSON, node: NodeSpec, started: float, now: float, timing: Timing
 ) -> tuple[JSON, list[JSON]]:
@@ -257,15 +273,7 @@ def simulate_container(
         _event("Pulled", "Normal", f'Container image "{image}" already present on machine', name),
         _event("Started", "Normal", f"Started container {name}", name),
     ]
-    outcome: LaunchOutcome | None = None
-    if app.kind == "tgi":
-        outcome = simulate_launch(
-            launcher_args(container),
-            plain_env(container),
-            gpu_count(container),
-            node.gpu_memory_gib,
-            quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory")),
-        )
+    outcome = launch_outcome(container, node) if app.kind == "tgi" else None
     elapsed = now - started
     if outcome is not None and not outcome.ok:
         # Argument errors die at once; a model that does not fit dies after loading its weights.
@@ -398,6 +406,181 @@ def with_transition_times(current: JSON, desired: JSON, now: float) -> JSON:
     return desired | {"conditions": conditions}
 
 
+# --- TGI stand-ins ------------------------------------------------------------------------------
+
+# TgiStandIn's own token limits, for a launcher that was given none (TGI would read the model's).
+DEFAULT_TOKEN_LIMITS = (4095, 4096)
+
+
+@dataclass(frozen=True)
+class ServedTgi:
+    """What a Ready TGI container answers, and where: the settings of its stand-in."""
+
+    host: str
+    port: int
+    model_id: str
+    revision: str | None = None
+    max_input_tokens: int = DEFAULT_TOKEN_LIMITS[0]
+    max_total_tokens: int = DEFAULT_TOKEN_LIMITS[1]
+    api_key: str | None = None  # a literal API_KEY value
+    api_key_secret: tuple[str, str] | None = None  # (Secret, key) that API_KEY comes from
+
+
+def served_tgi(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi]:
+    """The stand-ins a pod should have, by container name: one per TGI container, once Ready."""
+    if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
+        return {}
+    served = {}
+    for container in pod["spec"]["containers"]:
+        app = app_for(container)
+        if app.kind != "tgi" or app.port is None:
+            continue
+        args, env = launcher_args(container), plain_env(container)
+        max_input, max_total = token_limits(container)
+        literal_key, key_secret = api_key_source(container)
+        served[container["name"]] = ServedTgi(
+            host=view.status["podIP"],
+            port=app.port,
+            # A Ready TGI container is one whose launch succeeded: this is the model it loaded.
+            model_id=launch_outcome(container, node).model_id,
+            revision=_flag_value(args, "--revision") or env.get("REVISION"),
+            max_input_tokens=max_input,
+            max_total_tokens=max_total,
+            api_key=literal_key,
+            api_key_secret=key_secret,
+        )
+    return served
+
+
+def token_limits(container: JSON) -> tuple[int, int]:
+    """(max input, max total) tokens as the launcher got them; the stand-in's defaults fill gaps."""
+    args, env = launcher_args(container), plain_env(container)
+
+    def given(flag: str, env_name: str) -> int | None:
+        raw = _flag_value(args, flag) or env.get(env_name)
+        return int(raw) if raw and raw.isdigit() else None  # a Secret's value stays unknown
+
+    max_input = given("--max-input-tokens", "MAX_INPUT_TOKENS") or given(
+        "--max-input-length", "MAX_INPUT_LENGTH"
+    )
+    max_total = given("--max-total-tokens", "MAX_TOTAL_TOKENS")
+    if max_total is None:
+        max_total = max(DEFAULT_TOKEN_LIMITS[1], (max_input or 0) + 1)
+    if max_input is None:
+        max_input = max_total - 1
+    if not 0 < max_input < max_total:
+        return DEFAULT_TOKEN_LIMITS
+    return max_input, max_total
+
+
+def api_key_source(container: JSON) -> tuple[str | None, tuple[str, str] | None]:
+    """Where API_KEY comes from: (its literal value, None) or (None, (Secret name, key))."""
+    literal, secret = None, None
+    for entry in container.get("env", []):  # the last entry of a name wins, as in Kubernetes
+        if entry["name"] != "API_KEY":
+            continue
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        literal = None if ref else entry.get("value") or None
+        secret = (ref["name"], ref["key"]) if ref else None
+    return literal, secret
+
+
+@dataclass
+class _Serving:
+    settings: ServedTgi
+    standin: TgiStandIn | None  # None when it could not start: not retried for these settings
+
+
+class StandIns:
+    """The running TGI stand-ins, by (pod uid, container name): at most one per container."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self.running: dict[tuple[str, str], _Serving] = {}
+
+    def serve(self, pod: JSON, wanted: dict[str, ServedTgi]) -> None:
+        """Makes the pod's stand-ins match `wanted`: starts the missing ones, closes the rest."""
+        uid = pod["metadata"]["uid"]
+        for key in [k for k in self.running if k[0] == uid and k[1] not in wanted]:
+            self._close(key)
+        for container, settings in wanted.items():
+            key = (uid, container)
+            current = self.running.get(key)
+            if current is not None and current.settings == settings:
+                continue
+            if current is not None:
+                self._close(key)
+            self.running[key] = _Serving(settings, self._start(pod, settings))
+
+    def keep_only(self, pod_uids: set[str]) -> None:
+        """Closes the stand-ins of pods that are gone."""
+        for key in [k for k in self.running if k[0] not in pod_uids]:
+            self._close(key)
+
+    def close(self) -> None:
+        self.keep_only(set())
+
+    def _start(self, pod: JSON, settings: ServedTgi) -> TgiStandIn | None:
+        where = _pod_name(pod)
+        api_key = settings.api_key
+        if settings.api_key_secret is not None:
+            api_key = self._secret_value(pod, *settings.api_key_secret)
+        try:
+            standin = TgiStandIn(
+                settings.model_id,
+                api_key,
+                settings.host,
+                settings.port,
+                settings.max_input_tokens,
+                settings.max_total_tokens,
+                model_sha=settings.revision,
+            ).start()
+        except (OSError, ValueError) as error:
+            log.warning(
+                "%s: no TGI stand-in on %s:%d (%s); the pod's status is simulated all the same",
+                where,
+                settings.host,
+                settings.port,
+                error,
+            )
+            return None
+        log.info("%s: TGI stand-in serves %s at %s", where, settings.model_id, standin.url)
+        return standin
+
+    def _secret_value(self, pod: JSON, secret: str, key: str) -> str | None:
+        namespace = pod["metadata"]["namespace"]
+        try:
+            data = self.api.get(f"/api/v1/namespaces/{namespace}/secrets/{secret}").get("data")
+            return base64.b64decode((data or {})[key], validate=True).decode()
+        except (ApiError, OSError, KeyError, binascii.Error, UnicodeDecodeError) as error:
+            if isinstance(error, ApiError):
+                detail = f"HTTP {error.status}"
+            elif isinstance(error, KeyError):
+                detail = "no such key"
+            else:
+                detail = str(error)
+            log.warning(
+                "%s: cannot read API_KEY from key %r of Secret %s (%s); its TGI stand-in "
+                "accepts requests without an API key",
+                _pod_name(pod),
+                key,
+                secret,
+                detail,
+            )
+            return None
+
+    def _close(self, key: tuple[str, str]) -> None:
+        serving = self.running.pop(key)
+        if serving.standin is not None:
+            url = serving.standin.url
+            serving.standin.stop()  # closes the socket and joins the serving thread
+            log.info("closed the TGI stand-in at %s", url)
+
+
+def _pod_name(pod: JSON) -> str:
+    return f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
 # --- the agent ---------------------------------------------------------------------------------
 
 
@@ -409,6 +592,11 @@ class NodeAgent:
         self.posted_events: set[str] = set()
         self.last_heartbeat = 0.0
         self.started_at = time.time()
+        self.standins = StandIns(api)
+
+    def close(self) -> None:
+        """Stops what the agent serves; the pods keep their status."""
+        self.standins.close()
 
     # nodes
     def register_nodes(self) -> None:
@@ -433,10 +621,13 @@ class NodeAgent:
     # pods
     def sync_pods(self, now: float) -> None:
         pods = self.api.get("/api/v1/pods?fieldSelector=spec.nodeName%21%3D").get("items", [])
+        running = set()
         for pod in pods:
             node = self.nodes.get(pod["spec"].get("nodeName", ""))
             if node is None:
                 continue
+            if not pod["metadata"].get("deletionTimestamp"):
+                running.add(pod["metadata"]["uid"])
             try:
                 self.sync_pod(pod, node, now)
             except ApiError as error:
@@ -447,6 +638,7 @@ class NodeAgent:
                         pod["metadata"]["name"],
                         error,
                     )
+        self.standins.keep_only(running)
 
     def sync_pod(self, pod: JSON, node: NodeSpec, now: float) -> None:
         meta = pod["metadata"]
@@ -454,12 +646,15 @@ class NodeAgent:
         if meta.get("deletionTimestamp"):
             # What a kubelet confirms after the container stopped; without it a Recreate
             # rollout would wait forever for the old pod to go.
+            self.standins.serve(pod, {})
             self.api.delete(path, {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
             log.info("finished deleted pod %s/%s", meta["namespace"], meta["name"])
             return
         current = pod.get("status", {})
         started = parse_iso(current["startTime"]) if current.get("startTime") else float(int(now))
         view = simulate_pod(pod, node, started, now, self.timing)
+        # Before the status says Ready, so whoever sees Ready finds the stand-in answering.
+        self.standins.serve(pod, served_tgi(pod, node, view))
         if status_differs(current, view.status):
             body = {
                 "metadata": {"uid": meta["uid"]},
@@ -655,12 +850,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     agent.register_nodes()
     log.info("registered %d nodes", len(agent.nodes))
-    while not stopping:
-        try:
-            agent.tick(time.time())
-        except (ApiError, OSError) as error:
-            log.warning("sync failed, retrying: %s", error)
-        time.sleep(timing.poll_seconds)
+    try:
+        while not stopping:
+            try:
+                agent.tick(time.time())
+            except (ApiError, OSError) as error:
+                log.warning("sync failed, retrying: %s", error)
+            time.sleep(timing.poll_seconds)
+    finally:
+        agent.close()
     log.info("stopped")
     return 0
 
