@@ -12,7 +12,7 @@ SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test lint molecule bench sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test lint sanity molecule bench sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: setup ## run every test: lint, unit, contract and sandbox integration test
 lint: setup ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint --profile production
+
+sanity: setup ## ansible-test sanity (validate-modules, import, yamllint...) on a copy of the collection
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_sanity.py
 
 bench: setup ## benchmark: time fresh sandbox start-ups (target: ready in 30 s or less)
 	@$(SANDBOX) bench --runs 3
