@@ -34,7 +34,8 @@ def write_inventory(directory: Path, namespaces: list[str], kubeconfig: Path, **
     inventory = {
         "all": {
             "hosts": {namespace: None for namespace in namespaces},
-            "vars": {"icc_kubeconfig": str(kubeconfig), **group_vars},
+            # The sandbox has no internet: model sizes come from the ids, as in inventories/sandbox.
+            "vars": {"icc_kubeconfig": str(kubeconfig), "icc_hub_lookup": False, **group_vars},
         }
     }
     path = directory / "hosts.yml"
@@ -65,6 +66,8 @@ def run_playbook(
     } | {
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
+        # Never reach the Hugging Face Hub from a test, whatever the inventory says.
+        "HF_HUB_OFFLINE": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     result = subprocess.run(

@@ -1,0 +1,235 @@
+"""change_model.yml and deploy.yml's capacity check against the sandbox, with the student's rights.
+
+The sandbox's node agent runs TGI's launcher rules and memory estimate, and serves a TGI stand-in
+on each Ready TGI pod's IP: what a pod reports over HTTP is what the switch really deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+import yaml
+from kubernetes import client
+from test_deploy import FAST, tgi_replicasets
+from waiting import wait_until
+
+from playbooks import run_playbook, write_inventory
+
+FIRST_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+SMALLER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+# 13e9 parameters x 2 bytes (float16) = 24.2 GiB: more than one 16 GiB V100 holds.
+TOO_BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
+
+
+@pytest.fixture
+def inventory(tmp_path, namespace, sandbox):
+    return write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+
+
+@pytest.fixture
+def deployed(inventory, namespace):
+    """The namespace with TGI and Open WebUI deployed (FIRST_MODEL on one V100)."""
+    run = run_playbook("deploy.yml", inventory)
+    assert run.rc == 0, run.output
+    return inventory
+
+
+def host_vars_file(inventory, namespace):
+    return inventory.parent / "host_vars" / f"{namespace}.yml"
+
+
+def tgi_args(apps: client.AppsV1Api, namespace: str) -> list[str]:
+    return apps.read_namespaced_deployment("tgi", namespace).spec.template.spec.containers[0].args
+
+
+def model_of(args: list[str]) -> str:
+    return args[args.index("--model-id") + 1]
+
+
+def served_model(core: client.CoreV1Api, namespace: str) -> str | None:
+    """The model the Ready TGI pod reports on GET /v1/models, or None while there is none."""
+    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=tgi").items
+    ready = [
+        pod
+        for pod in pods
+        if pod.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    ]
+    if len(ready) != 1:
+        return None
+    url = f"http://{ready[0].status.pod_ip}:80/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)["data"][0]["id"]
+    except OSError:
+        return None
+
+
+def webui_default_model(apps: client.AppsV1Api, namespace: str) -> str:
+    container = apps.read_namespaced_deployment("open-webui", namespace).spec.template.spec
+    env = {e.name: e.value for e in container.containers[0].env}
+    return env["DEFAULT_MODELS"]
+
+
+@pytest.mark.sandbox
+def test_a_model_too_big_for_one_v100_is_refused_without_a_single_write(
+    deployed, namespace, sandbox, admin_client
+):
+    apps = client.AppsV1Api(admin_client)
+    writes_before = len(sandbox.student_writes(namespace))
+
+    run = run_playbook("change_model.yml", deployed, extra_vars={"tgi_model": TOO_BIG_MODEL})
+
+    assert run.rc != 0
+    assert "model-fits" in run.output
+    assert "Instead" in run.output  # the concrete alternative
+    assert "Traceback" not in run.output
+    assert len(sandbox.student_writes(namespace)) == writes_before
+    assert model_of(tgi_args(apps, namespace)) == FIRST_MODEL
+    assert not host_vars_file(deployed, namespace).exists()
+
+
+@pytest.mark.sandbox
+def test_a_switch_makes_one_replicaset_serves_the_new_model_and_is_recorded(
+    deployed, namespace, sandbox, core, admin_client
+):
+    apps = client.AppsV1Api(admin_client)
+    before = {rs.metadata.name for rs in tgi_replicasets(apps, namespace)}
+    # The ICC's quota: the student's check must see it, count the GPU the old pod gives back,
+    # and say that it could not look at the nodes.
+    sandbox.set_gpu_quota(namespace, 1)
+
+    run = run_playbook("change_model.yml", deployed, extra_vars={"tgi_model": SMALLER_MODEL})
+
+    assert run.rc == 0, run.output
+    assert "cannot list nodes" in run.output
+    after = {rs.metadata.name for rs in tgi_replicasets(apps, namespace)}
+    assert len(after - before) == 1 and before < after
+    assert model_of(tgi_args(apps, namespace)) == SMALLER_MODEL
+    assert wait_until(
+        lambda: served_model(core, namespace) == SMALLER_MODEL, 60, "the new model to be served"
+    )
+    assert webui_default_model(apps, namespace) == SMALLER_MODEL
+    recorded = yaml.safe_load(host_vars_file(deployed, namespace).read_text())
+    assert recorded["tgi_model_id"] == SMALLER_MODEL
+
+    again = run_playbook("change_model.yml", deployed, extra_vars={"tgi_model": SMALLER_MODEL})
+    assert again.rc == 0, again.output
+    assert again.changed(namespace) == 0, again.output
+
+    # The inventory is the source of truth now: a plain deploy keeps the new model.
+    redeploy = run_playbook("deploy.yml", deployed)
+    assert redeploy.rc == 0, redeploy.output
+    assert model_of(tgi_args(apps, namespace)) == SMALLER_MODEL
+    assert {rs.metadata.name for rs in tgi_replicasets(apps, namespace)} == after
+
+
+@pytest.mark.sandbox
+def test_a_switch_that_crash_loops_is_rolled_back_and_the_old_model_serves_again(
+    deployed, namespace, core, admin_client
+):
+    apps = client.AppsV1Api(admin_client)
+    # An expert overrides the memory rule; the simulated TGI then dies of CUDA out-of-memory.
+    run = run_playbook(
+        "change_model.yml",
+        deployed,
+        extra_vars={"tgi_model": TOO_BIG_MODEL, "tgi_ignore_rules": ["model-fits"]},
+    )
+
+    assert run.rc != 0
+    assert "OOMKilled" in run.output
+    assert "rolled back" in run.output
+    assert model_of(tgi_args(apps, namespace)) == FIRST_MODEL
+    assert wait_until(
+        lambda: served_model(core, namespace) == FIRST_MODEL, 60, "the old model to serve again"
+    )
+    assert not host_vars_file(deployed, namespace).exists()
+
+
+@pytest.mark.sandbox
+def test_check_mode_switch_reports_the_change_and_writes_nothing(deployed, namespace, admin_client):
+    apps = client.AppsV1Api(admin_client)
+    before = {rs.metadata.name for rs in tgi_replicasets(apps, namespace)}
+
+    run = run_playbook(
+        "change_model.yml", deployed, "--check", "--diff", extra_vars={"tgi_model": SMALLER_MODEL}
+    )
+
+    assert run.rc == 0, run.output
+    assert run.changed(namespace) > 0
+    assert SMALLER_MODEL in run.output  # the diff shows the new model
+    assert model_of(tgi_args(apps, namespace)) == FIRST_MODEL
+    assert {rs.metadata.name for rs in tgi_replicasets(apps, namespace)} == before
+    assert not host_vars_file(deployed, namespace).exists()
+
+
+@pytest.mark.sandbox
+def test_deploy_refuses_a_model_that_cannot_shard_on_v100s_before_writing(
+    inventory, namespace, sandbox
+):
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        extra_vars={"tgi_model_id": "meta-llama/Meta-Llama-3-8B-Instruct", "tgi_gpu_count": 2},
+    )
+    assert run.rc != 0
+    assert "sharding-flash-attention" in run.output
+    assert sandbox.student_writes(namespace) == []
+
+
+@pytest.mark.sandbox
+def test_deploy_refuses_more_gpus_than_the_quota_leaves(inventory, namespace, sandbox):
+    sandbox.set_gpu_quota(namespace, 1)
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        extra_vars={"tgi_model_id": "bigscience/bloom-7b1", "tgi_gpu_count": 2},
+    )
+    assert run.rc != 0
+    assert "gpu-quota" in run.output
+    assert sandbox.student_writes(namespace) == []
+
+
+@pytest.mark.sandbox
+def test_the_admin_sees_free_gpus_per_node_and_the_student_a_warning(tmp_path, namespace, sandbox):
+    playbook = tmp_path / "capacity.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Capacity",
+                    "hosts": "all",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                    "tasks": [
+                        {
+                            "haw.icc.gpu_capacity_check": {
+                                "kubeconfig": "{{ icc_kubeconfig }}",
+                                "namespace": namespace,
+                                "model_id": FIRST_MODEL,
+                                "hub_lookup": False,
+                            },
+                            "register": "capacity",
+                        },
+                        {"ansible.builtin.debug": {"var": "capacity"}},
+                    ],
+                }
+            ]
+        )
+    )
+    views = {}
+    for who, kubeconfig in (
+        ("admin", sandbox.admin_kubeconfig),
+        ("student", sandbox.student_kubeconfig),
+    ):
+        (tmp_path / who).mkdir()
+        inventory = write_inventory(tmp_path / who, [namespace], kubeconfig)
+        run = run_playbook(playbook, inventory, "-v")
+        assert run.rc == 0, run.output
+        views[who] = run.output
+    assert '"allocatable": 4' in views["admin"]  # the V100 nodes, as only the admin may list
+    assert "cannot list nodes" in views["student"]
+    assert "cannot list nodes" not in views["admin"]
