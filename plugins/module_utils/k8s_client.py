@@ -24,7 +24,6 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     ProgressLog,
     RolloutProgress,
-    _split_pods,
     describe_rollout,
     format_duration,
 )
@@ -361,11 +360,10 @@ class RolloutWatcher:
             "replicasets", self.apps.list_namespaced_replica_set, label_selector=selector
         )
         pods = self._optional_list("pods", self.core.list_namespaced_pod, label_selector=selector)
-        newest = _split_pods(deployment, replicasets, [])[0]
-        if newest is not None:
-            name = (deployment.get("metadata") or {}).get("name") or ""
-            self.replicasets[name] = (newest.get("metadata") or {}).get("name") or ""
-        return describe_rollout(deployment, replicasets, pods, events, self.now(), grace)
+        progress = describe_rollout(deployment, replicasets, pods, events, self.now(), grace)
+        if progress.replicaset:
+            self.replicasets[progress.name] = progress.replicaset
+        return progress
 
 
 # --- waiting -------------------------------------------------------------------------------------

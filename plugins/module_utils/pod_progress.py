@@ -89,6 +89,7 @@ class RolloutProgress:
     desired: int = 1
     ready: int = 0  # ready pods of the newest revision
     revision: str = ""
+    replicaset: str = ""  # the newest ReplicaSet's name, when known
     pod: str = ""  # the pod the summary is about
     pods: list[PodProgress] = field(default_factory=list)  # pods of the newest revision
 
@@ -635,6 +636,7 @@ def describe_rollout(
         desired=desired,
         ready=desired if done else ready,
         revision=str(revision) if revision >= 0 else "",
+        replicaset=((newest or {}).get("metadata") or {}).get("name") or "",
         pods=views,
     )
     tail, state_tail = "", None

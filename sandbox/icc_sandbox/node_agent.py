@@ -37,7 +37,7 @@ import yaml
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
 from icc_sandbox.tgi_launcher import LaunchOutcome, simulate_launch
-from icc_sandbox.tgi_standin import TgiStandIn
+from icc_sandbox.tgi_standin import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS, TgiStandIn
 
 log = logging.getLogger("node-agent")
 
@@ -409,7 +409,7 @@ def with_transition_times(current: JSON, desired: JSON, now: float) -> JSON:
 # --- TGI stand-ins ------------------------------------------------------------------------------
 
 # TgiStandIn's own token limits, for a launcher that was given none (TGI would read the model's).
-DEFAULT_TOKEN_LIMITS = (4095, 4096)
+DEFAULT_TOKEN_LIMITS = (DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ from typing import Any
 TGI_VERSION = "3.3.5"
 MAX_PAYLOAD = 2_000_000  # TGI's default --payload-limit
 MAX_CLIENT_BATCH_SIZE = 4  # TGI's default --max-client-batch-size
+# Token limits when none are given (TGI derives them from the model; any model will do here).
+DEFAULT_MAX_INPUT_TOKENS = 4095
+DEFAULT_MAX_TOTAL_TOKENS = 4096
 
 # (method, path) -> handler. The same table as TGI's routers, minus the feature-gated /vertex.
 ROUTES: dict[tuple[str, str], str] = {
@@ -592,8 +595,8 @@ class TgiStandIn:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        max_input_tokens: int = 4095,
-        max_total_tokens: int = 4096,
+        max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
+        max_total_tokens: int = DEFAULT_MAX_TOTAL_TOKENS,
         ready: bool = True,
         *,
         model_sha: str | None = None,
@@ -740,8 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-id", required=True)
     parser.add_argument("--host", default="127.0.0.1", help="a loopback IP (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--max-input-tokens", type=int, default=4095)
-    parser.add_argument("--max-total-tokens", type=int, default=4096)
+    parser.add_argument("--max-input-tokens", type=int, default=DEFAULT_MAX_INPUT_TOKENS)
+    parser.add_argument("--max-total-tokens", type=int, default=DEFAULT_MAX_TOTAL_TOKENS)
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
 
