@@ -15,18 +15,14 @@ the write fail instead of overwriting a change made since the Deployment was rea
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    AUTH_ARGUMENT_SPEC,
     HEARTBEAT_SECONDS,
-    K8S_IMPORT_ERROR,
     READY,
     TIMED_OUT,
     UNOBSERVED,
@@ -34,8 +30,6 @@ from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
     RolloutWatcher,
     SetupError,
     WaitOutcome,
-    auth_from,
-    build_api_client,
     rollout_report,
     wait_for_rollouts,
 )
@@ -51,6 +45,7 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     tgi_container,
 )
 from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import KubernetesAction
 
 display = Display()
 
@@ -495,12 +490,7 @@ class ModelSwitch:
 # --- the action --------------------------------------------------------------------------------
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(KubernetesAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
@@ -517,16 +507,8 @@ class ActionModule(ActionBase):
         except TgiSettingsError as error:
             problems = "\n".join(f"- {problem}" for problem in error.errors)
             return self._fail(result, f"Refusing to switch the model of {where}:\n{problems}")
-        if K8S_IMPORT_ERROR is not None:
-            return self._fail(
-                result,
-                "the kubernetes Python library is needed on the Ansible controller "
-                f"(pip install kubernetes): {K8S_IMPORT_ERROR}",
-            )
-        environ = dict(os.environ)
-        given = {key: value for key, value in args.items() if key in AUTH_ARGUMENT_SPEC}
         try:
-            api = build_api_client(auth_from(given, environ), environ)
+            api = self._api_client(args)
         except SetupError as error:
             return self._fail(result, f"cannot connect to Kubernetes: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
@@ -549,10 +531,4 @@ class ActionModule(ActionBase):
             api.close()
         if watcher.warnings:
             result["warnings"] = list(watcher.warnings)
-        return result
-
-    @staticmethod
-    def _fail(result: dict[str, Any], message: str) -> dict[str, Any]:
-        result["failed"] = True
-        result["msg"] = message
         return result

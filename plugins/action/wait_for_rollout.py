@@ -10,21 +10,15 @@ only checks the options, prints and shapes the result.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    AUTH_ARGUMENT_SPEC,
     HEARTBEAT_SECONDS,
-    K8S_IMPORT_ERROR,
     RolloutWatcher,
     SetupError,
     WaitOutcome,
-    auth_from,
-    build_api_client,
     rollout_report,
     wait_for_rollouts,
 )
@@ -33,16 +27,12 @@ from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     format_duration,
 )
 from ansible_collections.haw.icc.plugins.modules.wait_for_rollout import ARGUMENT_SPEC
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import KubernetesAction
 
 display = Display()
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(KubernetesAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
@@ -65,17 +55,8 @@ class ActionModule(ActionBase):
                 "(in check mode they may not exist yet)"
             )
             return result
-        if K8S_IMPORT_ERROR is not None:
-            return self._fail(
-                result,
-                "the kubernetes Python library is needed on the Ansible controller "
-                f"(pip install kubernetes): {K8S_IMPORT_ERROR}",
-            )
-        environ = dict(os.environ)
-        given = {key: value for key, value in args.items() if key in AUTH_ARGUMENT_SPEC}
-        auth = auth_from(given, environ)
         try:
-            api = build_api_client(auth, environ)
+            api = self._api_client(args)
         except SetupError as error:
             return self._fail(result, f"cannot connect to Kubernetes: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
@@ -83,12 +64,6 @@ class ActionModule(ActionBase):
             return self._wait(result, api, namespace, names, args, host)
         finally:
             api.close()
-
-    @staticmethod
-    def _fail(result: dict[str, Any], message: str) -> dict[str, Any]:
-        result["failed"] = True
-        result["msg"] = message
-        return result
 
     def _wait(
         self,

@@ -42,6 +42,7 @@ from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
     describe_rollout,
 )
+from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 
 NAMESPACE = "wabc123-default"
 OLD_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -720,7 +721,7 @@ def fake_api(monkeypatch):
         state.clients += 1
         return SimpleNamespace(close=lambda: None)
 
-    monkeypatch.setattr(plugin, "build_api_client", build)
+    monkeypatch.setattr(kubernetes_action, "build_api_client", build)
     monkeypatch.setattr(plugin, "RolloutWatcher", lambda api, namespace: state.cluster)
     monkeypatch.setattr(plugin, "display", state.display)
     return state
