@@ -36,8 +36,7 @@ from ansible_collections.haw.icc.plugins.module_utils.model_sizing import (
     size_model,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
-    DTYPES,
-    QUANTIZE_METHODS,
+    model_settings_errors,
 )
 
 RULES: dict[str, str] = {
@@ -73,6 +72,11 @@ VARIABLES = {
     "image": "tgi_image",
     "ignore_rules": "tgi_ignore_rules",
 }
+# Request keys that are tgi_server settings, checked by tgi_settings' rules.
+SHARED_SETTINGS = (
+    "model_id", "gpu_type", "gpu_count", "dtype", "quantize", "max_total_tokens",
+    "cuda_memory_fraction",
+)  # fmt: skip
 # Request key -> value when missing or null.
 REQUEST_DEFAULTS: dict[str, Any] = {
     "model_id": None,
@@ -186,47 +190,10 @@ def _read_request(request: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         key: (default if request.get(key) is None else request.get(key))
         for key, default in REQUEST_DEFAULTS.items()
     }
-    problems = []
-    model_id = values["model_id"]
-    if not isinstance(model_id, str) or not model_id.strip() or any(c.isspace() for c in model_id):
-        problems.append(
-            (
-                f"tgi_model_id: {model_id!r} is not a Hugging Face model id",
-                "set tgi_model_id to an id like 'Qwen/Qwen2.5-1.5B-Instruct'",
-            )
-        )
     count = values["gpu_count"]
-    if isinstance(count, str) and count.strip().isdigit():
-        count = values["gpu_count"] = int(count)
-    if not (_is_int(count) and count >= 0):
-        problems.append(
-            (f"tgi_gpu_count: {count!r} is not a GPU count", "set a whole number >= 0 (0 = CPU)")
-        )
-    if not isinstance(values["gpu_type"], str):
-        problems.append(
-            (f"tgi_gpu_type: {values['gpu_type']!r} is not a GPU type", "set a GPU type name")
-        )
-    if values["dtype"] not in (None, *DTYPES):
-        problems.append(
-            (
-                f"tgi_dtype: {values['dtype']!r} is not a dtype TGI knows",
-                f"set one of {', '.join(DTYPES)}, or leave it unset",
-            )
-        )
-    if values["quantize"] not in (None, *QUANTIZE_METHODS):
-        problems.append(
-            (
-                f"tgi_quantize: {values['quantize']!r} is not a quantize method TGI knows",
-                f"set one of {', '.join(QUANTIZE_METHODS)}, or leave it unset",
-            )
-        )
-    if values["dtype"] is not None and values["quantize"] is not None:
-        problems.append(
-            (
-                "tgi_dtype and tgi_quantize are both set, and TGI refuses to start with both",
-                "set only one of them",
-            )
-        )
+    if isinstance(count, str) and count.strip().isdigit():  # templated values arrive as text
+        values["gpu_count"] = int(count)
+    problems = []
     if values["parameters"] is not None and parse_parameter_count(values["parameters"]) is None:
         problems.append(
             (
@@ -240,16 +207,6 @@ def _read_request(request: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
             problems.append(
                 (f"{VARIABLES[key]}: {value!r} is not a count", "set a whole number >= 1")
             )
-    fraction = values["cuda_memory_fraction"]
-    if fraction is not None and not (
-        isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1
-    ):
-        problems.append(
-            (
-                f"tgi_cuda_memory_fraction: {fraction!r} is not a share of the GPU's memory",
-                "set a number above 0 and up to 1, or leave it unset (1.0)",
-            )
-        )
     image = values["image"]
     if image is not None and not (isinstance(image, str) and image.strip()):
         problems.append(
@@ -274,28 +231,13 @@ def _ignore_rules_problems(ignore_rules: Any) -> list[tuple[str, str]]:
     return []
 
 
-def _gpu_problems(values: Mapping, catalog: Mapping) -> list[tuple[str, str]]:
-    if values["gpu_count"] == 0:
-        return []  # CPU: the GPU type is not used
-    gpu_type = values["gpu_type"]
-    if gpu_type not in catalog or gpu_type == CPU:
-        return [
-            (
-                f"tgi_gpu_type: {gpu_type!r} is not a GPU type of the catalog",
-                f"use one of {', '.join(gpu_types(catalog))}, add it to icc_gpu_catalog, or "
-                "set tgi_gpu_count to 0 for CPU",
-            )
-        ]
-    per_node = catalog[gpu_type]["gpus_per_node"]
-    if values["gpu_count"] > per_node:
-        return [
-            (
-                f"tgi_gpu_count: {values['gpu_count']} GPUs cannot go to one pod: a {gpu_type} "
-                f"node has {per_node}, and all GPUs of a pod sit on one node",
-                f"set tgi_gpu_count to at most {per_node}",
-            )
-        ]
-    return []
+def _settings_problems(values: Mapping, catalog: Mapping | None) -> list[tuple[str, str]]:
+    """The tgi_server role's own rules for the model and GPU settings (tgi_settings)."""
+    settings = {VARIABLES[key]: values[key] for key in SHARED_SETTINGS}
+    return [
+        (message.rstrip("."), f"fix {message.split(':')[0].split(' ')[0]}")
+        for message in model_settings_errors(settings, catalog)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,13 +672,12 @@ def assess(request: Mapping, catalog: Mapping | None = None, hub: Mapping | None
     runs, gpu, sizing, memory, rules, refusals, recommendations, warnings.
     """
     values, problems = _read_request(request)
+    problems += _settings_problems(values, catalog)
     try:
         merged = merged_catalog(catalog)
     except CatalogError as error:
         problems += [(message, "fix icc_gpu_catalog") for message in error.errors]
         merged = None
-    if merged is not None and not problems:
-        problems += _gpu_problems(values, merged)
     if problems or merged is None:
         return _invalid_result(values, problems)
 

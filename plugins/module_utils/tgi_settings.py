@@ -429,6 +429,27 @@ def _check_unknown(settings: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def model_settings_errors(settings: Mapping, catalog: Mapping | None = None) -> list[str]:
+    """Problems of the settings that choose the model and its GPUs: model id, GPU type and
+    count, dtype/quantize, total tokens and memory fraction (others are not looked at).
+
+    The capacity check (gpu_rules) judges these same settings, with these same rules.
+    `catalog` as for `validate_tgi_settings`; a broken catalog only skips the GPU type check.
+    """
+    try:
+        merged = merged_catalog(catalog)
+    except CatalogError:
+        merged = None
+    values = _resolved(settings)
+    return (
+        _check_model_id(values["tgi_model_id"])
+        + _check_gpus(values, merged)
+        + _check_precision(values["tgi_dtype"], values["tgi_quantize"])
+        + _check_positive_int("tgi_max_total_tokens", values["tgi_max_total_tokens"])
+        + _check_memory_fraction(values["tgi_cuda_memory_fraction"])
+    )
+
+
 def validate_tgi_settings(settings: Mapping, catalog: Mapping | None = None) -> list[str]:
     """Every problem of `settings`, as messages naming the variable, its value and the rule.
 

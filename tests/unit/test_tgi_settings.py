@@ -17,6 +17,7 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     QUANTIZE_METHODS,
     SETTINGS,
     TgiSettingsError,
+    model_settings_errors,
     tgi_container,
     validate_tgi_settings,
 )
@@ -579,3 +580,13 @@ def test_filter_raises_ansible_filter_error_with_every_message() -> None:
     message = str(raised.value)
     assert "tgi_gpu_count: -1" in message
     assert "tgi_dtype: 'x'" in message
+
+
+def test_model_settings_errors_are_the_validators_own_for_the_model_and_gpus() -> None:
+    model_only = {"tgi_model_id": MODEL, "tgi_gpu_count": 5, "tgi_dtype": "float32"}
+    errors = model_settings_errors(model_only)
+    # Exactly validate_tgi_settings' messages for these settings; the rest (no API key Secret
+    # here) is not this function's business.
+    assert errors == [e for e in validate_tgi_settings(model_only) if "api_key" not in e]
+    assert [e.split(":")[0] for e in errors] == ["tgi_gpu_count", "tgi_dtype"]
+    assert model_settings_errors({"tgi_model_id": MODEL}) == []
