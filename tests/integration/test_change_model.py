@@ -159,7 +159,9 @@ def test_check_mode_switch_reports_the_change_and_writes_nothing(deployed, names
 
     assert run.rc == 0, run.output
     assert run.changed(namespace) > 0
-    assert SMALLER_MODEL in run.output  # the diff shows the new model
+    # The diff of the switch itself (the summary names the new model too, so look for the diff).
+    assert f'-    "model_id": "{FIRST_MODEL}"' in run.output
+    assert f'+    "model_id": "{SMALLER_MODEL}"' in run.output
     assert model_of(tgi_args(apps, namespace)) == FIRST_MODEL
     assert {rs.metadata.name for rs in tgi_replicasets(apps, namespace)} == before
     assert not host_vars_file(deployed, namespace).exists()
