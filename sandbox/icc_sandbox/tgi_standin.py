@@ -33,6 +33,8 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -732,6 +734,31 @@ class TgiStandIn:
             )
         pieces = _PIECE.findall(reply)
         return _Gen(n_in, pieces[:budget], "length" if len(pieces) > budget else "eos_token")
+
+
+# --- a client for tests --------------------------------------------------------------------------
+
+# Stand-ins listen on loopback addresses (pod IPs): talk to them directly, whatever proxy the
+# environment names, so nothing leaves the machine.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def fetch(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, Any]:
+    """(HTTP status, JSON body or None) of a GET, or a POST of `body`, with an optional API key.
+
+    Raises the connection's OSError (ConnectionRefusedError when nothing listens).
+    """
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with _DIRECT.open(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except urllib.error.URLError as error:
+        raise error.reason from None
 
 
 def main(argv: list[str] | None = None) -> int:

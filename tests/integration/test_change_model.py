@@ -6,11 +6,9 @@ on each Ready TGI pod's IP: what a pod reports over HTTP is what the switch real
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 import yaml
+from icc_sandbox.tgi_standin import fetch
 from kubernetes import client
 from test_deploy import FAST, tgi_replicasets
 from waiting import wait_until
@@ -59,12 +57,11 @@ def served_model(core: client.CoreV1Api, namespace: str) -> str | None:
     ]
     if len(ready) != 1:
         return None
-    url = f"http://{ready[0].status.pod_ip}:80/v1/models"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)["data"][0]["id"]
-    except OSError:
+        _status, models = fetch(f"http://{ready[0].status.pod_ip}:80/v1/models")
+    except OSError:  # not listening yet
         return None
+    return models["data"][0]["id"] if models else None
 
 
 def webui_default_model(apps: client.AppsV1Api, namespace: str) -> str:

@@ -6,18 +6,14 @@ which model it serves (e.g. after a model switch).
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
+from icc_sandbox.tgi_standin import fetch
 from kubernetes import client
 from waiting import wait_until
 
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
 MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 API_KEY = "sandbox-Key-123"
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # pod IPs are loopback
 
 
 def tgi_pod(name: str) -> dict:
@@ -43,21 +39,6 @@ def tgi_pod(name: str) -> dict:
             ],
         },
     }
-
-
-def fetch(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict | None]:
-    """(HTTP status, JSON body or None); raises ConnectionRefusedError when nothing listens."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    if key is not None:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with NO_PROXY.open(request, timeout=5) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, None
-    except urllib.error.URLError as error:
-        raise error.reason from None
 
 
 def pod_is_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import json
 import logging
 import random
 import re
 import socket
 import threading
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -34,6 +31,7 @@ from icc_sandbox.node_agent import (
     status_differs,
     token_limits,
 )
+from icc_sandbox.tgi_standin import fetch
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"
 V100 = NodeSpec(
@@ -196,7 +194,6 @@ MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 # Pod IPs are 127.(10 + index).x.y: index 90 keeps these tests off the sandbox's own nodes.
 TEST_NODE = dataclasses.replace(V100, name="unit-node", index=90)
 API_KEY_SECRET = {"name": "tgi-api-key", "key": "api-key"}
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, always direct
 
 
 class FakeApi:
@@ -255,21 +252,6 @@ def tgi_pod(uid: str, args: list[str], env: list[dict] | None = None, ready_afte
 def url_of(spec: dict, path: str) -> str:
     port = spec["spec"]["containers"][0]["env"][0]["value"]
     return f"http://{TEST_NODE.pod_ip(spec['metadata']['uid'])}:{port}{path}"
-
-
-def fetch(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict | None]:
-    """(HTTP status, JSON body or None); raises ConnectionRefusedError when nothing listens."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    if key is not None:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with NO_PROXY.open(request, timeout=5) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, None
-    except urllib.error.URLError as error:
-        raise error.reason from None
 
 
 def refused(url: str) -> bool:
