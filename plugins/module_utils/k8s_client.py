@@ -41,7 +41,6 @@ HEARTBEAT_SECONDS = 60.0
 REQUEST_TIMEOUT = (10, 30)  # connect, read (seconds) for every API call
 ERROR_TOLERANCE_SECONDS = 60.0  # how long API errors may last once the first poll worked
 DEFAULT_KUBECONFIG = "~/.kube/config"
-JSON_PATCH = "application/json-patch+json"
 
 # The options of kubernetes.core's doc fragment k8s_auth_options, with the same names and
 # aliases; like kubernetes.core, each falls back to an environment variable K8S_AUTH_<NAME>.
