@@ -36,6 +36,7 @@ from ansible_collections.haw.icc.plugins.module_utils.model_sizing import (
     size_model,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
+    SETTINGS,
     model_settings_errors,
 )
 
@@ -80,8 +81,8 @@ SHARED_SETTINGS = (
 # Request key -> value when missing or null.
 REQUEST_DEFAULTS: dict[str, Any] = {
     "model_id": None,
-    "gpu_type": "gpu-tesla-v100",
-    "gpu_count": 1,
+    "gpu_type": SETTINGS["tgi_gpu_type"],
+    "gpu_count": SETTINGS["tgi_gpu_count"],
     "dtype": None,
     "quantize": None,
     "parameters": None,
