@@ -31,31 +31,86 @@ apt_update_once() {
   fi
 }
 
+# Where this apt keeps its sources and lists: asked from apt itself, so that APT_CONFIG (a test's
+# empty apt state, a chroot's) is honoured everywhere below.
+eval "$(apt-config shell source_list Dir::Etc::sourcelist/f source_parts Dir::Etc::sourceparts/d)"
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+src_entry="${source_parts%/}/haw-icc-sandbox-src.sources"
+
+has_deb_src() {
+  local files=()
+  [ -f "$source_list" ] && files+=("$source_list")
+  files+=("$source_parts"*.list "$source_parts"*.sources)
+  grep -qsE '^[[:space:]]*(Types:.*\<deb-src\>|deb-src[[:space:]])' "${files[@]}" 2>/dev/null
+}
+
+# The machine's own Debian entries (those naming this release's suites) as deb-src entries, in
+# deb822 form: same URIs, suites, components and keyring, so a mirror stays a mirror.
+debian_src_stanzas() {
+  local file
+  for file in "$source_parts"*.sources; do
+    [ -f "$file" ] || continue
+    awk -v codename="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        out = ""; types = ""; suites = ""; enabled = "yes"
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          if (line ~ /^Types:/) { types = line; line = "Types: deb-src" }
+          if (line ~ /^Suites:/) suites = line
+          if (tolower(line) ~ /^enabled:[[:space:]]*no/) enabled = "no"
+          out = out line "\n"
+        }
+        if (enabled == "yes" && types ~ /[[:space:]]deb([[:space:]]|$)/ &&
+            suites ~ ("[[:space:]]" codename "([-[:space:]]|$)")) printf "%s\n", out
+      }' "$file"
+  done
+  # One-line entries ("deb [options] uri suite components") become stanzas too.
+  for file in "$source_list" "$source_parts"*.list; do
+    [ -f "$file" ] || continue
+    awk -v codename="$codename" '
+      $1 != "deb" { next }
+      {
+        options = ""; i = 2
+        if ($2 ~ /^\[/) {
+          while (i <= NF) { options = options " " $i; if ($i ~ /\]$/) break; i++ }
+          i++
+        }
+        uri = $i; suite = $(i + 1)
+        if (suite != codename && index(suite, codename "-") != 1) next
+        components = ""
+        for (j = i + 2; j <= NF; j++) components = components " " $j
+        printf "Types: deb-src\nURIs: %s\nSuites: %s\nComponents:%s\n", uri, suite, components
+        if (match(options, /signed-by=[^] ]+/))
+          printf "Signed-By: %s\n", substr(options, RSTART + 10, RLENGTH - 10)
+        printf "\n"
+      }' "$file"
+  done
+}
+
 # apt-get source needs a deb-src entry mirroring the machine's Debian entry.
 ensure_deb_src() {
-  if grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    return
+  has_deb_src && return
+  local stanzas
+  stanzas=$(debian_src_stanzas)
+  if [ -z "$stanzas" ]; then
+    log "no Debian ($codename) entry in $source_list or $source_parts to mirror as deb-src;" \
+      "add a deb-src entry for the source package 'kubernetes' yourself"
+    exit 1
   fi
-  log "adding a deb-src entry for Debian bookworm"
-  as_root tee /etc/apt/sources.list.d/haw-icc-sandbox-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+  log "adding deb-src entries mirroring this machine's Debian entries: $src_entry"
+  printf '%s\n' "$stanzas" | as_root tee "$src_entry" >/dev/null
   apt_updated=false
 }
 
-mapfile -t to_install < <(missing_packages)
-if [ ${#to_install[@]} -gt 0 ]; then
-  log "installing Debian packages: ${to_install[*]}"
-  apt_update_once
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${to_install[@]}" >/dev/null
-fi
+# The newest version of the source package apt knows, or nothing; never fails the script (before
+# the first `apt-get update` with a deb-src entry, apt-cache has no source lists and exits 100).
+source_version() {
+  { apt-cache showsrc kubernetes 2>/dev/null || true; } | awk '/^Version:/ {print $2; exit}'
+}
 
 ensure_deb_src
-source_version() { apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2; exit}'; }
 version=$(source_version)
 if [ -z "$version" ]; then
   apt_update_once

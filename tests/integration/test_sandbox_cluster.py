@@ -38,9 +38,12 @@ def pod_manifest(name: str, container: dict, tolerate: tuple[str, ...] = (V100,)
     }
 
 
-def pod_is_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
-    pod = core.read_namespaced_pod(name, namespace)
+def is_ready(pod: client.V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def pod_is_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    return is_ready(core.read_namespaced_pod(name, namespace))
 
 
 def pod_event(core: client.CoreV1Api, namespace: str, pod: str, reason: str):
@@ -81,8 +84,10 @@ def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(admin_client, cor
     apps.create_namespaced_deployment(namespace, deployment)
 
     def ready_pod():
+        # Read each pod afresh: a listed copy may predate the status that made it Ready.
         pods = core.list_namespaced_pod(namespace, label_selector="app=two-gpus").items
-        return next((p for p in pods if pod_is_ready(core, namespace, p.metadata.name)), None)
+        fresh = (core.read_namespaced_pod(p.metadata.name, namespace) for p in pods)
+        return next((p for p in fresh if is_ready(p)), None)
 
     def explain() -> str:
         pods = core.list_namespaced_pod(namespace).items
