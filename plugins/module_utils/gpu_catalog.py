@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import IMAGE_REFERENCE
+
 CATALOG_VARIABLE = "icc_gpu_catalog"
 CPU = "cpu"  # the entry used when a pod asks for no GPU
 
@@ -71,13 +73,8 @@ FIELDS: dict[str, str] = {
 }
 
 # A GPU type is used as a taint key and a label value: keep it to a Kubernetes name segment.
-_GPU_TYPE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-_COMPUTE_CAPABILITY = re.compile(r"^[0-9]{1,2}\.[0-9]$")
-_IMAGE = re.compile(
-    r"^(?P<repository>[a-z0-9]+(?:[._:/-][a-z0-9]+)*?)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
+_GPU_TYPE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+_COMPUTE_CAPABILITY = re.compile(r"[0-9]{1,2}\.[0-9]")
 
 
 class CatalogError(ValueError):
@@ -109,7 +106,9 @@ def _field_errors(where: str, name: str, entry: Mapping[str, Any]) -> list[str]:
     capability = entry["compute_capability"]
     if is_cpu and capability is not None:
         errors.append(f"{where}.compute_capability: {capability!r} must be null for the cpu entry")
-    elif not is_cpu and not (isinstance(capability, str) and _COMPUTE_CAPABILITY.match(capability)):
+    elif not is_cpu and not (
+        isinstance(capability, str) and _COMPUTE_CAPABILITY.fullmatch(capability)
+    ):
         hint = " (quote it in YAML)" if _is_number(capability) else ""
         errors.append(
             f"{where}.compute_capability: {capability!r} is not allowed{hint}: "
@@ -125,7 +124,7 @@ def _field_errors(where: str, name: str, entry: Mapping[str, Any]) -> list[str]:
         )
 
     image = entry["tgi_image"]
-    match = _IMAGE.match(image) if isinstance(image, str) else None
+    match = IMAGE_REFERENCE.fullmatch(image) if isinstance(image, str) else None
     if not match or not (match["tag"] or match["digest"]):
         errors.append(f"{where}.tgi_image: {image!r} is not allowed: {FIELDS['tgi_image']}")
     elif match["tag"] == "latest" and not match["digest"]:
@@ -152,7 +151,7 @@ def catalog_errors(extra: Any) -> list[str]:
     errors: list[str] = []
     for name, fields in extra.items():
         where = f"{CATALOG_VARIABLE}[{name!r}]"
-        if not isinstance(name, str) or not _GPU_TYPE.match(name):
+        if not isinstance(name, str) or not _GPU_TYPE.fullmatch(name):
             errors.append(
                 f"{CATALOG_VARIABLE}: GPU type {name!r} is not allowed: up to 63 letters, "
                 "digits, '-', '_' or '.', starting and ending with a letter or digit "

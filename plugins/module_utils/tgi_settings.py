@@ -164,9 +164,10 @@ _PREFIX = "tgi_"
 
 # A Hub repository id: "name" or "org/name"; each part 1-96 of letters, digits, ".", "_", "-",
 # not starting or ending with "-" or ".", without "--" or ".." (the Hub's own rules).
-_HUB_PART = re.compile(r"^(?![-.])[A-Za-z0-9._-]{1,96}(?<![-.])$")
-_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Matched whole (fullmatch): `$` alone lets a trailing line break through.
+_HUB_PART = re.compile(r"(?![-.])[A-Za-z0-9._-]{1,96}(?<![-.])")
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_PORT = 65535
 
 
@@ -204,7 +205,7 @@ def _check_model_id(model_id: Any) -> list[str]:
         return [f"tgi_model_id is required: {rule}"]
     parts = model_id.split("/") if isinstance(model_id, str) else []
     if not 1 <= len(parts) <= 2 or not all(
-        _HUB_PART.match(part) and "--" not in part and ".." not in part for part in parts
+        _HUB_PART.fullmatch(part) and "--" not in part and ".." not in part for part in parts
     ):
         return [f"tgi_model_id: {model_id!r} is not allowed: {rule}"]
     return []
@@ -217,7 +218,7 @@ def _check_secret_name(name: str, value: Any, *, required: bool) -> list[str]:
     )
     if value is None:
         return [f"{name} is required: {rule}"] if required else []
-    if not isinstance(value, str) or not _SECRET_NAME.match(value):
+    if not isinstance(value, str) or not _SECRET_NAME.fullmatch(value):
         return [f"{name}: {value!r} is not allowed: {rule}" + ("" if required else ", or null")]
     return []
 
@@ -331,7 +332,7 @@ def _check_nccl_env(nccl_env: Any) -> list[str]:
     errors = []
     for key, value in nccl_env.items():
         if not (
-            isinstance(key, str) and _ENV_NAME.match(key) and key.startswith(NCCL_ENV_PREFIXES)
+            isinstance(key, str) and _ENV_NAME.fullmatch(key) and key.startswith(NCCL_ENV_PREFIXES)
         ):
             errors.append(f"tgi_nccl_env: variable name {key!r} is not allowed: {rule}")
         elif not isinstance(value, str):

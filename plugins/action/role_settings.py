@@ -1,0 +1,54 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Action plugin for haw.icc.role_settings: a role's variables, typed and checked.
+
+It runs on the controller because it reads the role's argument spec from the collection and the
+variables from the play; the conversion and the rules live in module_utils/role_settings.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ansible_collections.haw.icc.plugins.module_utils.role_settings import role_settings
+from ansible_collections.haw.icc.plugins.modules.role_settings import ARGUMENT_SPEC
+from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
+
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+
+
+def role_options(role: str) -> dict[str, Any]:
+    """The options of the `main` entry point of the collection's role `role`."""
+    path = COLLECTION_ROOT / "roles" / role / "meta" / "argument_specs.yml"
+    specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
+    return specs["main"]["options"]
+
+
+class ActionModule(ControllerAction):
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        try:
+            options = role_options(args["role"])
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+            result.update(
+                failed=True, msg=f"role {args['role']!r} of haw.icc: no argument spec ({error})"
+            )
+            return result
+        # The variables as the play sees them, templated like Ansible's own role validation does.
+        values = self._templar.template({n: task_vars[n] for n in options if n in task_vars})
+        settings, errors = role_settings(args["role"], options, values)
+        result["changed"] = False
+        if errors:
+            heading = args["heading"] or f"Invalid variables of the role haw.icc.{args['role']}"
+            result.update(
+                failed=True,
+                errors=errors,
+                msg=heading + ":\n" + "\n".join(f"- {error}" for error in errors),
+            )
+            return result
+        result.update(settings=settings, msg=f"the variables of haw.icc.{args['role']} are valid")
+        return result

@@ -1,0 +1,95 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.role_settings; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: role_settings
+short_description: Type and check the variables of one of the collection's roles before writing
+version_added: 0.1.0
+description:
+  - Converts every variable of the role's C(main) argument spec with Ansible's own converters
+    (those of module options), so C(-e tgi_gpu_count=2) is the integer V(2), C(-e x=true) the
+    boolean V(true), and a value those converters refuse is reported naming the variable.
+  - Then checks every value that ends up in a Kubernetes object by its kind (namespaces, Service
+    names, ports, host names, quantities, keys, image references) and the role's own rules (for
+    C(tgi_server) the launcher's rules of TGI), so that the API server never refuses an object
+    half-way through a run.
+  - Reports every problem at once, one line each, and returns the typed variables for the role
+    to use instead of the raw ones. The values of C(no_log) variables (keys, tokens, passwords)
+    are never quoted nor returned.
+  - Runs on the controller as an action plugin; reads nothing from the cluster.
+author:
+  - haw.icc developers (@haw-hamburg)
+options:
+  role:
+    description: The collection's role whose variables to check.
+    type: str
+    required: true
+    choices: [tgi_server, open_webui, icc_secret]
+  heading:
+    description: First line of the failure message, for example what was refused and where.
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+  action:
+    description: Has a corresponding action plugin that runs on the controller.
+    support: full
+  async:
+    description: Supports being used with the C(async) keyword.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Type and check the TGI variables
+  haw.icc.role_settings:
+    role: tgi_server
+    heading: "Refusing to deploy TGI to {{ icc_namespace }}"
+  register: __tgi_checked
+
+- name: Use the typed values from now on
+  ansible.builtin.set_fact:
+    __tgi: "{{ __tgi_checked.settings }}"
+"""
+
+RETURN = r"""
+settings:
+  description: Every variable of the role's argument spec, converted to its type (null when
+    unset), except those marked C(no_log).
+  returned: success
+  type: dict
+  sample: {tgi_gpu_count: 2, tgi_ingress_enabled: false, tgi_cuda_memory_fraction: 0.85}
+errors:
+  description: One message per problem, each naming the variable.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["tgi_service_port: 70000 is not allowed: a port number, an integer in 1..65535"]
+msg:
+  description: Whether the variables are valid; on failure the heading and every problem.
+  returned: always
+  type: str
+"""
+
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+
+ARGUMENT_SPEC = dict(
+    role=dict(type="str", required=True, choices=["tgi_server", "open_webui", "icc_secret"]),
+    heading=dict(type="str"),
+)
+
+
+def main():
+    fail_as_documentation_stub("role_settings", ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()
