@@ -22,13 +22,13 @@ from typing import Any
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    FIELD_MANAGER,
     HEARTBEAT_SECONDS,
     READY,
     TIMED_OUT,
     UNOBSERVED,
     ApiProblem,
     RolloutWatcher,
-    SetupError,
     WaitOutcome,
     rollout_report,
     wait_for_rollouts,
@@ -45,11 +45,13 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     tgi_container,
 )
 from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
-from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import KubernetesAction
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
+    ConnectionProblem,
+    KubernetesAction,
+)
 
 display = Display()
 
-FIELD_MANAGER = "haw.icc"  # the role's server-side apply uses the same manager
 GPU_RESOURCE = "nvidia.com/gpu"
 PATCH_ATTEMPTS = 3  # the Deployment controller writes status often: a stale read is normal
 OOM_MARKS = ("OOMKilled", "OutOfMemoryError", "out of memory")
@@ -176,10 +178,41 @@ def switch_patch(
     ]
 
 
-def spec_view(container: dict[str, Any]) -> dict[str, Any]:
-    """What --diff shows of a container: the model and the args and env (references only)."""
+def template_annotations(deployment: dict[str, Any]) -> dict[str, str]:
+    template = (deployment.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("annotations") or {})
+
+
+def annotation_ops(
+    deployment: dict[str, Any], wanted: dict[str, str | None]
+) -> list[dict[str, Any]]:
+    """JSON patch operations that give the pod template the `wanted` annotations (None removes
+    one), touching no other annotation; none when they are already so."""
+    live = template_annotations(deployment)
+    path = "/spec/template/metadata/annotations"
+    ops: list[dict[str, Any]] = []
+    for key, value in sorted(wanted.items()):
+        if live.get(key) == value:
+            continue
+        pointer = f"{path}/{key.replace('~', '~0').replace('/', '~1')}"
+        if value is None:
+            ops.append({"op": "remove", "path": pointer})
+        elif not live and not ops:
+            ops.append({"op": "add", "path": path, "value": {key: value}})
+            live = {key: value}
+        else:
+            ops.append({"op": "replace" if key in live else "add", "path": pointer, "value": value})
+    return ops
+
+
+def spec_view(container: dict[str, Any], annotations: dict[str, Any] | None = None) -> dict:
+    """What --diff shows: the model, the args and env (references only), and the pod template
+    annotations the switch manages."""
     spec = container_spec(container)
-    return {"model_id": model_of(spec["args"]), "args": spec["args"], "env": spec["env"]}
+    view = {"model_id": model_of(spec["args"]), "args": spec["args"], "env": spec["env"]}
+    if annotations:
+        view["pod_annotations"] = annotations
+    return view
 
 
 def should_roll_back(outcome: WaitOutcome, rollback: bool) -> bool:
@@ -282,17 +315,15 @@ class ModelSwitch:
     # writing --------------------------------------------------------------------------------
 
     def _patch(
-        self,
-        deployment: dict[str, Any],
-        args: list | None,
-        env: list | None,
-        dry_run: bool = False,
+        self, deployment: dict[str, Any], spec: dict[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
-        """Patches args and env, re-reading and retrying when the Deployment changed meanwhile."""
+        """Patches args and env (None removes them) and the pod template annotations of `spec`,
+        re-reading and retrying when the Deployment changed meanwhile."""
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             index, live = find_container(deployment, self.container)
             version = (deployment.get("metadata") or {}).get("resourceVersion") or ""
-            patch = switch_patch(version, index, live, args, env)
+            patch = switch_patch(version, index, live, spec["args"], spec["env"])
+            patch += annotation_ops(deployment, spec.get("annotations") or {})
             try:
                 return self.watcher.patch_deployment(self.name, patch, FIELD_MANAGER, dry_run)
             except ApiProblem as problem:
@@ -337,15 +368,19 @@ class ModelSwitch:
 
     # the whole switch -----------------------------------------------------------------------
 
-    def run(self, wanted: dict[str, list], settings: dict[str, Any]) -> dict[str, Any]:
-        """Switches to `wanted` ({"args", "env"}); the task result (with `failed` on failure)."""
+    def run(self, wanted: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """Switches to `wanted` ({"args", "env"}, and "annotations" of the pod template to set);
+        the task result (with `failed` on failure)."""
         deployment = self._read()
         _index, live = find_container(deployment, self.container)
         self._check_gpus(live, settings)
-        before, after = spec_view(live), spec_view(wanted)
+        managed = wanted.get("annotations") or {}
+        live_annotations = template_annotations(deployment)
+        before = spec_view(live, {key: live_annotations.get(key) for key in managed})
+        after = spec_view(wanted, managed)
         revision_before = _revision(deployment)
         where = f"Deployment {self.name} in namespace {self.namespace}"
-        if same_spec(live, wanted):
+        if same_spec(live, wanted) and not annotation_ops(deployment, managed):
             result = switch_result(
                 changed=False,
                 model_before=before["model_id"],
@@ -365,7 +400,7 @@ class ModelSwitch:
         }
         switch = f"from model {before['model_id']} to {after['model_id']}"
         if self.check_mode:
-            self._patch(deployment, wanted["args"], wanted["env"], dry_run=True)
+            self._patch(deployment, wanted, dry_run=True)
             result = switch_result(
                 changed=True,
                 model_before=before["model_id"],
@@ -381,8 +416,12 @@ class ModelSwitch:
             )
             return result
 
-        previous = {"args": live.get("args"), "env": live.get("env")}
-        patched = self._patch(deployment, wanted["args"], wanted["env"])
+        previous = {
+            "args": live.get("args"),
+            "env": live.get("env"),
+            "annotations": {key: live_annotations.get(key) for key in managed},
+        }
+        patched = self._patch(deployment, wanted)
         generation = (patched.get("metadata") or {}).get("generation")
         self.show(f"{self.prefix}{self.name}: switching {switch}")
         outcome = self._wait(self.args["timeout"], generation)
@@ -455,7 +494,7 @@ class ModelSwitch:
         why = f"{outcome.message}{self._hint(outcome)}"
         self.show(f"{self.prefix}{self.name}: the new revision failed; rolling back to {old_model}")
         try:
-            patched = self._patch(self._read(), previous["args"], previous["env"])
+            patched = self._patch(self._read(), previous)
         except (ApiProblem, SwitchRefused) as problem:
             result["msg"] = (
                 f"the switch of {where} {switch} failed, and the rollback to model {old_model} "
@@ -503,14 +542,15 @@ class ActionModule(KubernetesAction):
             )
         where = f"Deployment {args['name']} in namespace {args['namespace']}"
         try:
-            wanted = tgi_container(args["settings"], args["catalog"] or None)
+            wanted = dict(tgi_container(args["settings"], args["catalog"] or None))
+            wanted["annotations"] = args["pod_annotations"]
         except TgiSettingsError as error:
             problems = "\n".join(f"- {problem}" for problem in error.errors)
             return self._fail(result, f"Refusing to switch the model of {where}:\n{problems}")
         try:
             api = self._api_client(args)
-        except SetupError as error:
-            return self._fail(result, f"cannot connect to Kubernetes: {error}")
+        except ConnectionProblem as error:
+            return self._fail(result, f"Cannot connect: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
         watcher = RolloutWatcher(api, args["namespace"])
         switch = ModelSwitch(
@@ -527,8 +567,6 @@ class ActionModule(KubernetesAction):
             return self._fail(result, f"Refusing to switch the model of {where}: {refusal}")
         except ApiProblem as problem:
             return self._fail(result, f"cannot switch the model of {where}: {problem}")
-        finally:
-            api.close()
         if watcher.warnings:
             result["warnings"] = list(watcher.warnings)
         return result

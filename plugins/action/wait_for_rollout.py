@@ -15,11 +15,14 @@ from typing import Any
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+    FAILED,
     HEARTBEAT_SECONDS,
+    TIMED_OUT,
+    ApiProblem,
     RolloutWatcher,
-    SetupError,
     WaitOutcome,
     rollout_report,
+    undo_rollout,
     wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
@@ -27,7 +30,10 @@ from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     format_duration,
 )
 from ansible_collections.haw.icc.plugins.modules.wait_for_rollout import ARGUMENT_SPEC
-from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import KubernetesAction
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
+    ConnectionProblem,
+    KubernetesAction,
+)
 
 display = Display()
 
@@ -44,9 +50,14 @@ class ActionModule(KubernetesAction):
         result["changed"] = False
         if not names:
             return self._fail(result, "names must list at least one Deployment")
-        if args["poll_interval"] < 1 or args["timeout"] < 0 or args["unschedulable_grace"] < 0:
+        if (
+            args["poll_interval"] < 1
+            or min(args["timeout"], args["unschedulable_grace"], args["rollback_timeout"]) < 0
+        ):
             return self._fail(
-                result, "poll_interval must be >= 1, timeout and unschedulable_grace >= 0"
+                result,
+                "poll_interval must be >= 1, timeout, unschedulable_grace and rollback_timeout "
+                ">= 0",
             )
         if self._task.check_mode:
             result["skipped"] = True
@@ -57,13 +68,10 @@ class ActionModule(KubernetesAction):
             return result
         try:
             api = self._api_client(args)
-        except SetupError as error:
-            return self._fail(result, f"cannot connect to Kubernetes: {error}")
+        except ConnectionProblem as error:
+            return self._fail(result, f"Cannot connect: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
-        try:
-            return self._wait(result, api, namespace, names, args, host)
-        finally:
-            api.close()
+        return self._wait(result, api, namespace, names, args, host)
 
     def _wait(
         self,
@@ -75,18 +83,74 @@ class ActionModule(KubernetesAction):
         host: str,
     ) -> dict[str, Any]:
         watcher = RolloutWatcher(api, namespace)
-        outcome = wait_for_rollouts(
-            watcher,
-            names,
-            timeout=args["timeout"],
-            poll_interval=args["poll_interval"],
-            grace=float(args["unschedulable_grace"]),
-            fail_fast=args["fail_fast"],
-            log=ProgressLog(prefix=f"[{host}] " if host else "", heartbeat=HEARTBEAT_SECONDS),
-            show=display.display,
-            warn=lambda message: display.warning(f"{host}: {message}"),
+        prefix = f"[{host}] " if host else ""
+
+        def wait(wanted: list[str], timeout: int, generations: dict | None = None) -> WaitOutcome:
+            return wait_for_rollouts(
+                watcher,
+                wanted,
+                timeout=timeout,
+                poll_interval=args["poll_interval"],
+                grace=float(args["unschedulable_grace"]),
+                fail_fast=args["fail_fast"],
+                generations=generations,
+                log=ProgressLog(prefix=prefix, heartbeat=HEARTBEAT_SECONDS),
+                show=display.display,
+                warn=lambda message: display.warning(f"{host}: {message}"),
+            )
+
+        outcome = wait(names, args["timeout"])
+        self._finish(result, outcome, watcher)
+        if outcome.ready or not args["rollback"] or outcome.status not in (FAILED, TIMED_OUT):
+            return result
+        return self._roll_back(result, outcome, watcher, wait, prefix, args["rollback_timeout"])
+
+    def _roll_back(
+        self,
+        result: dict[str, Any],
+        outcome: WaitOutcome,
+        watcher: RolloutWatcher,
+        wait: Any,
+        prefix: str,
+        timeout: int,
+    ) -> dict[str, Any]:
+        """Puts back the revision before each failed one, waits for it, and says why."""
+        why = outcome.message or "the new revision did not become ready"
+        failed = [name for name, rollout in outcome.rollouts.items() if not rollout.done]
+        generations, revisions = {}, {}
+        for name in failed:
+            new_revision = outcome.rollouts[name].revision or "?"
+            try:
+                revision, generation = undo_rollout(watcher, name)
+            except ApiProblem as problem:
+                result["msg"] = (
+                    f"{why}\n\nThe new revision {new_revision} of Deployment {name} could not be "
+                    f"rolled back: {problem}"
+                )
+                return result
+            display.display(
+                f"{prefix}{name}: revision {new_revision} failed; rolling back to revision "
+                f"{revision}"
+            )
+            generations[name], revisions[name] = generation, revision
+        restored = wait(failed, timeout, generations)
+        result["rolled_back"] = revisions
+        result["elapsed"] = round(outcome.elapsed + restored.elapsed, 1)
+        result["deployments"].update(
+            {name: rollout_report(r) for name, r in restored.rollouts.items()}
         )
-        return self._finish(result, outcome, watcher)
+        back = ", ".join(f"{name} revision {revision}" for name, revision in revisions.items())
+        if restored.ready:
+            result["msg"] = (
+                f"{why}\n\nRolled back: {back} serves again, as before this change. Fix what "
+                "failed before applying it again: the inventory still asks for it."
+            )
+        else:
+            result["msg"] = (
+                f"{why}\n\nRolled back to {back}, but it did not become ready either: "
+                f"{restored.message}"
+            )
+        return result
 
     @staticmethod
     def _finish(

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
+    SECRET_VERSIONS_ANNOTATION,
     quantity_times,
+    secret_versions,
     value_errors,
 )
 
@@ -18,10 +20,22 @@ def k8s_quantity_times(value, factor):
         raise AnsibleFilterError(str(error)) from error
 
 
-def k8s_value_errors(labels, quantities=None):
-    return value_errors(labels, quantities)
+def k8s_value_errors(values, kinds):
+    try:
+        return value_errors(values, kinds)
+    except KeyError as error:
+        raise AnsibleFilterError(f"k8s_value_errors: unknown kind {error}") from error
+
+
+def k8s_secret_versions(versions, names):
+    """The pod template annotation that rolls the pods when one of the Secrets `names` changes."""
+    return {SECRET_VERSIONS_ANNOTATION: secret_versions(versions or {}, list(names))}
 
 
 class FilterModule:
     def filters(self):
-        return {"k8s_quantity_times": k8s_quantity_times, "k8s_value_errors": k8s_value_errors}
+        return {
+            "k8s_quantity_times": k8s_quantity_times,
+            "k8s_value_errors": k8s_value_errors,
+            "k8s_secret_versions": k8s_secret_versions,
+        }

@@ -1,26 +1,64 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Connecting a module to the cluster through kubernetes.core, with errors a student can act on.
+"""The one way the collection connects to a cluster: kubernetes.core's client, explained.
 
-Shared by the modules that talk to the API (cluster_preflight, gpu_capacity_check) and, for
-`api_message`, by the action plugins' client (k8s_client).
+Modules (cluster_preflight, gpu_capacity_check) and action plugins (wait_for_rollout,
+tgi_model_switch) all get their client from kubernetes.core's `get_api_client`, with its auth
+options and its K8S_AUTH_* environment variables, so they connect exactly like
+kubernetes.core.k8s does in the roles. What this file adds is words: which credentials are in
+use and which are set but ignored (`credentials`), and a message a student can act on when they
+do not work (`ConnectionProblem`), instead of "No configuration found".
+
+Where the credentials come from, in kubernetes.core's own order:
+1. a host with a token (or user and password, or a client certificate and key), from the
+   options or K8S_AUTH_HOST, K8S_AUTH_API_KEY...: nothing else is read;
+2. a kubeconfig (the option, which the playbooks set from icc_kubeconfig, or
+   K8S_AUTH_KUBECONFIG) or a context (icc_context, K8S_AUTH_CONTEXT): that kubeconfig, or
+   without one $KUBECONFIG, else ~/.kube/config;
+3. inside a pod (AWX, a CI job): the pod's service account;
+4. $KUBECONFIG, else ~/.kube/config.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
 
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
 try:
+    import yaml
     from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
+    from kubernetes.config import incluster_config
     from urllib3.exceptions import HTTPError
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    pass
+except ImportError:  # reported by AnsibleK8SModule's requirement check, or by api_client()
+    HTTPError = ApiException = OSError
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+# Environment variables that hold each option besides K8S_AUTH_<OPTION> (kubernetes.core's).
+ENV_ALIASES = {
+    "validate_certs": ("K8S_AUTH_VERIFY_SSL",),
+    "ca_cert": ("K8S_AUTH_SSL_CA_CERT",),
+    "client_cert": ("K8S_AUTH_CERT_FILE",),
+    "client_key": ("K8S_AUTH_KEY_FILE",),
+}
+CONNECTION_HINT = (
+    "On the ICC: download your kubeconfig from the ICC login page and export "
+    "KUBECONFIG=<file> (or set icc_kubeconfig in the inventory); for the sandbox: make "
+    "sandbox-up."
+)
 
 
-def api_message(error):
+class ConnectionProblem(Exception):
+    """The cluster cannot be used: why, in words, and where the credentials came from."""
+
+
+def api_message(error: Any) -> str:
     """The API server's message out of an ApiException, else the status and reason."""
     body = getattr(error, "body", None)
     try:
@@ -30,33 +68,180 @@ def api_message(error):
     return message or f"{getattr(error, 'status', '')} {getattr(error, 'reason', '')}".strip()
 
 
-def connect(module, result, ask_version=True):
-    """(kubernetes ApiClient, server version or None), or fail the task saying why the cluster
-    cannot be used; `result` goes with the failure so partial results are kept."""
+# --- where the credentials come from -----------------------------------------------------------
+
+
+@dataclass
+class Credentials:
+    """Which credentials kubernetes.core will use, said truthfully."""
+
+    source: str  # for example "icc_kubeconfig /home/s/.kube/icc.yaml"
+    kubeconfig: str | None = None  # the file(s) read, when a kubeconfig is read
+    context: str | None = None
+    ignored: list[str] = field(default_factory=list)  # set, but not used, and why
+    server: str | None = None  # once connected: the API server's address and version
+    version: str | None = None
+
+    def describe(self) -> str:
+        text = self.source + (f", context {self.context}" if self.context else "")
+        if self.ignored:
+            text += " (" + "; ".join(self.ignored) + ")"
+        return text
+
+
+def _option(params: dict[str, Any], environ: dict[str, str], name: str) -> tuple[Any, str]:
+    """(value, where it came from) of an auth option: the option, else its K8S_AUTH_* variable."""
+    if params.get(name) not in (None, ""):
+        label = "icc_kubeconfig" if name == "kubeconfig" else f"the {name} option"
+        if name == "context":
+            label = "icc_context"
+        return params[name], label
+    for variable in (f"K8S_AUTH_{name.upper()}", *ENV_ALIASES.get(name, ())):
+        if environ.get(variable):
+            return environ[variable], variable
+    return None, ""
+
+
+def in_cluster(environ: dict[str, str]) -> bool:
+    """Whether this runs inside a pod with a service account, as the kubernetes library sees it."""
+    return bool(
+        environ.get("KUBERNETES_SERVICE_HOST")
+        and environ.get("KUBERNETES_SERVICE_PORT")
+        and os.path.isfile(incluster_config.SERVICE_TOKEN_FILENAME)
+    )
+
+
+def credentials(params: dict[str, Any], environ: dict[str, str]) -> Credentials:
+    """Where kubernetes.core takes the credentials from for these options and environment."""
+    got = {name: _option(params, environ, name) for name in AUTH_ARG_SPEC}
+    host, host_from = got["host"]
+    pairs = (("api_key",), ("username", "password"), ("client_cert", "client_key"))
+    for pair in pairs:
+        if host and all(got[name][0] for name in pair):
+            labels = [host_from, *(got[name][1] for name in pair)]
+            names = " and ".join(labels)
+            if all(label.startswith("the ") for label in labels):  # all options, no variables
+                names = "the " + " and ".join(("host", *pair)) + " options"
+            ignored = [
+                f"{got[name][1]} is set but ignored while they are"
+                for name in ("kubeconfig", "context")
+                if got[name][0]
+            ]
+            if environ.get("KUBECONFIG"):
+                ignored.append("KUBECONFIG is set but ignored while they are")
+            return Credentials(names, ignored=ignored)
+    kubeconfig, kubeconfig_from = got["kubeconfig"]
+    context, _ = got["context"]
+    ignored = []
+    if isinstance(kubeconfig, dict):
+        return Credentials(f"the kubeconfig given as a mapping ({kubeconfig_from})", None, context)
+    if kubeconfig:
+        if environ.get("KUBECONFIG"):
+            ignored.append(f"KUBECONFIG is set but {kubeconfig_from} wins")
+        return Credentials(
+            f"{kubeconfig_from} {kubeconfig}", os.path.expanduser(str(kubeconfig)), context, ignored
+        )
+    if not context and in_cluster(environ):
+        if environ.get("KUBECONFIG"):
+            ignored.append("KUBECONFIG is set but the pod's service account wins")
+        return Credentials("the pod's service account (in-cluster)", ignored=ignored)
+    if environ.get("KUBECONFIG"):
+        return Credentials(f"KUBECONFIG {environ['KUBECONFIG']}", environ["KUBECONFIG"], context)
+    return Credentials(
+        f"the default kubeconfig {DEFAULT_KUBECONFIG}",
+        os.path.expanduser(DEFAULT_KUBECONFIG),
+        context,
+    )
+
+
+def _kubeconfig_problem(found: Credentials) -> str | None:
+    """Why the kubeconfig `found` names cannot be used, before the library tries it."""
+    paths = [path for path in (found.kubeconfig or "").split(os.pathsep) if path]
+    existing = [os.path.expanduser(p) for p in paths if os.path.isfile(os.path.expanduser(p))]
+    if not existing:
+        return f"no kubeconfig: {found.describe()} does not exist. {CONNECTION_HINT}"
+    for path in existing:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                loaded = yaml.safe_load(stream)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+            where = getattr(error, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            return f"the kubeconfig {path} cannot be read{line}: {str(error).splitlines()[0]}"
+        if not isinstance(loaded, dict) or not loaded.get("contexts"):
+            return f"the kubeconfig {path} is not a kubeconfig (it has no contexts)"
+    if found.context:
+        contexts, _current = k8s_config.list_kube_config_contexts(config_file=existing[0])
+        names = [entry.get("name") for entry in contexts or []]
+        if found.context not in names:
+            return (
+                f"the context {found.context!r} is not in the kubeconfig {existing[0]}; it has "
+                f"{', '.join(map(str, names)) or 'no contexts'}"
+            )
+    return None
+
+
+# --- connecting ----------------------------------------------------------------------------------
+
+
+def auth_options(args: dict[str, Any]) -> dict[str, Any]:
+    """The auth options of a task's arguments that are set (others fall back to K8S_AUTH_*)."""
+    return {
+        name: value for name, value in args.items() if name in AUTH_ARG_SPEC and value is not None
+    }
+
+
+def api_client(module: Any = None, auth: dict[str, Any] | None = None) -> tuple[Any, Credentials]:
+    """(kubernetes ApiClient, where its credentials come from) through kubernetes.core, for a
+    module (its params) or an action plugin (`auth`, the task's auth options).
+
+    Raises ConnectionProblem with a readable reason; the server is asked for its version on the
+    way, so an unreachable or refusing cluster is found here.
+    """
+    params = dict(module.params) if module is not None else dict(auth or {})
+    found = credentials(params, dict(os.environ))
+    if found.kubeconfig is not None:
+        problem = _kubeconfig_problem(found)
+        if problem:
+            raise ConnectionProblem(problem)
     server = "the cluster"
     try:
-        # Building the dynamic client already asks the server for its version.
-        api_client = get_api_client(module).client.client
-        server = api_client.configuration.host
-        version = k8s.VersionApi(api_client).get_code().git_version if ask_version else None
-    except CoreException as error:
-        module.fail_json(msg=f"Cannot use the kubeconfig: {error}", **result)
+        client = get_api_client(module) if module is not None else get_api_client(**params)
+        api = client.client.client
+        server = api.configuration.host
+        found.server, found.version = server, k8s.VersionApi(api).get_code().git_version
+    except (CoreException, k8s_config.ConfigException) as error:
+        raise ConnectionProblem(f"cannot use {found.describe()}: {error}") from error
     except ApiException as error:
         if error.status in (401, 403):
-            module.fail_json(
-                msg=f"The cluster at {server} refused the credentials: {api_message(error)}",
-                **result,
-            )
-        module.fail_json(
-            msg=f"The cluster at {server} answered {error.status}: {api_message(error)}", **result
-        )
+            raise ConnectionProblem(
+                f"the cluster at {server} refused the credentials ({found.describe()}): "
+                f"{api_message(error)}"
+            ) from error
+        raise ConnectionProblem(
+            f"the cluster at {server} answered {error.status}: {api_message(error)}"
+        ) from error
     except (HTTPError, OSError) as error:
         # The connection pool knows the address that failed even before the client existed.
         pool = getattr(error, "pool", None)
         server = f"https://{pool.host}:{pool.port}" if pool is not None else server
-        module.fail_json(
-            msg=f"Cannot reach the cluster at {server}: {getattr(error, 'reason', error)}. "
-            "Check KUBECONFIG or icc_kubeconfig, the context, and your network (VPN).",
-            **result,
-        )
-    return api_client, version
+        raise ConnectionProblem(
+            f"cannot reach the cluster at {server} ({found.describe()}): "
+            f"{getattr(error, 'reason', error)}. Check the kubeconfig, the context and your "
+            "network (VPN)."
+        ) from error
+    return api, found
+
+
+def connect(module: Any, result: dict[str, Any]) -> tuple[Any, Credentials]:
+    """api_client() for a module: fails the task with the reason, keeping `result`."""
+    # kubernetes.core marks the kubeconfig option no_log, since it may be a mapping with tokens.
+    # A path is no secret (the tokens are in the file), and messages must be able to name it.
+    path = module.params.get("kubeconfig")
+    if isinstance(path, str):
+        getattr(module, "_module", module).no_log_values.discard(path)  # AnsibleK8SModule wraps
+    try:
+        return api_client(module)
+    except ConnectionProblem as problem:
+        module.fail_json(msg=f"Cannot connect: {problem}", **result)
+        raise  # pragma: no cover - fail_json exits

@@ -1,19 +1,16 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The Kubernetes client of the collection's action plugins, and their shared rollout wait.
+"""Reading, patching and waiting on Deployments, for the collection's action plugins.
 
 `wait_for_rollout` and `tgi_model_switch` run on the controller (so that they can print progress
-while they wait). Both build their client here from kubernetes.core's auth options, read and
-patch Deployments through `RolloutWatcher`, and wait with `wait_for_rollouts`, which turns what
-the pods do into lines through module_utils/pod_progress.py and hands them to a callback.
-
-The kubernetes library is imported guarded: `K8S_IMPORT_ERROR` holds the error, and callers
-report it as a task failure instead of failing at import.
+while they wait). They get their client from module_utils/cluster_access.py (kubernetes.core's),
+read and patch Deployments through `RolloutWatcher`, and wait with `wait_for_rollouts`, which
+turns what the pods do into lines through module_utils/pod_progress.py and hands them to a
+callback.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -26,60 +23,19 @@ from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
     describe_rollout,
     format_duration,
+    previous_revision,
 )
 
 try:
     import urllib3
     from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-except ImportError as error:  # reported as a task failure, not at import
-    K8S_IMPORT_ERROR: ImportError | None = error
-else:
-    K8S_IMPORT_ERROR = None
+except ImportError:  # the action plugins get their client from cluster_access, which says so
+    pass
 
 HEARTBEAT_SECONDS = 60.0
+FIELD_MANAGER = "haw.icc"  # the roles' server-side apply uses the same manager
 REQUEST_TIMEOUT = (10, 30)  # connect, read (seconds) for every API call
 ERROR_TOLERANCE_SECONDS = 60.0  # how long API errors may last once the first poll worked
-DEFAULT_KUBECONFIG = "~/.kube/config"
-
-# The options of kubernetes.core's doc fragment k8s_auth_options, with the same names and
-# aliases; like kubernetes.core, each falls back to an environment variable K8S_AUTH_<NAME>.
-AUTH_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "kubeconfig": {"type": "raw", "no_log": True},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
-    "client_cert": {"type": "path", "aliases": ["cert_file"]},
-    "client_key": {"type": "path", "aliases": ["key_file"]},
-    "proxy": {"type": "str"},
-    "no_proxy": {"type": "str"},
-    "proxy_headers": {
-        "type": "dict",
-        "options": {
-            "proxy_basic_auth": {"type": "str", "no_log": True},
-            "basic_auth": {"type": "str", "no_log": True},
-            "user_agent": {"type": "str"},
-        },
-    },
-    "persist_config": {"type": "bool"},
-    "impersonate_user": {"type": "str"},
-    "impersonate_groups": {"type": "list", "elements": "str"},
-}
-# Environment variables kubernetes.core reads besides K8S_AUTH_<OPTION>.
-AUTH_ENV_ALIASES = {
-    "validate_certs": "K8S_AUTH_VERIFY_SSL",
-    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
-    "client_cert": "K8S_AUTH_CERT_FILE",
-    "client_key": "K8S_AUTH_KEY_FILE",
-}
-
-
-class SetupError(Exception):
-    """Cannot build a client: no kubeconfig, a broken one, an unknown context."""
 
 
 class ApiProblem(Exception):
@@ -89,136 +45,6 @@ class ApiProblem(Exception):
         super().__init__(message)
         self.fatal = fatal
         self.status = status
-
-
-# --- the client ----------------------------------------------------------------------------------
-
-
-def auth_from(args: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """The auth options given, else from K8S_AUTH_* variables, as kubernetes.core reads them."""
-    auth = {}
-    for name, spec in AUTH_ARGUMENT_SPEC.items():
-        value = args.get(name)
-        if value is None and name not in ("proxy_headers", "kubeconfig"):
-            alias = AUTH_ENV_ALIASES.get(name, "")
-            raw = environ.get("K8S_AUTH_" + name.upper()) or environ.get(alias)
-            if raw is not None:
-                if spec.get("type") == "bool":
-                    value = raw.strip().lower() not in ("0", "false", "no", "off", "")
-                elif spec.get("type") == "list":
-                    value = [item for item in raw.split(",") if item]
-                elif spec.get("type") == "path":
-                    value = os.path.expanduser(raw)
-                else:
-                    value = raw
-        if value is not None:
-            auth[name] = value
-    return auth
-
-
-def kubeconfig_source(given: Any, environ: dict[str, str]) -> tuple[Any, str]:
-    """(kubeconfig to load, where it came from): option, K8S_AUTH_KUBECONFIG, KUBECONFIG, home."""
-    if given is not None:
-        return given, "the kubeconfig option"
-    for variable in ("K8S_AUTH_KUBECONFIG", "KUBECONFIG"):
-        if environ.get(variable):
-            return environ[variable], variable
-    return DEFAULT_KUBECONFIG, "the default location"
-
-
-def build_api_client(auth: dict[str, Any], environ: dict[str, str]) -> Any:
-    """A kubernetes ApiClient from the auth options; SetupError with a readable reason."""
-    configuration = k8s_client.Configuration()
-    host, api_key = auth.get("host"), auth.get("api_key")
-    direct = bool(
-        host
-        and (
-            api_key
-            or (auth.get("username") and auth.get("password"))
-            or (auth.get("client_cert") and auth.get("client_key"))
-        )
-    )
-    if (
-        not direct
-        or auth.get("kubeconfig") is not None
-        or auth.get("context")
-        or (environ.get("K8S_AUTH_KUBECONFIG"))
-    ):
-        _load_kubeconfig(configuration, auth, environ)
-    if host:
-        configuration.host = host.rstrip("/")
-    if api_key:
-        token = f"Bearer {api_key}"
-        configuration.api_key = {"authorization": token, "BearerToken": token}
-    for option, attribute in (
-        ("validate_certs", "verify_ssl"),
-        ("ca_cert", "ssl_ca_cert"),
-        ("client_cert", "cert_file"),
-        ("client_key", "key_file"),
-        ("proxy", "proxy"),
-        ("no_proxy", "no_proxy"),
-    ):
-        if auth.get(option) is not None:
-            setattr(configuration, attribute, auth[option])
-    headers = {k: v for k, v in (auth.get("proxy_headers") or {}).items() if v is not None}
-    if headers:
-        configuration.proxy_headers = urllib3.util.make_headers(**headers)
-    configuration.retries = 1  # the wait loop retries; an unreachable API fails quickly
-    if not configuration.verify_ssl:
-        # Asked for (validate_certs: false, or insecure-skip-tls-verify in the kubeconfig): one
-        # urllib3 warning per request would bury the progress lines (kubernetes.core does this too).
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    api = k8s_client.ApiClient(configuration)
-    if auth.get("username") and auth.get("password") and not api_key:
-        basic = urllib3.util.make_headers(basic_auth=f"{auth['username']}:{auth['password']}")
-        api.set_default_header("Authorization", basic["authorization"])
-    if auth.get("impersonate_user"):
-        api.set_default_header("Impersonate-User", auth["impersonate_user"])
-    groups = auth.get("impersonate_groups") or []
-    if len(groups) > 1:
-        # The API server wants one header line per group; the client can send only one.
-        raise SetupError("impersonate_groups: haw.icc's modules can impersonate one group only")
-    if groups:
-        api.set_default_header("Impersonate-Group", groups[0])
-    return api
-
-
-def _load_kubeconfig(configuration: Any, auth: dict[str, Any], environ: dict[str, str]) -> None:
-    source, origin = kubeconfig_source(auth.get("kubeconfig"), environ)
-    context = auth.get("context")
-    persist = bool(auth.get("persist_config"))
-    if isinstance(source, dict):
-        try:
-            k8s_config.load_kube_config_from_dict(
-                config_dict=source,
-                context=context,
-                client_configuration=configuration,
-                persist_config=persist,
-            )
-        except Exception as error:  # the library raises many kinds; all mean a bad config
-            raise SetupError(f"cannot use the kubeconfig given as a dictionary: {error}") from error
-        return
-    paths = [os.path.expanduser(part) for part in str(source).split(os.pathsep) if part]
-    existing = [path for path in paths if os.path.isfile(path)]
-    if not existing:
-        if origin == "the default location" and environ.get("KUBERNETES_SERVICE_HOST"):
-            try:  # running inside a pod (AWX, a CI job): its service account
-                k8s_config.load_incluster_config(client_configuration=configuration)
-                return
-            except k8s_config.ConfigException as error:
-                raise SetupError(f"no kubeconfig and no in-cluster config: {error}") from error
-        hint = "set the kubeconfig option (or K8S_AUTH_KUBECONFIG / KUBECONFIG) to your kubeconfig"
-        raise SetupError(f"kubeconfig {source} (from {origin}) does not exist; {hint}")
-    try:
-        k8s_config.load_kube_config(
-            config_file=os.pathsep.join(existing),
-            context=context,
-            client_configuration=configuration,
-            persist_config=persist,
-        )
-    except Exception as error:  # ConfigException, YAML errors, missing keys, bad base64
-        what = f"context {context!r} of " if context else ""
-        raise SetupError(f"cannot use {what}kubeconfig {source}: {error}") from error
 
 
 # --- reading and patching ------------------------------------------------------------------------
@@ -351,18 +177,48 @@ class RolloutWatcher:
             **options,
         )
 
+    def list_replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
+        return self._optional_list(
+            "replicasets", self.apps.list_namespaced_replica_set, label_selector=selector
+        )
+
     def rollout(
         self, deployment: dict[str, Any], events: list[dict[str, Any]], grace: float
     ) -> RolloutProgress:
         selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
-        replicasets = self._optional_list(
-            "replicasets", self.apps.list_namespaced_replica_set, label_selector=selector
-        )
+        replicasets = self.list_replicasets(deployment)
         pods = self._optional_list("pods", self.core.list_namespaced_pod, label_selector=selector)
         progress = describe_rollout(deployment, replicasets, pods, events, self.now(), grace)
         if progress.replicaset:
             self.replicasets[progress.name] = progress.replicaset
         return progress
+
+
+def undo_rollout(watcher: RolloutWatcher, name: str) -> tuple[int, int | None]:
+    """Puts the revision before Deployment `name`'s newest one back, as `kubectl rollout undo`
+    does: its pod template is written to the Deployment, and the controller scales its
+    ReplicaSet up again. Returns (that revision, the generation the write made).
+
+    The write tests the resourceVersion read, so a change made meanwhile is never overwritten.
+    Raises ApiProblem saying why when there is no earlier revision or it cannot be written.
+    """
+    deployment = watcher.deployment(name)
+    found = previous_revision(deployment, watcher.list_replicasets(deployment))
+    if found is None:
+        raise ApiProblem(
+            f"Deployment {name} has no earlier revision to go back to (or its ReplicaSets "
+            "cannot be listed)",
+            fatal=True,
+        )
+    revision, template = found
+    version = (deployment.get("metadata") or {}).get("resourceVersion") or ""
+    patch = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+        {"op": "replace", "path": "/spec/template", "value": template},
+    ]
+    patched = watcher.patch_deployment(name, patch, FIELD_MANAGER)
+    return revision, (patched.get("metadata") or {}).get("generation")
 
 
 # --- waiting -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ instead of waiting for its timeout.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -535,6 +536,26 @@ def _plural(count: int, word: str) -> str:
 def _replica_failure(obj: JSON | None) -> JSON | None:
     condition = _condition((obj or {}).get("status") or {}, "ReplicaFailure")
     return condition if condition.get("status") == "True" else None
+
+
+def previous_revision(deployment: JSON, replicasets: list[JSON]) -> tuple[int, JSON] | None:
+    """(revision, pod template) of the Deployment's revision before its newest one, as
+    `kubectl rollout undo` finds it, or None when there is none.
+
+    The template comes without the ReplicaSet's `pod-template-hash` label: written back to the
+    Deployment, it makes the controller reuse that ReplicaSet.
+    """
+    newest = _revision(deployment)
+    older = [
+        rs for rs in replicasets or [] if _owned_by(rs, deployment) and 0 < _revision(rs) < newest
+    ]
+    if not older:
+        return None
+    replicaset = max(older, key=_revision)
+    template = copy.deepcopy((replicaset.get("spec") or {}).get("template") or {})
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop("pod-template-hash", None)
+    return _revision(replicaset), template
 
 
 def _split_pods(

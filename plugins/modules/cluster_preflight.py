@@ -10,14 +10,19 @@ short_description: Check that a namespace on the cluster is reachable and usable
 version_added: 0.1.0
 author: haw.icc developers (@haw-hamburg)
 description:
-  - Connects with the given kubeconfig/context and reports a readable error when the cluster
-    cannot be reached or the credentials are refused.
+  - Connects through kubernetes.core's client, with its options and E(K8S_AUTH_*) variables in
+    its order (a host with a token; else O(kubeconfig) or O(context); else the pod's service
+    account; else E(KUBECONFIG) or C(~/.kube/config)), and says which credentials it used and
+    which it ignored (RV(credentials)).
+  - Reports a readable error when there is no kubeconfig, it is broken, its context does not
+    exist (listing those that do), the cluster cannot be reached, or it refuses the credentials.
   - Finds out whether the namespace exists. Reading a namespace is cluster-scoped and often
     forbidden to students; then the namespace is assumed to exist and a warning says so.
   - Creates the namespace when it is missing and I(create_namespace=true).
   - Asks the API server, through SelfSubjectAccessReviews, whether the current user may do
-    everything in I(permissions) inside the namespace, and fails naming what is denied.
-    No cluster-scoped read is needed.
+    everything in I(permissions) inside the namespace, and fails naming what is denied; when
+    everything is denied in a namespace it cannot see, it says the namespace does not exist or
+    is not the user's. No cluster-scoped read is needed.
 options:
   namespace:
     description: The namespace to check (a DNS-1123 label).
@@ -34,6 +39,29 @@ options:
     type: list
     elements: dict
     default: []
+  volumes:
+    description:
+      - PersistentVolumeClaims about to be applied with a size. One that exists already may not
+        shrink, and may grow only when its StorageClass allows expansion; otherwise the task
+        fails naming the variable, before anything is written.
+      - When the StorageClass cannot be read (a cluster-scoped read students often lack), a
+        warning says so.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the PersistentVolumeClaim.
+        type: str
+        required: true
+      size:
+        description: The size it will be applied with, a Kubernetes quantity.
+        type: str
+        required: true
+      variable:
+        description: The variable the size comes from, for the message.
+        type: str
+        required: true
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 requirements:
@@ -52,6 +80,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+server:
+  description: Address of the API server.
+  returned: success
+  type: str
+  sample: https://icc-k8s-api.informatik.haw-hamburg.de
+credentials:
+  description:
+    - Where the credentials came from, in kubernetes.core's order, and what was set but
+      ignored (for example an exported E(KUBECONFIG) while O(kubeconfig) is given).
+  returned: success
+  type: str
+  sample: icc_kubeconfig /home/student/.kube/icc.yaml (KUBECONFIG is set but icc_kubeconfig wins)
+msg:
+  description: The server, its version, the namespace and the credentials in one line.
+  returned: success
+  type: str
 server_version:
   description: Version of the API server (gitVersion).
   returned: success
@@ -65,6 +109,11 @@ namespace_created:
   description: Whether this task created the namespace (or would, in check mode).
   returned: always
   type: bool
+volume_problems:
+  description: Why the API server would refuse the size of an existing volume.
+  returned: always
+  type: list
+  elements: str
 denied:
   description: The permissions refused, as C(verb group/resource).
   returned: always
@@ -76,6 +125,7 @@ denied:
 import copy
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_value
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -93,6 +143,16 @@ def argspec():
         namespace=dict(type="str", required=True),
         create_namespace=dict(type="bool", default=False),
         permissions=dict(type="list", elements="dict", default=[]),
+        volumes=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                name=dict(type="str", required=True),
+                size=dict(type="str", required=True),
+                variable=dict(type="str", required=True),
+            ),
+        ),
     )
     return spec
 
@@ -106,6 +166,53 @@ def namespace_state(core, name):
         if error.status == 404:
             return False
         if error.status == 403:
+            return None
+        raise
+
+
+def volume_problems(core, storage, namespace, volumes, warn):
+    """Why the API server would refuse the size of a volume that exists already: a claim never
+    shrinks, and grows only where its StorageClass allows expansion."""
+    problems = []
+    for volume in volumes:
+        try:
+            claim = core.read_namespaced_persistent_volume_claim(volume["name"], namespace)
+        except ApiException as error:
+            if error.status in (403, 404):
+                continue  # a new volume, or one this user may not see: nothing to compare
+            raise
+        live = claim.spec.resources.requests.get("storage")
+        wanted, have = quantity_value(volume["size"]), quantity_value(live)
+        if wanted is None or have is None or wanted == have:
+            continue
+        where = f"{volume['variable']}: {volume['size']} for volume {volume['name']}"
+        if wanted < have:
+            problems.append(
+                f"{where}, which has {live}: a volume cannot shrink. Keep {live}, or remove the "
+                "volume with its data first (cleanup.yml -e purge=true)"
+            )
+            continue
+        expandable = storage_class_expands(storage, claim.spec.storage_class_name)
+        if expandable is False:
+            problems.append(
+                f"{where}, which has {live}: its StorageClass {claim.spec.storage_class_name} "
+                f"does not allow expansion. Keep {live}, or remove the volume with its data first "
+                "(cleanup.yml -e purge=true)"
+            )
+        elif expandable is None:
+            warn(
+                f"{where}, which has {live}: whether its StorageClass may grow volumes cannot be "
+                "read with these rights; the apply will tell"
+            )
+    return problems
+
+
+def storage_class_expands(storage, name):
+    """Whether the StorageClass allows volume expansion; None when it cannot be read."""
+    try:
+        return bool(storage.read_storage_class(name).allow_volume_expansion) if name else None
+    except ApiException as error:
+        if error.status in (403, 404):
             return None
         raise
 
@@ -136,8 +243,11 @@ def main():
         module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
     )
     namespace = module.params["namespace"]
-    result = dict(changed=False, namespace_exists=None, namespace_created=False, denied=[])
-    api_client, result["server_version"] = connect(module, result)
+    result = dict(
+        changed=False, namespace_exists=None, namespace_created=False, denied=[], volume_problems=[]
+    )
+    api_client, found = connect(module, result)
+    result.update(server=found.server, server_version=found.version, credentials=found.describe())
 
     core = k8s.CoreV1Api(api_client)
     try:
@@ -161,9 +271,25 @@ def main():
         result["denied"] = denied_permissions(
             k8s.AuthorizationV1Api(api_client), namespace, module.params["permissions"]
         )
+        result["volume_problems"] = volume_problems(
+            core,
+            k8s.StorageV1Api(api_client),
+            namespace,
+            module.params["volumes"],
+            module.warn,
+        )
     except ApiException as error:
         module.fail_json(
             msg=f"Checking namespace {namespace} failed: {api_message(error)}", **result
+        )
+    asked = sum(len(permission.get("verbs", [])) for permission in module.params["permissions"])
+    if result["denied"] and len(result["denied"]) == asked and not result["namespace_exists"]:
+        module.fail_json(
+            msg=f"Namespace {namespace} does not exist or is not yours: {found.describe()} may "
+            f"do nothing there. Check icc_namespace (or the inventory host name): on the ICC a "
+            "student's namespace is the login without 'inf' plus '-default', like "
+            "wabc123-default for infwabc123.",
+            **result,
         )
     if result["denied"]:
         module.fail_json(
@@ -171,6 +297,16 @@ def main():
             "Deploying needs these rights (on the ICC a student has them in their own namespace).",
             **result,
         )
+    if result["volume_problems"]:
+        module.fail_json(
+            msg="The API server would refuse these volume sizes:\n"
+            + "\n".join(f"- {problem}" for problem in result["volume_problems"]),
+            **result,
+        )
+    result["msg"] = (
+        f"{found.server} (Kubernetes {found.version}), namespace {namespace}, with "
+        f"{found.describe()}"
+    )
     module.exit_json(**result)
 
 

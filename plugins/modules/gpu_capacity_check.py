@@ -684,7 +684,7 @@ def refusal_line(entry):
 def cluster_check(module, params, hub, result, warnings):
     """Reads the cluster; returns the two cluster rules as (entry, alternatives) and fills
     the result's nodes, free_gpus, quota and released_gpus."""
-    core, apps = kubernetes_apis(connect(module, result, ask_version=False)[0])
+    core, apps = kubernetes_apis(connect(module, result)[0])
     reader = ClusterReader(core, apps, params["namespace"], warnings)
     try:
         nodes = reader.nodes()

@@ -73,6 +73,14 @@ options:
         built-in catalog to check C(tgi_gpu_type) and C(tgi_gpu_count).
     type: dict
     default: {}
+  pod_annotations:
+    description:
+      - Annotations of the pod template to set along with the model (a value of null removes
+        one); other annotations are left alone. A change of one rolls the pod.
+      - The playbooks pass C(haw.icc/secret-versions), the versions of the Secrets TGI reads at
+        start, so that a changed API key reaches the running server.
+    type: dict
+    default: {}
   timeout:
     description:
       - Seconds the new revision has to become ready before it counts as failed.
@@ -119,9 +127,10 @@ attributes:
     description: Supports being used with the C(async) keyword.
     support: none
 notes:
-  - The O(kubeconfig) defaults to the environment variable E(K8S_AUTH_KUBECONFIG), then
-    E(KUBECONFIG), then C(~/.kube/config), read on the controller. The other connection options
-    also fall back to their E(K8S_AUTH_*) variables, as in kubernetes.core.
+  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
+    variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
+    kubeconfig E(KUBECONFIG), else C(~/.kube/config)), else the pod's service account, else
+    E(KUBECONFIG) or C(~/.kube/config) - read on the controller.
   - The switch does not check whether the model fits the GPUs; run M(haw.icc.gpu_capacity_check)
     first (C(playbooks/change_model.yml) does), so that a model that cannot fit is refused in
     seconds instead of after its download.
@@ -293,10 +302,10 @@ msg:
 """
 
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    AUTH_ARGUMENT_SPEC,
-    fail_as_documentation_stub,
-)
+import copy
+
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 # The options, in one place: the action plugin (plugins/action/tgi_model_switch.py) validates
 # the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
@@ -307,11 +316,12 @@ ARGUMENT_SPEC = dict(
     container=dict(type="str", default="tgi"),
     settings=dict(type="dict", required=True),
     catalog=dict(type="dict", default={}),
+    pod_annotations=dict(type="dict", default={}),
     timeout=dict(type="int", default=1800),
     poll_interval=dict(type="int", default=5),
     rollback=dict(type="bool", default=True),
     rollback_timeout=dict(type="int", default=600),
-    **AUTH_ARGUMENT_SPEC,
+    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
 

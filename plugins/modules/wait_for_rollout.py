@@ -22,7 +22,8 @@ description:
   - Stops early, with the reason, at states that waiting cannot heal (see O(fail_fast)), for
     example a crash loop, where the message quotes the container's last output (TGI's error).
   - Runs on the Ansible controller as an action plugin, whatever the inventory host is; only
-    the controller needs the C(kubernetes) Python library. It reads, never writes.
+    the controller needs the C(kubernetes) Python library. It reads, never writes, except for
+    the rollback of O(rollback).
   - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
     it still waits on the Deployment's status and warns that the lines show less detail.
 author:
@@ -73,6 +74,19 @@ options:
         never failed for that.
     type: int
     default: 60
+  rollback:
+    description:
+      - When a Deployment's newest revision fails (see O(fail_fast)) or is not ready within
+        O(timeout), put the revision before it back, as C(kubectl rollout undo) does, wait for
+        that one, and fail saying why the new one failed and which revision serves again.
+      - Meant for Deployments the play has just changed; a Deployment without an earlier
+        revision is not touched.
+    type: bool
+    default: false
+  rollback_timeout:
+    description: Seconds the restored revision has to become ready.
+    type: int
+    default: 600
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
@@ -92,12 +106,12 @@ attributes:
     description: Supports being used with the C(async) keyword.
     support: none
 notes:
-  - The O(kubeconfig) defaults to the environment variable E(K8S_AUTH_KUBECONFIG), then
-    E(KUBECONFIG), then C(~/.kube/config), read on the controller. The other connection options
-    also fall back to their E(K8S_AUTH_*) variables, as in kubernetes.core.
-  - This module is not part of the kubernetes.core C(k8s) action group, so C(module_defaults)
-    for C(group/kubernetes.core.k8s) do not reach it; pass O(kubeconfig) and O(context)
-    explicitly or set its own C(module_defaults).
+  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
+    variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
+    kubeconfig E(KUBECONFIG), else C(~/.kube/config)), else the pod's service account, else
+    E(KUBECONFIG) or C(~/.kube/config) - read on the controller.
+  - It is in the collection's action group C(group/haw.icc.k8s) together with kubernetes.core's
+    modules, so one C(module_defaults) entry sets the connection for all of them.
   - Durations are measured against the API server's clock (its C(Date) header), so a wrong
     clock on the controller does not distort them.
   - For a useful crash message from TGI, its container should set
@@ -191,6 +205,11 @@ deployments:
       description: The failing container's last output (its termination message), when there is one.
       type: str
       returned: when a container failed with a termination message
+rolled_back:
+  description: The Deployments rolled back, with the revision that was put back.
+  returned: when O(rollback) rolled something back
+  type: dict
+  sample: {tgi: 3}
 msg:
   description: What happened. On failure it names the Deployment, the pod and the reason, and
     quotes the container's last output.
@@ -200,10 +219,10 @@ msg:
 """
 
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    AUTH_ARGUMENT_SPEC,
-    fail_as_documentation_stub,
-)
+import copy
+
+from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 # The options, in one place: the action plugin (plugins/action/wait_for_rollout.py) validates
 # the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
@@ -215,7 +234,9 @@ ARGUMENT_SPEC = dict(
     poll_interval=dict(type="int", default=5),
     fail_fast=dict(type="bool", default=True),
     unschedulable_grace=dict(type="int", default=60),
-    **AUTH_ARGUMENT_SPEC,
+    rollback=dict(type="bool", default=False),
+    rollback_timeout=dict(type="int", default=600),
+    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
 

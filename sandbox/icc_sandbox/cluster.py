@@ -81,7 +81,10 @@ class Sandbox:
         return self.run_dir / "student-writes.log"
 
     def student_writes(self, namespace: str) -> list[dict]:
-        """The student's write requests into `namespace` so far, from the API server's audit log."""
+        """The student's write requests into `namespace` so far, from the API server's audit log.
+
+        Dry runs (check mode) are requests with the write verbs too, but store nothing: they are
+        left out."""
         if not self.audit_log.exists():
             return []
         entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
@@ -90,6 +93,7 @@ class Sandbox:
             for entry in entries
             if (entry.get("objectRef") or {}).get("namespace") == namespace
             and entry.get("stage") == "ResponseComplete"
+            and "dryRun=All" not in entry.get("requestURI", "")
         ]
 
     @property

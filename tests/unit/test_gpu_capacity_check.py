@@ -152,8 +152,8 @@ def run(monkeypatch, capsys):
 
     def run_module(cluster, **args):
         api_client = SimpleNamespace(configuration=SimpleNamespace(host="https://fake:6443"))
-        client = SimpleNamespace(client=SimpleNamespace(client=api_client))
-        monkeypatch.setattr(cluster_access, "get_api_client", lambda _module: client)
+        found = cluster_access.Credentials("the fake cluster", server="https://fake:6443")
+        monkeypatch.setattr(cluster_access, "api_client", lambda _module: (api_client, found))
         monkeypatch.setattr(module, "kubernetes_apis", lambda _client: (cluster, cluster))
         arguments = {"namespace": NAMESPACE, "model_id": SMALL_MODEL, "hub_lookup": False}
         arguments.update(args)
@@ -484,18 +484,26 @@ def test_other_api_errors_fail_with_the_servers_message(run):
     assert result["gpu"]["type"] == V100  # the model's assessment is kept
 
 
-def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys):
+def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
     def no_config(_module):
         raise CoreException("Could not create API client: Invalid kube-config file.")
 
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("contexts: [{name: c, context: {cluster: x, user: y}}]\n")
     monkeypatch.setattr(cluster_access, "get_api_client", no_config)
-    arguments = {"namespace": NAMESPACE, "model_id": SMALL_MODEL, "hub_lookup": False}
+    arguments = {
+        "namespace": NAMESPACE,
+        "model_id": SMALL_MODEL,
+        "hub_lookup": False,
+        "kubeconfig": str(kubeconfig),
+    }
     with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
         module.main()
     result = json.loads(capsys.readouterr().out)
     assert exited.value.code == 1
     assert result["msg"] == (
-        "Cannot use the kubeconfig: Could not create API client: Invalid kube-config file."
+        f"Cannot connect: cannot use icc_kubeconfig {kubeconfig}: Could not create API client: "
+        "Invalid kube-config file."
     )
     assert result["fits"] is True  # the model's assessment is kept
 

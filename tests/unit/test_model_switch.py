@@ -19,6 +19,7 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     ActionModule,
     ModelSwitch,
     SwitchRefused,
+    annotation_ops,
     find_container,
     gpu_request,
     model_of,
@@ -717,11 +718,11 @@ def fake_api(monkeypatch):
     """The action's client is the fake cluster; what it prints is collected."""
     state = SimpleNamespace(cluster=None, clients=0, display=FakeDisplay())
 
-    def build(auth, environ):
+    def build(module=None, auth=None):
         state.clients += 1
-        return SimpleNamespace(close=lambda: None)
+        return SimpleNamespace(), None
 
-    monkeypatch.setattr(kubernetes_action, "build_api_client", build)
+    monkeypatch.setattr(kubernetes_action, "api_client", build)
     monkeypatch.setattr(plugin, "RolloutWatcher", lambda api, namespace: state.cluster)
     monkeypatch.setattr(plugin, "display", state.display)
     return state
@@ -807,3 +808,33 @@ def test_action_checks_its_numbers(fake_api):
     result = run_action(SETTINGS, poll_interval=0)
     assert result["failed"] is True
     assert result["msg"] == "poll_interval must be >= 1, timeout and rollback_timeout >= 0"
+
+
+@pytest.mark.parametrize(
+    ("live", "wanted", "ops"),
+    [
+        # No annotations yet: the map is added in one operation.
+        (
+            None,
+            {"haw.icc/secret-versions": "k=1"},
+            [("add", "", {"haw.icc/secret-versions": "k=1"})],
+        ),
+        # Others are left alone; ours is replaced, with '/' escaped in the pointer.
+        (
+            {"keep": "me", "haw.icc/secret-versions": "k=1"},
+            {"haw.icc/secret-versions": "k=2"},
+            [("replace", "/haw.icc~1secret-versions", "k=2")],
+        ),
+        ({"keep": "me"}, {"a/b": "x"}, [("add", "/a~1b", "x")]),
+        ({"a/b": "x"}, {"a/b": None}, [("remove", "/a~1b", None)]),
+        ({"a/b": "x"}, {"a/b": "x"}, []),  # already so: nothing to write
+    ],
+)
+def test_annotation_ops_touch_only_the_managed_annotations(live, wanted, ops):
+    metadata = {"labels": {"app": "tgi"}} | ({"annotations": live} if live is not None else {})
+    deployment = {"spec": {"template": {"metadata": metadata}}}
+    base = "/spec/template/metadata/annotations"
+    assert annotation_ops(deployment, wanted) == [
+        {"op": op, "path": base + path, **({} if value is None else {"value": value})}
+        for op, path, value in ops
+    ]

@@ -15,6 +15,7 @@ from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     first_useful_line,
     format_duration,
     parse_time,
+    previous_revision,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -902,3 +903,20 @@ def test_progress_log_keeps_a_heartbeat_per_deployment() -> None:
         "a3 (clock) (waited 1m00s)",
         "b (clock) (waited 1m00s)",
     ]
+
+
+def test_the_previous_revision_is_the_newest_older_one_without_its_hash_label() -> None:
+    newest = deployment()
+    newest["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "10"}
+    template = {"metadata": {"labels": {"app": "tgi", "pod-template-hash": "abc"}}, "spec": {}}
+    older = [
+        dict(replicaset("tgi-older", "7"), spec={"template": {"metadata": {"labels": {}}}}),
+        dict(OLD_RS, spec={"template": template}),
+        dict(NEW_RS, spec={"template": {}}),
+        dict(replicaset("other-app", "9", owner="open-webui"), spec={"template": {}}),
+    ]
+    revision, found = previous_revision(newest, older)
+    assert revision == 9
+    assert found == {"metadata": {"labels": {"app": "tgi"}}, "spec": {}}
+    assert template["metadata"]["labels"]["pod-template-hash"] == "abc"  # the input is kept
+    assert previous_revision(newest, [dict(NEW_RS, spec={})]) is None  # a first revision
