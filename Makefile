@@ -19,7 +19,7 @@ help: ## list the targets
 
 setup: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned tools and link the collection
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt meta/ee-requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
