@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
-INSTALL = REPO_ROOT / "sandbox" / "install.sh"
+INSTALL = Path(__file__).resolve().parents[1] / "sandbox" / "install.sh"
 OUR_ENTRY = "haw-icc-sandbox-src.sources"
 
 

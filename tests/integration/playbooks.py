@@ -43,37 +43,70 @@ def write_inventory(directory: Path, namespaces: list[str], kubeconfig: Path, **
     return path
 
 
+def command_line_vars(extra_vars: dict) -> list[str]:
+    """Extra vars the way a user types them: `-e key=value` for what fits on a command line
+    (Ansible then hands the playbook strings), inline JSON for lists, mappings and values with
+    spaces or line breaks, which key=value cannot carry."""
+    argv = []
+    for key, value in extra_vars.items():
+        if isinstance(value, bool):
+            argv += ["-e", f"{key}={str(value).lower()}"]
+        elif isinstance(value, (int, float)) or (
+            isinstance(value, str) and value and not any(ch.isspace() for ch in value)
+        ):
+            argv += ["-e", f"{key}={value}"]
+        else:
+            argv += ["-e", json.dumps({key: value})]
+    return argv
+
+
 def run_playbook(
     playbook: str | Path,
     inventory: Path,
     *options: str,
     extra_vars: dict | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
     timeout: float = 600,
 ) -> Run:
     """Runs playbooks/<playbook> (or a playbook file given by path) from the checkout.
 
-    Extra vars are passed as JSON so they keep their types. The caller's own kubeconfig
-    settings are not passed on: tests name their kubeconfig explicitly.
+    Extra vars go on the command line as a user types them (`command_line_vars`). The caller's
+    own connection settings (K8S_AUTH_*, KUBECONFIG) are not passed on: tests name their
+    kubeconfig explicitly, or give the environment to use in `env`.
     """
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory)]
-    if extra_vars:
-        argv += ["-e", json.dumps(extra_vars)]  # inline JSON keeps the types, writes no file
+    argv += command_line_vars(extra_vars or {})
     argv += [*options, str(REPO_ROOT / "playbooks" / playbook)]  # an absolute path wins
-    env = {
+    return run_ansible(argv, env=env, cwd=cwd, timeout=timeout)
+
+
+def run_ansible(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
+    timeout: float = 600,
+    config: Path | None = REPO_ROOT / "ansible.cfg",
+) -> Run:
+    """Runs an Ansible command (`config`: the ansible.cfg to use; with None, Ansible looks in
+    `cwd` and then takes its own defaults) and reads its recap."""
+    environment = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("K8S_AUTH_") and key != "KUBECONFIG"
+        if not key.startswith(("K8S_AUTH_", "ANSIBLE_")) and key != "KUBECONFIG"
     } | {
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         # Never reach the Hugging Face Hub from a test, whatever the inventory says.
         "HF_HUB_OFFLINE": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if config is not None:
+        environment["ANSIBLE_CONFIG"] = str(config)
+    environment |= env or {}
     result = subprocess.run(
         argv,
-        cwd=REPO_ROOT,
-        env=env,
+        cwd=cwd,
+        env=environment,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

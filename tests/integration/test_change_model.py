@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from icc_sandbox.tgi_standin import fetch
 from kubernetes import client
-from test_deploy import FAST, tgi_replicasets
+from views import (
+    FAST,
+    FIRST_MODEL,
+    SMALLER_MODEL,
+    TOO_BIG_MODEL,
+    host_vars_file,
+    model_of,
+    served_model,
+    tgi_args,
+    tgi_replicasets,
+    webui_default_model,
+)
 from waiting import wait_until
 
 from playbooks import run_playbook, write_inventory
-
-FIRST_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
-SMALLER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-# 13e9 parameters x 2 bytes (float16) = 24.2 GiB: more than one 16 GiB V100 holds.
-TOO_BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
 
 
 @pytest.fixture
@@ -32,42 +37,6 @@ def deployed(inventory, namespace):
     run = run_playbook("deploy.yml", inventory)
     assert run.rc == 0, run.output
     return inventory
-
-
-def host_vars_file(inventory, namespace):
-    return inventory.parent / "host_vars" / f"{namespace}.yml"
-
-
-def tgi_args(apps: client.AppsV1Api, namespace: str) -> list[str]:
-    return apps.read_namespaced_deployment("tgi", namespace).spec.template.spec.containers[0].args
-
-
-def model_of(args: list[str]) -> str:
-    return args[args.index("--model-id") + 1]
-
-
-def served_model(core: client.CoreV1Api, namespace: str) -> str | None:
-    """The model the Ready TGI pod reports on GET /v1/models, or None while there is none."""
-    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=tgi").items
-    ready = [
-        pod
-        for pod in pods
-        if pod.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    ]
-    if len(ready) != 1:
-        return None
-    try:
-        _status, models = fetch(f"http://{ready[0].status.pod_ip}:80/v1/models")
-    except OSError:  # not listening yet
-        return None
-    return models["data"][0]["id"] if models else None
-
-
-def webui_default_model(apps: client.AppsV1Api, namespace: str) -> str:
-    container = apps.read_namespaced_deployment("open-webui", namespace).spec.template.spec
-    env = {e.name: e.value for e in container.containers[0].env}
-    return env["DEFAULT_MODELS"]
 
 
 @pytest.mark.sandbox
@@ -97,8 +66,19 @@ def test_a_switch_makes_one_replicaset_serves_the_new_model_and_is_recorded(
     # The ICC's quota: the student's check must see it, count the GPU the old pod gives back,
     # and say that it could not look at the nodes.
     sandbox.set_gpu_quota(namespace, 1)
+    # The namespace's file as a person wrote it: a comment, a folded value, another choice.
+    record = host_vars_file(deployed, namespace)
+    record.parent.mkdir()
+    record.write_text(
+        f"---\n# Bob's namespace.\ntgi_model_id: >-\n  {FIRST_MODEL}\n"
+        "open_webui_enable_signup: false  # invite only\n"
+    )
 
-    run = run_playbook("change_model.yml", deployed, extra_vars={"tgi_model": SMALLER_MODEL})
+    run = run_playbook(
+        "change_model.yml",
+        deployed,
+        extra_vars={"tgi_model": SMALLER_MODEL, "tgi_max_total_tokens": "3072"},
+    )
 
     assert run.rc == 0, run.output
     assert "cannot list nodes" in run.output
@@ -109,10 +89,22 @@ def test_a_switch_makes_one_replicaset_serves_the_new_model_and_is_recorded(
         lambda: served_model(core, namespace) == SMALLER_MODEL, 60, "the new model to be served"
     )
     assert webui_default_model(apps, namespace) == SMALLER_MODEL
-    recorded = yaml.safe_load(host_vars_file(deployed, namespace).read_text())
-    assert recorded["tgi_model_id"] == SMALLER_MODEL
+    text = record.read_text()
+    # The model and what was typed, nothing else: no defaults pinned, the rest kept.
+    assert yaml.safe_load(text) == {
+        "tgi_model_id": SMALLER_MODEL,
+        "open_webui_enable_signup": False,
+        "tgi_max_total_tokens": 3072,
+    }
+    assert "# Bob's namespace." in text and "# invite only" in text
+    args = tgi_args(apps, namespace)
+    assert args[args.index("--max-total-tokens") + 1] == "3072"
 
-    again = run_playbook("change_model.yml", deployed, extra_vars={"tgi_model": SMALLER_MODEL})
+    again = run_playbook(
+        "change_model.yml",
+        deployed,
+        extra_vars={"tgi_model": SMALLER_MODEL, "tgi_max_total_tokens": "3072"},
+    )
     assert again.rc == 0, again.output
     assert again.changed(namespace) == 0, again.output
 
@@ -132,7 +124,7 @@ def test_a_switch_that_crash_loops_is_rolled_back_and_the_old_model_serves_again
     run = run_playbook(
         "change_model.yml",
         deployed,
-        extra_vars={"tgi_model": TOO_BIG_MODEL, "tgi_ignore_rules": ["model-fits"]},
+        extra_vars={"tgi_model": TOO_BIG_MODEL, "tgi_ignore_rules": "model-fits"},
     )
 
     assert run.rc != 0
@@ -143,6 +135,19 @@ def test_a_switch_that_crash_loops_is_rolled_back_and_the_old_model_serves_again
         lambda: served_model(core, namespace) == FIRST_MODEL, 60, "the old model to serve again"
     )
     assert not host_vars_file(deployed, namespace).exists()
+
+
+@pytest.mark.sandbox
+def test_the_inventory_can_turn_recording_off(tmp_path, namespace, sandbox, admin_client):
+    inventory = write_inventory(
+        tmp_path, [namespace], sandbox.student_kubeconfig, icc_record_model=False, **FAST
+    )
+    assert run_playbook("deploy.yml", inventory).rc == 0
+    run = run_playbook("change_model.yml", inventory, extra_vars={"tgi_model": SMALLER_MODEL})
+    assert run.rc == 0, run.output
+    assert model_of(tgi_args(client.AppsV1Api(admin_client), namespace)) == SMALLER_MODEL
+    assert not host_vars_file(inventory, namespace).exists()
+    assert "Not recorded (icc_record_model is false" in run.output
 
 
 @pytest.mark.sandbox

@@ -7,47 +7,25 @@ import secrets
 
 import pytest
 from kubernetes import client
+from views import (
+    FAST,
+    TOO_BIG_MODEL,
+    chat_status,
+    managed_objects,
+    model_of,
+    served_model,
+    tgi_args,
+    tgi_pod,
+    tgi_replicasets,
+)
+from waiting import wait_until
 
 from playbooks import run_playbook, write_inventory
-
-MANAGED = "app.kubernetes.io/managed-by=haw.icc"
-FAST = {"tgi_cache_size": "1Gi", "open_webui_data_size": "1Gi"}
 
 
 @pytest.fixture
 def inventory(tmp_path, namespace, sandbox):
     return write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
-
-
-def tgi_pod(core: client.CoreV1Api, namespace: str) -> client.V1Pod:
-    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=tgi").items
-    assert len(pods) == 1, [p.metadata.name for p in pods]
-    return pods[0]
-
-
-def tgi_replicasets(apps: client.AppsV1Api, namespace: str) -> list[client.V1ReplicaSet]:
-    return apps.list_namespaced_replica_set(
-        namespace, label_selector="app.kubernetes.io/name=tgi"
-    ).items
-
-
-def managed_objects(admin_client, namespace: str) -> set[str]:
-    """Every object with the collection's labels, as kind/name."""
-    core, apps = client.CoreV1Api(admin_client), client.AppsV1Api(admin_client)
-    net = client.NetworkingV1Api(admin_client)
-    listings = {
-        "Deployment": apps.list_namespaced_deployment,
-        "Service": core.list_namespaced_service,
-        "Secret": core.list_namespaced_secret,
-        "PersistentVolumeClaim": core.list_namespaced_persistent_volume_claim,
-        "NetworkPolicy": net.list_namespaced_network_policy,
-        "Ingress": net.list_namespaced_ingress,
-    }
-    return {
-        f"{kind}/{item.metadata.name}"
-        for kind, listing in listings.items()
-        for item in listing(namespace, label_selector=MANAGED).items
-    }
 
 
 @pytest.mark.sandbox
@@ -176,12 +154,15 @@ def test_cleanup_keeps_data_until_purge_and_is_idempotent(inventory, namespace, 
 
 @pytest.mark.sandbox
 def test_check_mode_on_a_new_namespace_reports_and_writes_nothing(
-    inventory, namespace, admin_client
+    inventory, namespace, admin_client, sandbox
 ):
     run = run_playbook("deploy.yml", inventory, "--check", "--diff")
     assert run.rc == 0, run.output
     assert run.changed(namespace) > 0
     assert managed_objects(admin_client, namespace) == set()
+    assert sandbox.student_writes(namespace) == []  # dry runs only
+    assert "on 1 x gpu-tesla-v100 (not checked (check mode))" in run.output
+    assert "(ready)" not in run.output
 
 
 @pytest.mark.sandbox
@@ -198,3 +179,73 @@ def test_zero_gpus_deploys_tgi_on_cpu_without_gpu_request_toleration_or_sharding
     assert "--num-shard" not in container.args
     assert container.image.endswith("-intel-cpu")
     assert core.read_node(pod.spec.node_name).metadata.labels.get("gpu-type") is None
+
+
+def webui_pod_uid(core: client.CoreV1Api, namespace: str) -> str:
+    pods = core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/name=open-webui"
+    ).items
+    live = [pod for pod in pods if pod.metadata.deletion_timestamp is None]
+    assert len(live) == 1, [pod.metadata.name for pod in pods]
+    return live[0].metadata.uid
+
+
+@pytest.mark.sandbox
+def test_a_changed_api_key_reaches_the_running_server_and_open_webui(
+    inventory, namespace, core, admin_client
+):
+    old_key, new_key = "old-" + secrets.token_hex(8), "new-" + secrets.token_hex(8)
+    assert run_playbook("deploy.yml", inventory, extra_vars={"tgi_api_key": old_key}).rc == 0
+    wait_until(
+        lambda: chat_status(core, namespace, old_key) == 200, 60, "TGI to answer the first key"
+    )
+    webui_before = webui_pod_uid(core, namespace)
+
+    changed = run_playbook("deploy.yml", inventory, extra_vars={"tgi_api_key": new_key})
+
+    assert changed.rc == 0, changed.output
+    # TGI reads its key at start, as the stand-in does: only a new pod knows the new key.
+    wait_until(
+        lambda: chat_status(core, namespace, new_key) == 200, 60, "TGI to answer the new key"
+    )
+    assert chat_status(core, namespace, old_key) == 401
+    assert webui_pod_uid(core, namespace) != webui_before  # Open WebUI sends the new key
+    annotations = (
+        client.AppsV1Api(admin_client)
+        .read_namespaced_deployment("tgi", namespace)
+        .spec.template.metadata.annotations
+    )
+    assert old_key not in str(annotations) and new_key not in str(annotations)
+    assert len(tgi_replicasets(client.AppsV1Api(admin_client), namespace)) == 2
+
+    again = run_playbook("deploy.yml", inventory, extra_vars={"tgi_api_key": new_key})
+    assert again.rc == 0 and again.changed(namespace) == 0, again.output
+
+
+@pytest.mark.sandbox
+def test_a_deploy_whose_new_model_is_oom_killed_puts_the_old_one_back_and_says_why(
+    inventory, namespace, core, admin_client
+):
+    apps = client.AppsV1Api(admin_client)
+    assert run_playbook("deploy.yml", inventory).rc == 0
+    first = model_of(tgi_args(apps, namespace))
+    webui_env_before = apps.read_namespaced_deployment("open-webui", namespace).spec.template
+
+    # An expert overrides the memory rule; the node agent then kills TGI for lack of memory.
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        extra_vars={"tgi_model_id": TOO_BIG_MODEL, "tgi_ignore_rules": "model-fits"},
+    )
+
+    assert run.rc != 0
+    assert "OOMKilled" in run.output
+    assert "Rolled back: tgi revision 1 serves again" in run.output
+    assert model_of(tgi_args(apps, namespace)) == first
+    assert wait_until(
+        lambda: served_model(core, namespace) == first, 60, "the old model to serve again"
+    )
+    # Open WebUI was not re-rolled towards the model that failed.
+    assert apps.read_namespaced_deployment("open-webui", namespace).spec.template == (
+        webui_env_before
+    )

@@ -267,8 +267,9 @@ def test_a_missing_kubeconfig_is_a_readable_failure(tmp_path, namespace):
     run = run_wait(tmp_path, namespace, names=["tgi"], kubeconfig=str(missing))
 
     assert run.failed
-    assert run.msg.startswith("cannot connect to Kubernetes: kubeconfig "), run.msg
-    assert str(missing) in run.msg and "does not exist" in run.msg
+    assert run.msg.startswith(
+        f"Cannot connect: no kubeconfig: icc_kubeconfig {missing} does not exist."
+    ), run.msg
     assert "Traceback" not in run.output
 
 
@@ -284,7 +285,10 @@ def test_an_unreachable_api_is_a_readable_failure(tmp_path, namespace):
     )
 
     assert run.failed
-    assert run.msg.startswith("cannot reach the Kubernetes API at https://127.0.0.1:9"), run.msg
+    assert run.msg.startswith(
+        "Cannot connect: cannot reach the cluster at https://127.0.0.1:9 (the host and api_key "
+        "options): "
+    ), run.msg
     assert "not-a-token" not in run.output
     assert "Traceback" not in run.output
 

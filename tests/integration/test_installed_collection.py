@@ -1,0 +1,123 @@
+"""The collection as users get it: the built tarball, installed with its dependency into a
+temporary path, run by name (`ansible-playbook haw.icc.deploy`) from an empty directory.
+
+Nothing of the checkout is used here: no ansible.cfg, no link to the working tree, and Ansible
+does not look at its own site-packages, so haw.icc and kubernetes.core can only come from the
+temporary path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from views import FAST, tgi_pod
+
+from playbooks import REPO_ROOT, run_ansible, write_inventory
+
+BIN = Path(sys.executable).parent
+ISOLATED = {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"}
+DEVELOPMENT_FILES = (
+    "ansible.cfg",
+    ".ansible-lint",
+    ".gitkeep",
+    "inventories/sandbox/",
+    "sandbox/",
+    "tests/",
+    "molecule/",
+    "Makefile",
+    "requirements.txt",
+    "pyproject.toml",
+    ".ci/",
+)
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    build = [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out)]
+    run = run_ansible([*build, str(REPO_ROOT)], cwd=out, config=None)
+    assert run.rc == 0, run.output
+    return next(out.glob("haw-icc-*.tar.gz"))
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory) -> Path:
+    """A collections path holding the tarball's haw.icc and its dependency kubernetes.core
+    (from the `ansible` package: there is no Galaxy to fetch it from)."""
+    path = tmp_path_factory.mktemp("collections")
+    spec = importlib.util.find_spec("ansible_collections.kubernetes.core")
+    dependency = next(
+        p for p in spec.submodule_search_locations if (Path(p) / "MANIFEST.json").exists()
+    )
+    install = [str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(path)]
+    run = run_ansible([*install, str(tarball), dependency], env=ISOLATED, cwd=path, config=None)
+    assert run.rc == 0, run.output
+    assert (path / "ansible_collections/kubernetes/core/MANIFEST.json").exists()
+    return path
+
+
+def test_the_tarball_holds_no_development_files_and_states_its_requirements(tarball):
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+        runtime = yaml.safe_load(archive.extractfile("meta/runtime.yml"))
+        ee = yaml.safe_load(archive.extractfile("meta/execution-environment.yml"))
+        requirements = archive.extractfile(ee["dependencies"]["python"]).read().decode()
+    shipped = [
+        name
+        for name in names
+        for dev in DEVELOPMENT_FILES
+        if name == dev.rstrip("/") or name.startswith(dev) or name.endswith("/" + dev)
+    ]
+    assert shipped == []
+    assert "playbooks/deploy.yml" in names and "roles/tgi_server/tasks/main.yml" in names
+    assert runtime["requires_ansible"] == ">=2.19.0"
+    for library in ("kubernetes", "huggingface_hub", "ruamel.yaml"):
+        assert library in requirements
+
+
+def test_without_its_dependency_the_install_says_what_is_missing(tarball, tmp_path):
+    install = [
+        str(BIN / "ansible-galaxy"),
+        "collection",
+        "install",
+        "--offline",
+        "-p",
+        str(tmp_path),
+    ]
+    run = run_ansible([*install, str(tarball)], env=ISOLATED, cwd=tmp_path, config=None)
+    assert run.rc != 0
+    assert "kubernetes.core" in run.output
+
+
+@pytest.mark.sandbox
+def test_deploy_and_render_by_name_from_an_empty_directory(
+    installed, tmp_path, namespace, sandbox, core
+):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "inventory").mkdir()
+    inventory = write_inventory(
+        tmp_path / "inventory", [namespace], sandbox.student_kubeconfig, **FAST
+    )
+    env = ISOLATED | {"ANSIBLE_COLLECTIONS_PATH": str(installed)}
+
+    deploy = [str(BIN / "ansible-playbook"), "-i", str(inventory), "haw.icc.deploy"]
+    run = run_ansible(
+        [*deploy, "-e", "tgi_max_total_tokens=3000"], env=env, cwd=workdir, config=None
+    )
+    assert run.rc == 0, run.output
+    assert tgi_pod(core, namespace).status.container_statuses[0].ready
+    assert list(workdir.iterdir()) == []  # a deploy leaves nothing behind where it runs
+
+    render = [str(BIN / "ansible-playbook"), "-i", str(inventory), "haw.icc.render"]
+    rendered = run_ansible(render, env=env, cwd=workdir, config=None)
+    assert rendered.rc == 0, rendered.output
+    manifests = {path.name for path in (workdir / "rendered" / namespace).iterdir()}
+    assert "tgi_server-deployment.yml" in manifests and "open_webui-service.yml" in manifests
+    # Nothing is written into the installed collection itself.
+    assert not list(installed.rglob("rendered"))
