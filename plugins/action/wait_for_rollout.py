@@ -4,7 +4,7 @@
 It runs on the controller (not as a module) so that it can print a line while it waits: a
 student watching a model download sees what the pod is doing instead of a silent spinner. The
 logic that turns API objects into those lines lives in module_utils/pod_progress.py, the client
-and the polling loop in module_utils/k8s_client.py (shared with tgi_model_switch); this file
+and the polling loop in module_utils/rollout_wait.py (shared with tgi_model_switch); this file
 only checks the options, prints and shapes the result.
 """
 
@@ -14,20 +14,22 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    FAILED,
-    HEARTBEAT_SECONDS,
-    TIMED_OUT,
+from ansible_collections.haw.icc.plugins.module_utils.deployments import (
     ApiProblem,
     RolloutWatcher,
-    WaitOutcome,
-    rollout_report,
     undo_rollout,
-    wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     ProgressLog,
     format_duration,
+)
+from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+    FAILED,
+    HEARTBEAT_SECONDS,
+    TIMED_OUT,
+    WaitOutcome,
+    rollout_report,
+    wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.modules.wait_for_rollout import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (

@@ -221,7 +221,7 @@ msg:
 
 import copy
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 # The options, in one place: the action plugin (plugins/action/wait_for_rollout.py) validates
