@@ -7,17 +7,9 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
     SECRET_VERSIONS_ANNOTATION,
-    quantity_times,
     secret_versions,
     value_errors,
 )
-
-
-def k8s_quantity_times(value, factor):
-    try:
-        return quantity_times(value, factor)
-    except ValueError as error:
-        raise AnsibleFilterError(str(error)) from error
 
 
 def k8s_value_errors(values, kinds):
@@ -35,7 +27,6 @@ def k8s_secret_versions(versions, names):
 class FilterModule:
     def filters(self):
         return {
-            "k8s_quantity_times": k8s_quantity_times,
             "k8s_value_errors": k8s_value_errors,
             "k8s_secret_versions": k8s_secret_versions,
         }

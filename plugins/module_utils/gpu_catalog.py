@@ -193,6 +193,14 @@ def merged_catalog(extra: Mapping[str, Any] | None = None) -> dict[str, dict[str
     return merged
 
 
+def compute_capability(text: Any) -> tuple[int, int] | None:
+    """A catalog entry's compute capability ('7.0') as (7, 0); None for anything else."""
+    if not isinstance(text, str) or _COMPUTE_CAPABILITY.fullmatch(text) is None:
+        return None
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
 def gpu_types(catalog: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The catalog's GPU types (entries with GPUs), sorted."""
     return sorted(name for name, entry in catalog.items() if entry.get("gpus_per_node"))

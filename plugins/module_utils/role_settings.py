@@ -20,11 +20,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
-    CPU,
-    CatalogError,
-    merged_catalog,
-)
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
     is_dns_subdomain,
     quantity_value,
@@ -172,7 +167,6 @@ def _memory(values: Mapping[str, Any], request: str, limit: str) -> list[str]:
 TGI_SERVER_KINDS = {
     "icc_namespace": "dns_label",
     "tgi_name": "dns1035_label",
-    "tgi_image": "image",
     "tgi_api_key": "secret_value",
     "tgi_hf_token": "secret_value",
     "tgi_service_port": "port",
@@ -181,38 +175,18 @@ TGI_SERVER_KINDS = {
     "tgi_ingress_tls_secret": "dns_subdomain",
     "tgi_cache_storage_class": "dns_subdomain",
     "tgi_cache_size": "quantity",
-    "tgi_shm_size_per_gpu": "quantity",
-    "tgi_cpu_request": "quantity",
-    "tgi_memory_request": "quantity",
-    "tgi_memory_limit": "quantity",
 }
 
 
-def tgi_image(values: Mapping[str, Any]) -> str | None:
-    """The TGI image that runs: tgi_image, else the catalog's for the GPU type (or CPU)."""
-    if values.get("tgi_image"):
-        return values["tgi_image"]
-    try:
-        catalog = merged_catalog(values.get("icc_gpu_catalog"))
-    except CatalogError:  # reported by the settings check
-        return None
-    kind = values.get("tgi_gpu_type") if values.get("tgi_gpu_count") else CPU
-    return (catalog.get(kind) or {}).get("tgi_image")
-
-
 def tgi_server_problems(values: Mapping[str, Any], secret: frozenset) -> list[str]:
+    # The settings of TGI and its pod have their rules in tgi_settings (the model switch and
+    # the GPU scale check the same); the rest of the role's variables are checked here.
     settings = {name: values.get(name) for name in SETTINGS}
     errors = validate_tgi_settings(settings, values.get("icc_gpu_catalog"))
     errors += value_errors(values, TGI_SERVER_KINDS, secret)
     errors += _required_if(values, "tgi_ingress_enabled", "tgi_ingress_host")
     errors += _annotations(values, "tgi_ingress_annotations")
-    errors += _memory(values, "tgi_memory_request", "tgi_memory_limit")
     errors += _startup(values, "tgi_startup_timeout_seconds")
-    if not errors and not tgi_image(values):
-        errors.append(
-            f"tgi_image: no image for GPU type {values.get('tgi_gpu_type')} in the GPU catalog; "
-            "set tgi_image"
-        )
     return errors
 
 
@@ -269,11 +243,6 @@ ROLE_PROBLEMS: dict[str, Callable[[Mapping[str, Any], frozenset], list[str]]] = 
     "tgi_server": tgi_server_problems,
     "open_webui": open_webui_problems,
 }
-# Role name -> values that follow from the others, filled in once they are valid.
-ROLE_RESOLVED: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    # The image that runs, whether given or taken from the GPU catalog.
-    "tgi_server": lambda values: {"tgi_image": tgi_image(values)},
-}
 
 
 def role_settings(
@@ -285,6 +254,4 @@ def role_settings(
     secret = secret_options(options)
     if role in ROLE_PROBLEMS:
         errors += ROLE_PROBLEMS[role](typed, secret)
-    if not errors and role in ROLE_RESOLVED:
-        typed.update(ROLE_RESOLVED[role](typed))
     return {k: v for k, v in typed.items() if k not in secret}, errors

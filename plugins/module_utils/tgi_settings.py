@@ -1,25 +1,20 @@
 # Copyright: haw.icc contributors
 # MIT License (see LICENSE)
-"""TGI's command line, in one place: validated settings -> the container's args and env.
+"""The settings of a TGI server and their rules: what the `tgi_server` role's variables may be.
 
 Settings are a mapping keyed by the `tgi_server` role's variable names, so every message can
-name the variable to fix. `validate_tgi_settings` reports every problem at once;
-`tgi_container` returns `{"args": [...], "env": [...]}` for the Kubernetes container, always in
-the same order for the same settings (the Deployment stays unchanged when nothing changed).
-Unset optional settings produce nothing: removing a setting removes its flag.
+name the variable to fix. `validate_tgi_settings` reports every problem at once; the TGI pod
+they give is computed by module_utils/tgi_workload.py.
 
 The rules are the launcher's (text-generation-launcher of TGI 3.3), so that a bad combination
 is refused here, before anything is written, instead of crash-looping in the pod.
 
-Pure Python: no Ansible imports, no I/O. The filter plugin `haw.icc.tgi_container` and the
-modules import it the Ansible way:
-`from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import tgi_container`.
+Pure Python: no Ansible imports, no I/O.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +25,12 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     gpu_types,
     merged_catalog,
 )
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
+    is_image,
+    quantity_value,
+    value_errors,
+)
+from ansible_collections.haw.icc.plugins.module_utils.multi_gpu import AUTO, FORCEABLE
 
 # The launcher's long flags (without "--") -> whether the flag takes a value, in the order of
 # `text-generation-launcher --help` (TGI 3.3). A contract test compares it with TGI's docs.
@@ -94,12 +95,12 @@ LAUNCHER_FLAGS: dict[str, bool] = {
 # Flags clap accepts more than once (a list of values); any other flag may appear only once.
 REPEATABLE_FLAGS = frozenset({"cors-allow-origin"})
 
-# Flags `tgi_container` sets itself (as a flag or through its env) -> what to use instead.
+# Flags `tgi_workload` sets itself (as a flag or through its env) -> what to use instead.
 MANAGED_FLAGS: dict[str, str] = {
     "model-id": "tgi_model_id",
     "revision": "tgi_model_revision",
-    "num-shard": "tgi_gpu_count",
-    "sharded": "tgi_gpu_count",
+    "num-shard": "tgi_gpu_count and tgi_multi_gpu_mode",
+    "sharded": "tgi_gpu_count and tgi_multi_gpu_mode",
     "dtype": "tgi_dtype",
     "quantize": "tgi_quantize",
     "max-input-tokens": "tgi_max_input_tokens",
@@ -158,6 +159,17 @@ SETTINGS: dict[str, Any] = {
     "tgi_api_key_secret": None,
     "tgi_hf_token_secret": None,
     "tgi_extra_args": [],
+    # The pod around the container (tgi_workload): None leaves a resource out; the image comes
+    # from the GPU catalog unless given.
+    "tgi_image": None,
+    "tgi_cpu_request": None,
+    "tgi_memory_request": None,
+    "tgi_memory_limit": None,
+    "tgi_shm_size_per_gpu": "1Gi",
+    "tgi_multi_gpu_mode": AUTO,
+    # The model's architecture (its config's model_type) when known: from the Hub, or given by
+    # an expert; None guesses it from the model id.
+    "tgi_model_architecture": None,
 }
 REQUIRED = ("tgi_model_id", "tgi_api_key_secret")
 _PREFIX = "tgi_"
@@ -183,7 +195,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _resolved(settings: Mapping[str, Any]) -> dict[str, Any]:
+def resolved_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The known settings with defaults filled in for absent or null ones."""
     values = {}
     for name, default in SETTINGS.items():
@@ -432,7 +444,8 @@ def _check_unknown(settings: Mapping[str, Any]) -> list[str]:
 
 def model_settings_errors(settings: Mapping, catalog: Mapping | None = None) -> list[str]:
     """Problems of the settings that choose the model and its GPUs: model id, GPU type and
-    count, dtype/quantize, total tokens and memory fraction (others are not looked at).
+    count, multi-GPU mode, architecture, image, dtype/quantize, token limits and memory fraction
+    (the others, names and resources, are not looked at).
 
     The capacity check (gpu_rules) judges these same settings, with these same rules.
     `catalog` as for `validate_tgi_settings`; a broken catalog only skips the GPU type check.
@@ -441,13 +454,14 @@ def model_settings_errors(settings: Mapping, catalog: Mapping | None = None) -> 
         merged = merged_catalog(catalog)
     except CatalogError:
         merged = None
-    values = _resolved(settings)
+    values = resolved_settings(settings)
     return (
         _check_model_id(values["tgi_model_id"])
         + _check_gpus(values, merged)
         + _check_precision(values["tgi_dtype"], values["tgi_quantize"])
-        + _check_positive_int("tgi_max_total_tokens", values["tgi_max_total_tokens"])
+        + _check_tokens(values)
         + _check_memory_fraction(values["tgi_cuda_memory_fraction"])
+        + _check_model_choices(values)
     )
 
 
@@ -465,7 +479,7 @@ def validate_tgi_settings(settings: Mapping, catalog: Mapping | None = None) -> 
     except CatalogError as exc:
         errors.extend(exc.errors)
         merged = None  # the GPU type cannot be checked against a broken catalog
-    values = _resolved(settings)
+    values = resolved_settings(settings)
     errors += _check_model_id(values["tgi_model_id"])
     revision = values["tgi_model_revision"]
     if revision is not None and not (
@@ -491,65 +505,51 @@ def validate_tgi_settings(settings: Mapping, catalog: Mapping | None = None) -> 
         "tgi_hf_token_secret", values["tgi_hf_token_secret"], required=False
     )
     errors += _check_extra_args(values["tgi_extra_args"])
+    errors += _check_pod(values)
     return errors
 
 
-def _float_arg(value: float) -> str:
-    text = repr(float(value))
-    if not math.isfinite(float(value)):  # pragma: no cover - refused by validation
-        raise ValueError(text)
-    return text
+# The settings of the pod around TGI, by kind (module_utils/k8s_values words the rules).
+POD_KINDS = {
+    "tgi_cpu_request": "quantity",
+    "tgi_memory_request": "quantity",
+    "tgi_memory_limit": "quantity",
+    "tgi_shm_size_per_gpu": "quantity",
+}
 
 
-def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": str(secret), "key": key}}}
+def _check_pod(values: Mapping[str, Any]) -> list[str]:
+    errors = value_errors(values, POD_KINDS) + _check_model_choices(values)
+    asked, capped = (quantity_value(values[k]) for k in ("tgi_memory_request", "tgi_memory_limit"))
+    if asked is not None and capped is not None and asked > capped:
+        errors.append(
+            f"tgi_memory_request ({values['tgi_memory_request']}) is more than tgi_memory_limit "
+            f"({values['tgi_memory_limit']}): Kubernetes refuses a request above the limit"
+        )
+    return errors
 
 
-def tgi_container(settings: Mapping, catalog: Mapping | None = None) -> dict[str, list]:
-    """The TGI container's `args` and `env` for `settings` (see `validate_tgi_settings`).
-
-    Raises `TgiSettingsError` (a ValueError) listing every problem when the settings are
-    invalid. The same settings always give the same lists, in the same order.
-    """
-    errors = validate_tgi_settings(settings, catalog)
-    if errors:
-        raise TgiSettingsError(errors)
-    values = _resolved(settings)
-    gpu_count = int(values["tgi_gpu_count"])
-
-    args = ["--model-id", str(values["tgi_model_id"])]
-    if values["tgi_model_revision"] is not None:
-        args += ["--revision", str(values["tgi_model_revision"])]
-    if gpu_count >= 1:
-        # Always explicit: TGI's detection of the GPU count was broken before 3.3.7.
-        args += ["--num-shard", str(gpu_count)]
-    if values["tgi_dtype"] is not None:
-        args += ["--dtype", str(values["tgi_dtype"])]
-    if values["tgi_quantize"] is not None:
-        args += ["--quantize", str(values["tgi_quantize"])]
-    for flag, name in (
-        ("--max-input-tokens", "tgi_max_input_tokens"),
-        ("--max-total-tokens", "tgi_max_total_tokens"),
-        ("--max-batch-prefill-tokens", "tgi_max_batch_prefill_tokens"),
-        ("--max-concurrent-requests", "tgi_max_concurrent_requests"),
+def _check_model_choices(values: Mapping[str, Any]) -> list[str]:
+    """The image, the multi-GPU mode and the architecture."""
+    errors = []
+    image = values["tgi_image"]
+    if image is not None and not is_image(image):
+        errors.append(
+            f"tgi_image: {image!r} is not allowed: a container image reference like "
+            "ghcr.io/huggingface/text-generation-inference:3.3.0, or null for the catalog's"
+        )
+    architecture = values["tgi_model_architecture"]
+    if architecture is not None and not (
+        isinstance(architecture, str) and re.fullmatch(r"[a-z0-9_]{1,64}", architecture)
     ):
-        if values[name] is not None:
-            args += [flag, str(int(values[name]))]
-    if values["tgi_cuda_memory_fraction"] is not None:
-        args += ["--cuda-memory-fraction", _float_arg(values["tgi_cuda_memory_fraction"])]
-    args += [str(arg) for arg in values["tgi_extra_args"]]
-
-    env: list[dict[str, Any]] = [
-        # Kubernetes sets HOSTNAME to the pod name, which TGI would take as its bind address.
-        {"name": "HOSTNAME", "value": "0.0.0.0"},
-        {"name": "PORT", "value": str(int(values["tgi_container_port"]))},
-        {"name": "USAGE_STATS", "value": "off"},
-        {"name": "HF_HOME", "value": str(values["tgi_cache_mount_path"])},
-        _secret_env("API_KEY", values["tgi_api_key_secret"], API_KEY_SECRET_KEY),
-    ]
-    if values["tgi_hf_token_secret"] is not None:
-        env.append(_secret_env("HF_TOKEN", values["tgi_hf_token_secret"], HF_TOKEN_SECRET_KEY))
-    if gpu_count > 1:
-        nccl = {**NCCL_ENV_DEFAULTS, **values["tgi_nccl_env"]}
-        env += [{"name": str(key), "value": str(nccl[key])} for key in sorted(nccl)]
-    return {"args": args, "env": env}
+        errors.append(
+            f"tgi_model_architecture: {architecture!r} is not allowed: the model_type of the "
+            "model's config.json, like llama, qwen2 or bloom, or null to take it from the Hub "
+            "or the model id"
+        )
+    if values["tgi_multi_gpu_mode"] not in FORCEABLE:
+        errors.append(
+            f"tgi_multi_gpu_mode: {values['tgi_multi_gpu_mode']!r} is not allowed: "
+            f"{', '.join(FORCEABLE)} (auto chooses by architecture and GPU type)"
+        )
+    return errors

@@ -28,7 +28,7 @@ options:
     description: The collection's role whose variables to check.
     type: str
     required: true
-    choices: [tgi_server, open_webui, icc_secret]
+    choices: [tgi_server, open_webui, icc_secret, gpu_scale]
   heading:
     description: First line of the failure message, for example what was refused and where.
     type: str
@@ -79,10 +79,12 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 
 ARGUMENT_SPEC = dict(
-    role=dict(type="str", required=True, choices=["tgi_server", "open_webui", "icc_secret"]),
+    role=dict(
+        type="str", required=True, choices=["tgi_server", "open_webui", "icc_secret", "gpu_scale"]
+    ),
     heading=dict(type="str"),
 )
 

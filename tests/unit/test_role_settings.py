@@ -102,10 +102,10 @@ def test_every_problem_is_reported_at_once():
     assert named == [
         "tgi_gpu_count",
         "tgi_model_id",
+        "tgi_memory_request",  # the TGI pod's settings first (tgi_settings), then the role's
         "tgi_service_port",
         "tgi_ingress_host",
         "tgi_cache_size",
-        "tgi_memory_request",
         "tgi_startup_timeout_seconds",
     ]
 
@@ -157,15 +157,6 @@ def test_open_webui_rules(overrides, message):
         "open_webui", options("open_webui"), defaults("open_webui", **overrides)
     )
     assert len(errors) == 1 and errors[0].startswith(message), errors
-
-
-def test_the_image_that_runs_is_resolved_from_the_catalog_or_given():
-    settings, _errors = role_settings("tgi_server", options("tgi_server"), defaults("tgi_server"))
-    assert settings["tgi_image"] == "ghcr.io/huggingface/text-generation-inference:3.3.0"
-    cpu, _errors = role_settings(
-        "tgi_server", options("tgi_server"), defaults("tgi_server", tgi_gpu_count=0)
-    )
-    assert cpu["tgi_image"].endswith("-intel-cpu")
 
 
 def test_unset_options_are_none_and_a_missing_required_one_is_named():

@@ -18,11 +18,13 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     SETTINGS,
     TgiSettingsError,
     model_settings_errors,
-    tgi_container,
     validate_tgi_settings,
 )
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
 
-MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+# BLOOM shards on a V100 too (tensor sharding): --num-shard N follows tgi_gpu_count here;
+# the other multi-GPU modes are test_tgi_workload.py's.
+MODEL = "bigscience/bloom-1b7"
 BASE: dict[str, Any] = {
     "tgi_model_id": MODEL,
     "tgi_gpu_type": "gpu-tesla-v100",
@@ -164,24 +166,25 @@ ARGS = {
 
 @pytest.mark.parametrize(("changes", "expected"), ARGS.values(), ids=ARGS.keys())
 def test_args(changes: dict, expected: list[str]) -> None:
-    assert tgi_container(settings(**changes))["args"] == expected
+    assert tgi_workload(settings(**changes))["args"] == expected
 
 
 def test_defaults_apply_to_absent_settings() -> None:
-    container = tgi_container({"tgi_model_id": MODEL, "tgi_api_key_secret": "tgi-api-key"})
-    assert container == {"args": ["--model-id", MODEL, "--num-shard", "1"], "env": BASE_ENV}
+    container = tgi_workload({"tgi_model_id": MODEL, "tgi_api_key_secret": "tgi-api-key"})
+    assert container["args"] == ["--model-id", MODEL, "--num-shard", "1"]
+    assert container["env"] == BASE_ENV
 
 
 def test_never_sharded_flag_and_no_num_shard_without_gpus() -> None:
     for count in range(5):
-        args = tgi_container(settings(tgi_gpu_count=count))["args"]
+        args = tgi_workload(settings(tgi_gpu_count=count))["args"]
         assert "--sharded" not in args
         assert ("--num-shard" in args) == (count >= 1)
 
 
 def test_args_are_strings() -> None:
     changes = {"tgi_cuda_memory_fraction": 0.5, "tgi_max_total_tokens": 10, "tgi_gpu_count": 2}
-    container = tgi_container(settings(**changes))
+    container = tgi_workload(settings(**changes))
     assert all(type(arg) is str for arg in container["args"])
     assert all(type(e["value"]) is str for e in container["env"] if "value" in e)
 
@@ -231,11 +234,11 @@ ENV = {
 
 @pytest.mark.parametrize(("changes", "expected"), ENV.values(), ids=ENV.keys())
 def test_env(changes: dict, expected: list[dict]) -> None:
-    assert tgi_container(settings(**changes))["env"] == expected
+    assert tgi_workload(settings(**changes))["env"] == expected
 
 
 def test_secrets_are_referenced_never_inlined() -> None:
-    container = tgi_container(settings(tgi_hf_token_secret="hf-token", tgi_gpu_count=2))
+    container = tgi_workload(settings(tgi_hf_token_secret="hf-token", tgi_gpu_count=2))
     by_name = {entry["name"]: entry for entry in container["env"]}
     for name in ("API_KEY", "HF_TOKEN"):
         assert set(by_name[name]) == {"name", "valueFrom"}
@@ -257,23 +260,23 @@ FULL = settings(
 
 
 def test_deterministic_output() -> None:
-    first = tgi_container(FULL)
+    first = tgi_workload(FULL)
     reordered = dict(reversed(list(copy.deepcopy(FULL).items())))
     reordered["tgi_nccl_env"] = dict(reversed(list(FULL["tgi_nccl_env"].items())))
-    assert tgi_container(FULL) == first
-    assert tgi_container(reordered) == first
+    assert tgi_workload(FULL) == first
+    assert tgi_workload(reordered) == first
 
 
 def test_does_not_change_its_input() -> None:
     before = copy.deepcopy(FULL)
-    tgi_container(FULL)
+    tgi_workload(FULL)
     validate_tgi_settings(FULL)
     assert before == FULL
 
 
 def test_keys_without_tgi_prefix_are_ignored() -> None:
     extra = settings(__tgi_internal=1, icc_namespace="w-default", open_webui_port=8080)
-    assert tgi_container(extra) == tgi_container(settings())
+    assert tgi_workload(extra) == tgi_workload(settings())
 
 
 def test_valid_settings_have_no_errors() -> None:
@@ -475,7 +478,7 @@ def test_bad_input_is_refused(changes: dict, variable: str, words: list[str]) ->
     for word in words:
         assert word in errors[0]
     with pytest.raises(TgiSettingsError) as raised:
-        tgi_container(settings(**changes))
+        tgi_workload(settings(**changes))
     assert raised.value.errors == errors
     assert errors[0] in str(raised.value)
     assert isinstance(raised.value, ValueError)
@@ -519,15 +522,19 @@ def test_managed_flags_are_launcher_flags() -> None:
         assert flag[2:] in MANAGED_FLAGS
 
 
-def test_every_setting_is_documented_in_the_filter_docs() -> None:
-    doc_file = Path(tgi_filter.__file__).with_name("tgi_container.yml")
-    doc = yaml.safe_load(doc_file.read_text(encoding="utf-8"))["DOCUMENTATION"]
-    suboptions = doc["options"]["_input"]["suboptions"]
-    assert set(suboptions) == set(SETTINGS)
-    for name, option in suboptions.items():
-        assert option.get("default", None) == SETTINGS[name], name
-    assert suboptions["tgi_dtype"]["choices"] == list(DTYPES)
-    assert suboptions["tgi_quantize"]["choices"] == list(QUANTIZE_METHODS)
+def test_every_setting_is_a_documented_tgi_server_variable_with_the_same_choices() -> None:
+    roles = Path(tgi_filter.__file__).resolve().parents[2] / "roles"
+    spec = yaml.safe_load((roles / "tgi_server" / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    assert set(SETTINGS) <= set(options)
+    assert options["tgi_dtype"]["choices"] == list(DTYPES)
+    assert options["tgi_quantize"]["choices"] == list(QUANTIZE_METHODS)
+    defaults = yaml.safe_load((roles / "tgi_server" / "defaults" / "main.yml").read_text())
+    # A setting's own default (what an unset one means) is the role's default where both have
+    # one; the role sets the token limits, its image comes from the catalog.
+    for name, default in SETTINGS.items():
+        if default is not None and defaults.get(name) is not None:
+            assert defaults[name] == default, name
 
 
 # --- GPU catalog use ---------------------------------------------------------------------------
@@ -541,9 +548,7 @@ H100 = {
 
 
 def test_user_catalog_adds_a_gpu_type() -> None:
-    container = tgi_container(
-        settings(tgi_gpu_type="gpu-h100", tgi_gpu_count=8), {"gpu-h100": H100}
-    )
+    container = tgi_workload(settings(tgi_gpu_type="gpu-h100", tgi_gpu_count=8), {"gpu-h100": H100})
     assert container["args"][-2:] == ["--num-shard", "8"]
 
 
@@ -565,18 +570,15 @@ def test_broken_user_catalog_is_reported_with_the_settings() -> None:
 # --- the filter plugin -------------------------------------------------------------------------
 
 
-def test_filter_plugin_exposes_both_filters() -> None:
+def test_filter_plugin_exposes_the_workload() -> None:
     filters = tgi_filter.FilterModule().filters()
-    assert set(filters) == {"tgi_container", "tgi_settings_errors"}
-    assert filters["tgi_container"](settings()) == tgi_container(settings())
-    assert filters["tgi_settings_errors"](settings(tgi_dtype="x"), {}) == validate_tgi_settings(
-        settings(tgi_dtype="x")
-    )
+    assert set(filters) == {"tgi_workload"}
+    assert filters["tgi_workload"](settings()) == tgi_workload(settings())
 
 
 def test_filter_raises_ansible_filter_error_with_every_message() -> None:
     with pytest.raises(AnsibleFilterError) as raised:
-        tgi_filter.tgi_container(settings(tgi_gpu_count=-1, tgi_dtype="x"))
+        tgi_filter.tgi_workload(settings(tgi_gpu_count=-1, tgi_dtype="x"))
     message = str(raised.value)
     assert "tgi_gpu_count: -1" in message
     assert "tgi_dtype: 'x'" in message

@@ -18,8 +18,8 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     MANAGED_FLAGS,
     QUANTIZE_METHODS,
     REPEATABLE_FLAGS,
-    tgi_container,
 )
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
 
 # "  -p, --port <PORT>", "      --trust-remote-code"
 _USAGE = re.compile(r"^\s+(?:-\w, )?--([a-z0-9-]+)( <[A-Z0-9_]+>)?\s*$", re.M)
@@ -86,8 +86,8 @@ def test_usage_stats_off_is_a_documented_value(documented: dict[str, Documented]
 def test_env_the_container_sets_is_read_by_the_managed_flags(
     documented: dict[str, Documented],
 ) -> None:
-    # The env variables tgi_container sets in place of flags must be the ones clap reads.
-    container = tgi_container(
+    # The env variables tgi_workload sets in place of flags must be the ones clap reads.
+    container = tgi_workload(
         {"tgi_model_id": "gpt2", "tgi_gpu_count": 0, "tgi_api_key_secret": "tgi-api-key"}
     )
     names = {entry["name"] for entry in container["env"]}
@@ -98,7 +98,7 @@ def test_env_the_container_sets_is_read_by_the_managed_flags(
 
 
 def test_every_emitted_flag_is_a_documented_value_flag(documented: dict[str, Documented]) -> None:
-    container = tgi_container(
+    container = tgi_workload(
         {
             "tgi_model_id": "gpt2",
             "tgi_model_revision": "main",
