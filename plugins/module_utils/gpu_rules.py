@@ -2,13 +2,14 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
 """Will this model run on these GPUs under TGI? The known failures, judged before deploying.
 
-`assess` takes a request (model, GPU type and count, precision, image, token budget) and judges
-every rule in RULES: the TGI image's CUDA build against the GPU's compute capability, sharding
-and Mistral's flash attention needs below compute capability 8.0, the quantize method's
-minimum compute capability, and whether the memory per GPU fits. Each refusal comes with its
-reason and concrete alternatives, found by judging the same model on other GPU types, other GPU
-counts, another quantization or as a smaller model. `ignore_rules` lets an expert turn a
-refusal into a warning.
+`assess` takes the TGI settings (the tgi_server role's variables, the dict tgi_workload takes)
+and judges every rule in RULES: the TGI image's CUDA build against the GPU's compute
+capability, how several GPUs are used (module_utils/multi_gpu.py), the architectures that need
+flash attention, the quantize method's minimum compute capability, and whether the memory per
+GPU fits (module_utils/model_sizing.py). Each refusal comes with its reason and concrete
+alternatives, found by judging the same model on other GPU types, other GPU counts, another
+quantization, fewer tokens or as a smaller model. `ignore_rules` lets an expert turn a refusal
+into a warning.
 
 The rules come from TGI's model loader (v3.3) and its release notes; some are inferred, not
 tested on a V100 (see FACTS.md), hence the override. Pure Python: no Ansible imports, no I/O
@@ -22,34 +23,48 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
-    CPU,
     TGI_IMAGE_SM70,
     CatalogError,
+    compute_capability,
     gpu_types,
     merged_catalog,
 )
 from ansible_collections.haw.icc.plugins.module_utils.model_sizing import (
-    OVERHEAD_FRACTION,
+    DEFAULT_KV_TOKENS,
+    GIB,
     SizingError,
     describe_model,
     parse_parameter_count,
     size_model,
 )
+from ansible_collections.haw.icc.plugins.module_utils.multi_gpu import (
+    FLASH_ATTENTION_FROM,
+    FLASH_ATTENTION_ONLY,
+    LAYER_SPLIT,
+    TENSOR_SHARDING,
+)
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
-    SETTINGS,
     model_settings_errors,
+    resolved_settings,
+)
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+    choose_mode,
+    gpu_entry,
+    image_of,
 )
 
 RULES: dict[str, str] = {
     "tgi-image-cuda": "TGI 3.3.1 and newer images are built without kernels for compute "
     "capability 7.0: they need 7.5 or newer",
-    "sharding-flash-attention": "below compute capability 8.0 TGI has no flash attention and "
-    "then cannot shard Llama, Mistral, Mixtral, Qwen2, Gemma and most current architectures",
-    "mistral-flash-attention-v2": "Mistral and Mixtral need flash attention v2, which needs "
-    "compute capability 8.0",
+    "multi-gpu-mode": "several GPUs are used by tensor sharding where TGI can shard the "
+    "architecture on that compute capability, else by a layer split; some architectures allow "
+    "neither",
+    "flash-attention-required": "Mistral, Mixtral and the vision-language models run only with "
+    "flash attention, which needs compute capability 8.0",
     "quantization-compute-capability": "each quantize method needs a minimum compute "
     "capability; on 7.0 only bitsandbytes works",
-    "model-fits": "the memory per GPU must fit the GPU's memory x cuda_memory_fraction",
+    "model-fits": "the memory per GPU (weights, KV cache, CUDA context, activations, logits) "
+    "must fit the GPU's memory x cuda_memory_fraction",
 }
 REQUEST_RULE = "request"  # the id of refusals about the request itself
 
@@ -58,73 +73,12 @@ REFUSE = "refuse"
 IGNORED = "ignored"
 UNKNOWN = "unknown"
 NOT_APPLICABLE = "not-applicable"
-
-# Request key -> the variable users set, for messages.
-VARIABLES = {
-    "model_id": "tgi_model_id",
-    "gpu_type": "tgi_gpu_type",
-    "gpu_count": "tgi_gpu_count",
-    "dtype": "tgi_dtype",
-    "quantize": "tgi_quantize",
-    "parameters": "tgi_model_parameters",
-    "max_total_tokens": "tgi_max_total_tokens",
-    "concurrent_sequences": "concurrent_sequences",
-    "cuda_memory_fraction": "tgi_cuda_memory_fraction",
-    "image": "tgi_image",
-    "ignore_rules": "tgi_ignore_rules",
-}
-# Request keys that are tgi_server settings, checked by tgi_settings' rules.
-SHARED_SETTINGS = (
-    "model_id", "gpu_type", "gpu_count", "dtype", "quantize", "max_total_tokens",
-    "cuda_memory_fraction",
-)  # fmt: skip
-# Request key -> value when missing or null.
-REQUEST_DEFAULTS: dict[str, Any] = {
-    "model_id": None,
-    "gpu_type": SETTINGS["tgi_gpu_type"],
-    "gpu_count": SETTINGS["tgi_gpu_count"],
-    "dtype": None,
-    "quantize": None,
-    "parameters": None,
-    "max_total_tokens": None,
-    "concurrent_sequences": 1,
-    "cuda_memory_fraction": None,
-    "image": None,
-    "ignore_rules": [],
-}
+# The smallest tgi_max_total_tokens worth proposing as an alternative.
+MIN_TOKENS_PROPOSED = 256
 
 # TGI 3.3.1 moved to PyTorch 2.7 for CUDA 12.8, which has no sm_70 kernels.
 FIRST_VERSION_WITHOUT_SM70 = (3, 3, 1)
 SM70_DROPPED_BELOW = (7, 5)
-FLASH_ATTENTION_FROM = (8, 0)
-
-# model_type values TGI serves sharded only through flash attention ("Sharded X requires Flash
-# Attention enabled models"), and those it shards on its plain transformers path too.
-SHARDING_NEEDS_FLASH_ATTENTION = frozenset(
-    {
-        "llama",
-        "baichuan",
-        "phi3",
-        "granite",
-        "mistral",
-        "mixtral",
-        "qwen2",
-        "qwen2_moe",
-        "gemma",
-        "gemma2",
-        "gemma3",
-        "cohere",
-        "dbrx",
-        "deepseek_v2",
-        "deepseek_v3",
-        "starcoder2",
-        "gpt_bigcode",
-        "gpt2",
-        "falcon",
-    }
-)
-SHARDING_WITHOUT_FLASH_ATTENTION = frozenset({"bloom", "mpt", "gpt_neox", "opt", "t5"})
-NEEDS_FLASH_ATTENTION_V2 = frozenset({"mistral", "mixtral"})
 
 # Quantize method -> lowest compute capability whose kernels TGI has for it.
 QUANTIZATION_MIN_COMPUTE_CAPABILITY = {
@@ -150,12 +104,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _capability(text: Any) -> tuple[int, int] | None:
-    """'7.0' -> (7, 0); None for anything else."""
-    match = re.match(r"^([0-9]+)\.([0-9]+)$", str(text)) if text is not None else None
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def _version_text(version: tuple) -> str:
     return ".".join(str(part) for part in version)
 
@@ -178,67 +126,38 @@ def image_version(image: Any) -> tuple[int, int, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The request
+# The request: the TGI settings, as the tgi_server role gives them to the pod, and the check's
+# own inputs (a parameter count, rules to ignore, concurrent sequences).
 
 
-def _read_request(request: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """(values with defaults filled in, problems as (what is wrong, what to do instead))."""
-    if not isinstance(request, Mapping):
-        return dict(REQUEST_DEFAULTS), [
-            (f"the request {request!r} is not a mapping", f"give {', '.join(REQUEST_DEFAULTS)}")
-        ]
-    values = {
-        key: (default if request.get(key) is None else request.get(key))
-        for key, default in REQUEST_DEFAULTS.items()
-    }
-    count = values["gpu_count"]
-    if isinstance(count, str) and count.strip().isdigit():  # templated values arrive as text
-        values["gpu_count"] = int(count)
-    problems = []
-    if values["parameters"] is not None and parse_parameter_count(values["parameters"]) is None:
+def _problems(
+    values: Mapping, catalog: Any, parameters: Any, ignore_rules: Any, sequences: Any
+) -> list[tuple[str, str]]:
+    """What is wrong with the request, as (what, what to do instead)."""
+    problems = [(message, "fix the setting") for message in model_settings_errors(values, catalog)]
+    if parameters is not None and parse_parameter_count(parameters) is None:
         problems.append(
             (
-                f"tgi_model_parameters: {values['parameters']!r} is not a parameter count",
+                f"tgi_model_parameters: {parameters!r} is not a parameter count",
                 "give a number like 7000000000 or a size like '7B', or leave it unset",
             )
         )
-    for key in ("max_total_tokens", "concurrent_sequences"):
-        value = values[key]
-        if value is not None and not (_is_int(value) and value >= 1):
-            problems.append(
-                (f"{VARIABLES[key]}: {value!r} is not a count", "set a whole number >= 1")
-            )
-    image = values["image"]
-    if image is not None and not (isinstance(image, str) and image.strip()):
+    if not (_is_int(sequences) and sequences >= 1):
         problems.append(
-            (
-                f"tgi_image: {image!r} is not an image reference",
-                "set a pinned TGI image or leave it unset for the catalog's",
-            )
+            (f"concurrent_sequences: {sequences!r} is not a count", "set a whole number >= 1")
         )
-    problems += _ignore_rules_problems(values["ignore_rules"])
-    return values, problems
-
-
-def _ignore_rules_problems(ignore_rules: Any) -> list[tuple[str, str]]:
     instead = f"list only these rule ids: {', '.join(RULES)}"
     if not isinstance(ignore_rules, (list, tuple)) or not all(
         isinstance(rule, str) for rule in ignore_rules
     ):
-        return [(f"tgi_ignore_rules: {ignore_rules!r} is not a list of rule ids", instead)]
-    unknown = [rule for rule in ignore_rules if rule not in RULES]
-    if unknown:
-        return [(f"tgi_ignore_rules: unknown rule id(s) {', '.join(map(repr, unknown))}", instead)]
-    return []
-
-
-def _settings_problems(values: Mapping, catalog: Mapping | None) -> list[tuple[str, str]]:
-    """The tgi_server role's own rules for the model and GPU settings (tgi_settings)."""
-    settings = {VARIABLES[key]: values[key] for key in SHARED_SETTINGS}
-    return [
-        (message.rstrip("."), f"fix {message.split(':')[0].split(' ')[0]}")
-        for message in model_settings_errors(settings, catalog)
-    ]
+        problems.append((f"tgi_ignore_rules: {ignore_rules!r} is not a list of rule ids", instead))
+    else:
+        unknown = [rule for rule in ignore_rules if rule not in RULES]
+        if unknown:
+            problems.append(
+                (f"tgi_ignore_rules: unknown rule id(s) {', '.join(map(repr, unknown))}", instead)
+            )
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,39 +184,34 @@ def _image_rule(image: str, capability: tuple[int, int]) -> tuple[str, str]:
     return PASS, f"TGI {_version_text(version)} still has kernels for this GPU"
 
 
-def _sharding_rule(count: int, capability: tuple[int, int], architecture: str | None):
+def _multi_gpu_rule(
+    multi: Any, count: int, capability: tuple[int, int], architecture: str | None
+) -> tuple[str, str]:
     if count == 1:
-        return PASS, "one GPU: no sharding"
+        return PASS, "one GPU"
+    if (
+        multi.mode == LAYER_SPLIT
+        and capability < FLASH_ATTENTION_FROM
+        and architecture in FLASH_ATTENTION_ONLY
+    ):
+        # Such a model does not start on this GPU at all: one refusal (that rule's) says so.
+        return NOT_APPLICABLE, "flash-attention-required decides whether this model runs here"
+    verdict = {True: PASS, False: REFUSE, None: UNKNOWN}[multi.works]
+    return verdict, multi.reason
+
+
+def _flash_attention_rule(capability: tuple[int, int], architecture: str | None):
     if capability >= FLASH_ATTENTION_FROM:
-        return PASS, f"{count} shards with flash attention"
-    cc = _version_text(capability)
+        return PASS, "flash attention is available"
     if architecture is None:
         return UNKNOWN, (
-            f"the model's architecture is unknown, so whether TGI can shard it on compute "
-            f"capability {cc} is unknown (most current architectures cannot)"
+            "the model's architecture is unknown (Mistral, Mixtral and the vision-language "
+            "models would not start); set tgi_model_architecture or turn on icc_hub_lookup"
         )
-    if architecture in SHARDING_NEEDS_FLASH_ATTENTION:
-        return REFUSE, (
-            f"TGI shards {architecture} models only with flash attention, which compute "
-            f"capability {cc} lacks: {count} GPUs would fail at start-up"
-        )
-    if architecture in SHARDING_WITHOUT_FLASH_ATTENTION:
-        return PASS, f"TGI shards {architecture} models without flash attention"
-    return UNKNOWN, (
-        f"TGI's sharding of {architecture} models without flash attention (compute capability "
-        f"{cc}) is not known here; TGI's generic path cannot shard"
-    )
-
-
-def _mistral_rule(capability: tuple[int, int], architecture: str | None):
-    if capability >= FLASH_ATTENTION_FROM:
-        return PASS, "flash attention v2 is available"
-    if architecture is None:
-        return UNKNOWN, "the model's architecture is unknown (Mistral and Mixtral would fail)"
-    if architecture not in NEEDS_FLASH_ATTENTION_V2:
-        return PASS, f"{architecture} does not need flash attention v2"
+    if architecture not in FLASH_ATTENTION_ONLY:
+        return PASS, f"{architecture} models run without flash attention too"
     return REFUSE, (
-        f"{architecture} models need flash attention v2, which compute capability "
+        f"{architecture} models run only with flash attention, which compute capability "
         f"{_version_text(capability)} lacks"
     )
 
@@ -315,7 +229,7 @@ def _quantization_rule(capability: tuple[int, int], traits: Mapping):
     method = traits["quantization"]
     if method is None:
         return PASS, "no quantization"
-    minimum = _capability(QUANTIZATION_MIN_COMPUTE_CAPABILITY.get(method))
+    minimum = compute_capability(QUANTIZATION_MIN_COMPUTE_CAPABILITY.get(method))
     if minimum is None:
         return UNKNOWN, (
             f"{_quantization_source_text(traits)}, a method not known here: whether this GPU "
@@ -329,11 +243,20 @@ def _quantization_rule(capability: tuple[int, int], traits: Mapping):
     return PASS, f"{method} runs on compute capability {_version_text(capability)}"
 
 
+MEMORY_PARTS = (
+    "weights_gib",
+    "kv_cache_gib",
+    "context_gib",
+    "activations_gib",
+    "logits_gib",
+    "overhead_gib",
+    "total_gib",
+    "per_gpu_gib",
+)
+
+
 def _memory(sizing: Mapping, usable: float | None) -> dict[str, Any]:
-    memory = {
-        key: sizing[key]
-        for key in ("weights_gib", "kv_cache_gib", "overhead_gib", "total_gib", "per_gpu_gib")
-    }
+    memory = {key: sizing[key] for key in MEMORY_PARTS}
     memory["usable_per_gpu_gib"] = round(usable, 3) if usable is not None else None
     memory["headroom_gib"] = (
         round(usable - sizing["per_gpu_gib"], 3) if usable is not None else None
@@ -349,14 +272,29 @@ def _need_text(sizing: Mapping | None, gpu: Mapping, usable: float | None) -> st
     return f"needs {sizing['per_gpu_gib']:.1f} of {of} GiB{per_gpu}"
 
 
+def _parts_text(sizing: Mapping) -> str:
+    split = sizing["shards"]
+    per = f"/{split}" if split > 1 else ""
+    parts = (
+        f"weights {sizing['weights_gib']:.1f}{per} + KV cache {sizing['kv_cache_gib']:.1f}{per} "
+        f"for {sizing['kv_cache_tokens']} tokens + CUDA context {sizing['context_gib']:.1f} + "
+        f"activations {sizing['activations_gib']:.1f}"
+    )
+    if sizing["mode"] == TENSOR_SHARDING:
+        parts += per
+    parts += f" + logits {sizing['logits_gib']:.1f}"
+    if sizing["mode"] == TENSOR_SHARDING:
+        parts += per
+    parts += " GiB"
+    if not sizing["config_known"]:
+        parts += "; config unknown: a conservative stand-in"
+    return parts
+
+
 def _fits_rule(sizing: Mapping | None, sizing_error: str | None, gpu: Mapping, usable: float):
     if sizing is None:
-        return UNKNOWN, f"memory need unknown: {sizing_error}"
-    parts = f"weights {sizing['weights_gib']:.1f} + overhead {sizing['overhead_gib']:.1f}"
-    if sizing["kv_cache_gib"] is not None:
-        parts += f" + KV cache {sizing['kv_cache_gib']:.1f} for {sizing['kv_cache_tokens']} tokens"
-    split = f", split over {sizing['shards']} GPUs" if sizing["shards"] > 1 else ""
-    need = f"{sizing['per_gpu_gib']:.1f} GiB per GPU ({parts} GiB{split})"
+        return REFUSE, f"how much memory it needs is unknown: {sizing_error}"
+    need = f"{sizing['per_gpu_gib']:.1f} GiB per GPU ({_parts_text(sizing)})"
     if sizing["per_gpu_gib"] <= usable:
         return PASS, f"needs {need} of {usable:g} GiB usable"
     return REFUSE, (
@@ -365,47 +303,54 @@ def _fits_rule(sizing: Mapping | None, sizing_error: str | None, gpu: Mapping, u
     )
 
 
-def _evaluate(values: Mapping, catalog: Mapping, hub: Mapping | None) -> dict[str, Any]:
+def _evaluate(
+    values: Mapping, catalog: Mapping, hub: Mapping | None, parameters: Any, sequences: int
+) -> dict[str, Any]:
     """Sizing, memory and verdicts of one configuration; no recommendations."""
-    count = values["gpu_count"]
-    gpu_type = CPU if count == 0 else values["gpu_type"]
-    entry = catalog[gpu_type]
+    count = int(values["tgi_gpu_count"])
+    gpu_type, entry = gpu_entry(values, catalog)
     gpu = {
         "type": gpu_type,
         "count": count,
         "memory_gib": entry["memory_gib"],
         "compute_capability": entry["compute_capability"],
-        "image": values["image"] or entry["tgi_image"],
+        "image": image_of(values, entry),
     }
+    traits = describe_model(values["tgi_model_id"], quantize=values["tgi_quantize"], hub=hub)
+    architecture = values["tgi_model_architecture"] or traits["architecture"]
+    capability = compute_capability(entry["compute_capability"])
+    # The mode the pod will be rendered with: the role passes the architecture judged here on.
+    multi = choose_mode({**values, "tgi_model_architecture": architecture}, catalog)
     sizing, sizing_error = None, None
     try:
         sizing = size_model(
-            values["model_id"],
-            dtype=values["dtype"],
-            quantize=values["quantize"],
-            parameters=values["parameters"],
+            values["tgi_model_id"],
+            dtype=values["tgi_dtype"],
+            quantize=values["tgi_quantize"],
+            parameters=parameters,
             hub=hub,
             gpu_count=count,
-            max_total_tokens=values["max_total_tokens"],
-            concurrent_sequences=values["concurrent_sequences"],
+            mode=multi.mode,
+            flash_attention=capability is not None and capability >= FLASH_ATTENTION_FROM,
+            max_total_tokens=values["tgi_max_total_tokens"],
+            max_input_tokens=values["tgi_max_input_tokens"],
+            prefill_tokens=values["tgi_max_batch_prefill_tokens"],
+            concurrent_sequences=sequences,
         )
     except SizingError as error:
         sizing_error = str(error)
-    traits = describe_model(values["model_id"], quantize=values["quantize"], hub=hub)
 
-    fraction = values["cuda_memory_fraction"] or 1.0
+    fraction = values["tgi_cuda_memory_fraction"] or 1.0
     usable = entry["memory_gib"] * fraction if entry["memory_gib"] is not None else None
     verdicts: dict[str, tuple[str, str]] = {}
     if count == 0:
         for rule in RULES:
             verdicts[rule] = (NOT_APPLICABLE, "no GPU (tgi_gpu_count is 0): TGI runs on CPU")
     else:
-        capability = _capability(entry["compute_capability"]) or (0, 0)
+        capability = capability or (0, 0)
         verdicts["tgi-image-cuda"] = _image_rule(gpu["image"], capability)
-        verdicts["sharding-flash-attention"] = _sharding_rule(
-            count, capability, traits["architecture"]
-        )
-        verdicts["mistral-flash-attention-v2"] = _mistral_rule(capability, traits["architecture"])
+        verdicts["multi-gpu-mode"] = _multi_gpu_rule(multi, count, capability, architecture)
+        verdicts["flash-attention-required"] = _flash_attention_rule(capability, architecture)
         verdicts["quantization-compute-capability"] = _quantization_rule(capability, traits)
         verdicts["model-fits"] = _fits_rule(sizing, sizing_error, gpu, usable)
     return {
@@ -414,8 +359,12 @@ def _evaluate(values: Mapping, catalog: Mapping, hub: Mapping | None) -> dict[st
         "sizing": sizing,
         "sizing_error": sizing_error,
         "traits": traits,
+        "architecture": architecture,
+        "multi": multi,
         "usable": usable,
         "verdicts": verdicts,
+        "parameters": parameters,
+        "sequences": sequences,
     }
 
 
@@ -433,13 +382,16 @@ def _passes(evaluation: Mapping, ignored: Any) -> bool:
 def _option_text(evaluation: Mapping, settings: str) -> str:
     gpu = evaluation["gpu"]
     need = _need_text(evaluation["sizing"], gpu, evaluation["usable"])
-    return f"{gpu['count']} x {gpu['type']} ({gpu['memory_gib']:g} GiB): {need} (set {settings})"
+    how = f", {evaluation['multi'].mode}" if gpu["count"] > 1 else ""
+    return (
+        f"{gpu['count']} x {gpu['type']} ({gpu['memory_gib']:g} GiB{how}): {need} (set {settings})"
+    )
 
 
 def _image_for(values: Mapping, entry: Mapping) -> str | None:
     """The user's image when it works on this GPU type, else None (the catalog's image)."""
-    image = values["image"]
-    capability = _capability(entry["compute_capability"]) or (0, 0)
+    image = values["tgi_image"]
+    capability = compute_capability(entry["compute_capability"]) or (0, 0)
     if image and _image_rule(image, capability)[0] != REFUSE:
         return image
     return None
@@ -455,14 +407,19 @@ class _Alternatives:
         self.hub = hub
         self.ignored = ignored
 
-    def _try(self, **changes: Any) -> dict[str, Any] | None:
+    def _judge(self, **changes: Any) -> dict[str, Any]:
         values = {**self.values, **changes}
-        evaluation = _evaluate(values, self.catalog, self.hub)
+        return _evaluate(
+            values, self.catalog, self.hub, self.base["parameters"], self.base["sequences"]
+        )
+
+    def _try(self, **changes: Any) -> dict[str, Any] | None:
+        evaluation = self._judge(**changes)
         return evaluation if _passes(evaluation, self.ignored) else None
 
     def _fewest_gpus(self, gpu_type: str, counts, **changes: Any) -> dict[str, Any] | None:
         for count in counts:
-            found = self._try(gpu_type=gpu_type, gpu_count=count, **changes)
+            found = self._try(tgi_gpu_type=gpu_type, tgi_gpu_count=count, **changes)
             if found:
                 return found
         return None
@@ -475,13 +432,14 @@ class _Alternatives:
         """
         found = []
         for gpu_type in gpu_types(self.catalog):
-            if gpu_type == self.values["gpu_type"]:
+            if gpu_type == self.values["tgi_gpu_type"]:
                 continue
             entry = self.catalog[gpu_type]
             image = _image_for(self.values, entry)
-            if keep_image and image != self.values["image"]:
+            if keep_image and image != self.values["tgi_image"]:
                 continue
-            option = self._fewest_gpus(gpu_type, range(1, entry["gpus_per_node"] + 1), image=image)
+            counts = range(1, entry["gpus_per_node"] + 1)
+            option = self._fewest_gpus(gpu_type, counts, tgi_image=image)
             if option:
                 found.append(option)
         found.sort(key=lambda e: (e["gpu"]["count"], e["gpu"]["memory_gib"], e["gpu"]["type"]))
@@ -490,17 +448,17 @@ class _Alternatives:
             settings = (
                 f"tgi_gpu_type: {option['gpu']['type']}, tgi_gpu_count: {option['gpu']['count']}"
             )
-            if self.values["image"] and option["values"]["image"] is None:
+            if self.values["tgi_image"] and option["values"]["tgi_image"] is None:
                 settings += f", tgi_image: {option['gpu']['image']}"
             texts.append(_option_text(option, settings))
         return texts
 
     def other_gpu_count(self) -> str | None:
-        gpu_type = self.values["gpu_type"]
+        gpu_type = self.values["tgi_gpu_type"]
         counts = [
             count
             for count in range(1, self.catalog[gpu_type]["gpus_per_node"] + 1)
-            if count != self.values["gpu_count"]
+            if count != self.values["tgi_gpu_count"]
         ]
         option = self._fewest_gpus(gpu_type, counts)
         if option is None:
@@ -512,13 +470,15 @@ class _Alternatives:
         prequantized = traits["quantization_source"] in ("config", "name")
         if prequantized and self.base["verdicts"]["quantization-compute-capability"][0] != REFUSE:
             return None  # already 4-bit or 8-bit: no smaller on-the-fly format helps
-        counts = [self.values["gpu_count"]]
-        if self.base["verdicts"]["sharding-flash-attention"][0] == REFUSE:
+        counts = [self.values["tgi_gpu_count"]]
+        if self.base["verdicts"]["multi-gpu-mode"][0] == REFUSE:
             counts.insert(0, 1)
         for method in ON_THE_FLY_QUANTIZATION:
             if method == traits["quantization"]:
                 continue
-            option = self._fewest_gpus(self.values["gpu_type"], counts, quantize=method, dtype=None)
+            option = self._fewest_gpus(
+                self.values["tgi_gpu_type"], counts, tgi_quantize=method, tgi_dtype=None
+            )
             if option:
                 where = _option_text(
                     option,
@@ -529,24 +489,56 @@ class _Alternatives:
                 return f"quantize with {method}: {where}"
         return None
 
+    def fewer_tokens(self) -> str | None:
+        """The largest tgi_max_total_tokens below the current one that fits, when the model
+        does not fit only because of the token limits."""
+        values = self.values
+        total = values["tgi_max_total_tokens"] or DEFAULT_KV_TOKENS
+
+        def fits(tokens: int) -> dict[str, Any] | None:
+            prompt = min(values["tgi_max_input_tokens"] or tokens - 1, tokens - 1)
+            prefill = min(values["tgi_max_batch_prefill_tokens"] or tokens, tokens)
+            evaluation = self._judge(
+                tgi_max_total_tokens=tokens,
+                tgi_max_input_tokens=prompt,
+                tgi_max_batch_prefill_tokens=max(prefill, prompt),
+            )
+            return evaluation if evaluation["verdicts"]["model-fits"][0] == PASS else None
+
+        if total <= MIN_TOKENS_PROPOSED or not fits(MIN_TOKENS_PROPOSED):
+            return None
+        low, high = MIN_TOKENS_PROPOSED, total - 1  # fits(low) holds
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        option = fits(low)
+        if not _passes(option, self.ignored | {"model-fits"}):
+            return None
+        prompt = option["values"]["tgi_max_input_tokens"]
+        need = _need_text(option["sizing"], option["gpu"], option["usable"])
+        return (
+            f"fewer tokens per request: {need} "
+            f"(set tgi_max_total_tokens: {low}, tgi_max_input_tokens: {prompt}, "
+            f"tgi_max_batch_prefill_tokens: {option['values']['tgi_max_batch_prefill_tokens']})"
+        )
+
     def smaller_model(self) -> str | None:
         sizing = self.base["sizing"]
         usable = self.base["usable"]
         if sizing is None or usable is None:
             return None
         gpu = self.base["gpu"]
-        sharding_ok = self.base["verdicts"]["sharding-flash-attention"][0] != REFUSE
-        shards = gpu["count"] if sharding_ok else 1
-        room_gib = usable * shards - (sizing["kv_cache_gib"] or 0)
-        bytes_per_parameter = sizing["bytes_per_parameter"] or 2.0
-        largest = room_gib * 2**30 / (bytes_per_parameter * (1 + OVERHEAD_FRACTION))
+        split = sizing["shards"] if self.base["verdicts"]["multi-gpu-mode"][0] != REFUSE else 1
+        besides = sizing["per_gpu_gib"] - sizing["weights_gib"] / sizing["shards"]
+        room_gib = (usable - besides) * split
+        largest = room_gib * GIB / (sizing["bytes_per_parameter"] or 2.0)
         if largest < 1e8:
             return None
         precision = sizing["precision"]
         if precision in ("4bit", "8bit"):
             precision = f"{precision[0]}-bit"
         return (
-            f"a model of up to ~{largest / 1e9:.1f}B parameters in {precision} fits {shards} x "
+            f"a model of up to ~{largest / 1e9:.1f}B parameters in {precision} fits {split} x "
             f"{gpu['type']} ({gpu['memory_gib']:g} GiB) (set tgi_model_id to such a model)"
         )
 
@@ -554,16 +546,24 @@ class _Alternatives:
         return self.other_gpu_types(keep_image=True)
 
     def image(self) -> str | None:
-        entry = self.catalog[self.values["gpu_type"]]
-        capability = _capability(entry["compute_capability"]) or (0, 0)
+        entry = self.catalog[self.values["tgi_gpu_type"]]
+        capability = compute_capability(entry["compute_capability"]) or (0, 0)
         for image in (entry["tgi_image"], TGI_IMAGE_SM70):
             if _image_rule(image, capability)[0] == PASS:
                 return (
                     f"set tgi_image to {image} (a TGI still built for compute capability "
                     f"{entry['compute_capability']}), or leave tgi_image unset for the "
-                    f"catalog's image of {self.values['gpu_type']}"
+                    f"catalog's image of {self.values['tgi_gpu_type']}"
                 )
         return None
+
+    def size_known(self) -> str | None:
+        if self.base["sizing"] is not None:
+            return None
+        return (
+            "give the size: set tgi_model_parameters (like 2.7B), or turn on icc_hub_lookup so "
+            "the Hub tells it"
+        )
 
 
 def _recommendations(base: Mapping, catalog: Mapping, hub, ignored) -> dict[str, list[str]]:
@@ -571,7 +571,7 @@ def _recommendations(base: Mapping, catalog: Mapping, hub, ignored) -> dict[str,
     refused = [rule for rule, (verdict, _) in base["verdicts"].items() if verdict == REFUSE]
     if not refused:
         return {}
-    finder = _Alternatives(base, catalog, hub, ignored)
+    finder = _Alternatives(base, catalog, hub, set(ignored))
     cache: dict[str, Any] = {}
 
     def get(name: str) -> list[str]:
@@ -582,19 +582,26 @@ def _recommendations(base: Mapping, catalog: Mapping, hub, ignored) -> dict[str,
 
     wanted = {
         "tgi-image-cuda": ("image", "other_gpu_types_same_image"),
-        "sharding-flash-attention": ("other_gpu_count", "other_quantization", "other_gpu_types"),
-        "mistral-flash-attention-v2": ("other_gpu_types",),
+        "multi-gpu-mode": ("other_gpu_count", "other_quantization", "other_gpu_types"),
+        "flash-attention-required": ("other_gpu_types",),
         "quantization-compute-capability": ("other_quantization", "other_gpu_types"),
-        "model-fits": ("other_gpu_types", "other_gpu_count", "other_quantization", "smaller_model"),
+        "model-fits": (
+            "size_known",
+            "fewer_tokens",
+            "other_gpu_count",
+            "other_gpu_types",
+            "other_quantization",
+            "smaller_model",
+        ),
     }
     return {rule: [text for name in wanted[rule] for text in get(name)] for rule in refused}
 
 
 _NO_ALTERNATIVE = {
     "tgi-image-cuda": "use a TGI image of version 3.3.0 or older (tgi_image)",
-    "sharding-flash-attention": "use one GPU (tgi_gpu_count: 1) with a model that fits it, or a "
+    "multi-gpu-mode": "use one GPU (tgi_gpu_count: 1) with a model that fits it, or a "
     "GPU type with compute capability 8.0 (add it to icc_gpu_catalog)",
-    "mistral-flash-attention-v2": "choose a model of another family (for example Llama or "
+    "flash-attention-required": "choose a model of another family (for example Llama or "
     "Qwen2), or a GPU type with compute capability 8.0 (add it to icc_gpu_catalog)",
     "quantization-compute-capability": "leave tgi_quantize unset or use bitsandbytes-nf4 with "
     "an unquantized checkpoint",
@@ -606,19 +613,21 @@ _NO_ALTERNATIVE = {
 # The public entry points
 
 
-def _invalid_result(values: Mapping, problems: list[tuple[str, str]]) -> dict[str, Any]:
-    gpu_type = values.get("gpu_type") if isinstance(values, Mapping) else None
+def _invalid_result(settings: Any, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    values = settings if isinstance(settings, Mapping) else {}
     return {
-        "model_id": values.get("model_id") if isinstance(values, Mapping) else None,
+        "model_id": values.get("tgi_model_id"),
         "ok": False,
         "fits": None,
         "runs": False,
+        "architecture": None,
+        "multi_gpu": None,
         "gpu": {
-            "type": gpu_type,
-            "count": values.get("gpu_count") if isinstance(values, Mapping) else None,
+            "type": values.get("tgi_gpu_type"),
+            "count": values.get("tgi_gpu_count"),
             "memory_gib": None,
             "compute_capability": None,
-            "image": values.get("image") if isinstance(values, Mapping) else None,
+            "image": values.get("tgi_image"),
         },
         "sizing": None,
         "memory": None,
@@ -642,18 +651,20 @@ def _invalid_result(values: Mapping, problems: list[tuple[str, str]]) -> dict[st
 def _sizing_warnings(evaluation: Mapping) -> list[str]:
     sizing, gpu = evaluation["sizing"], evaluation["gpu"]
     if sizing is None:
-        return [f"memory not judged: {evaluation['sizing_error']}"]
+        return []
     warnings = []
     if sizing["parameters_source"] == "name":
         warnings.append(
-            f"the model size ({sizing['parameters'] / 1e9:g}B parameters) is guessed from its id; "
-            "enable icc_hub_lookup or set tgi_model_parameters for the exact figure"
+            "the model size is read from its id and counted high "
+            f"({sizing['parameters'] / 1e9:.3g}B parameters); enable icc_hub_lookup or set "
+            "tgi_model_parameters for the exact figure"
         )
     if any("upper bound" in note for note in sizing["notes"]):
         warnings.append("mixture of experts: the size from the id (experts x size) is too high")
-    if sizing["kv_cache_gib"] is None and gpu["count"]:
+    if not sizing["config_known"] and gpu["count"]:
         warnings.append(
-            "the KV cache is not counted (model config unknown): leave room beyond the need shown"
+            "the model's config is unknown: the KV cache, activations and logits are those of a "
+            "conservative stand-in (the Hub's config gives smaller, exact figures)"
         )
     if gpu["count"] == 0:
         warnings.append(
@@ -663,17 +674,29 @@ def _sizing_warnings(evaluation: Mapping) -> list[str]:
     return warnings
 
 
-def assess(request: Mapping, catalog: Mapping | None = None, hub: Mapping | None = None) -> dict:
-    """Judges every rule in RULES for `request`; see the module docstring.
+def assess(
+    settings: Mapping,
+    catalog: Mapping | None = None,
+    hub: Mapping | None = None,
+    *,
+    parameters: Any = None,
+    ignore_rules: Any = (),
+    concurrent_sequences: Any = 1,
+) -> dict:
+    """Judges every rule in RULES for the TGI `settings` (the tgi_server role's variables, as
+    tgi_workload takes them); see the module docstring.
 
-    `request` keys are those of REQUEST_DEFAULTS (missing or null ones take the default);
     `catalog` holds icc_gpu_catalog entries laid over the built-in catalog; `hub` is what a Hub
-    fetcher returned (or None). Never raises for bad input: problems of the request become
-    refusals with the id "request". Returns the dict described in interfaces.md: ok, fits,
-    runs, gpu, sizing, memory, rules, refusals, recommendations, warnings.
+    fetcher returned (or None); `parameters` is tgi_model_parameters. Never raises for bad
+    input: problems become refusals with the id "request". Returns ok, fits, runs,
+    architecture, multi_gpu, gpu, sizing, memory, rules, refusals, recommendations, warnings.
     """
-    values, problems = _read_request(request)
-    problems += _settings_problems(values, catalog)
+    if not isinstance(settings, Mapping):
+        return _invalid_result(
+            {}, [(f"the settings {settings!r} are not a mapping", "give tgi_* settings")]
+        )
+    values = resolved_settings(settings)
+    problems = _problems(values, catalog, parameters, ignore_rules, concurrent_sequences)
     try:
         merged = merged_catalog(catalog)
     except CatalogError as error:
@@ -682,8 +705,9 @@ def assess(request: Mapping, catalog: Mapping | None = None, hub: Mapping | None
     if problems or merged is None:
         return _invalid_result(values, problems)
 
-    ignored = set(values["ignore_rules"])
-    base = _evaluate(values, merged, hub if isinstance(hub, Mapping) else None)
+    ignored = set(ignore_rules)
+    hub = hub if isinstance(hub, Mapping) else None
+    base = _evaluate(values, merged, hub, parameters, concurrent_sequences)
     by_rule = _recommendations(base, merged, hub, ignored)
     rules, refusals, warnings, recommendations = [], [], [], []
     for rule in RULES:
@@ -700,7 +724,7 @@ def assess(request: Mapping, catalog: Mapping | None = None, hub: Mapping | None
                 )
             else:
                 refusals.append(f"{rule}: {reason}. Instead: {recommendation}")
-        elif verdict == UNKNOWN and rule != "model-fits":
+        elif verdict == UNKNOWN:
             warnings.append(f"{rule} not judged: {reason}")
         rules.append(
             {"id": rule, "verdict": verdict, "reason": reason, "recommendation": recommendation}
@@ -711,11 +735,14 @@ def assess(request: Mapping, catalog: Mapping | None = None, hub: Mapping | None
     fits = {PASS: True, REFUSE: False, IGNORED: False}.get(verdicts["model-fits"])
     runs = not any(verdicts[rule] in (REFUSE, IGNORED) for rule in RULES if rule != "model-fits")
     sizing = base["sizing"]
+    multi = base["multi"]
     return {
-        "model_id": values["model_id"],
+        "model_id": values["tgi_model_id"],
         "ok": not refusals,
         "fits": fits,
         "runs": runs,
+        "architecture": base["architecture"],
+        "multi_gpu": {"mode": multi.mode, "works": multi.works, "reason": multi.reason},
         "gpu": base["gpu"],
         "sizing": sizing,
         "memory": _memory(sizing, base["usable"]) if sizing else None,

@@ -3,40 +3,61 @@
 """How much GPU memory a model needs under TGI: parameters, precision, overhead, KV cache.
 
 The parameter count comes from, in this order: an explicit override (`tgi_model_parameters`),
-the Hugging Face Hub (through a fetcher the caller injects; `hub_fetcher` is the default), or
-the model id itself (`7b`, `1.1B`, `8x7B`, `bloom-7b1`, `350m`). Everything else is arithmetic:
+the Hugging Face Hub (module_utils/hub.py reads it), or
+the model id itself (`7b`, `1.1B`, `8x7B`, `bloom-7b1`, `350m`; counted 35% higher, since ids
+round down). Everything else is arithmetic:
 
-    weights  = parameters x bytes per parameter (by dtype or quantization)
-    overhead = 20% of the weights (activations, CUDA context)
-    KV cache = 2 (K and V) x layers x KV heads x head dim x bytes per value, per token,
-               for max_total_tokens x concurrent sequences (only when the config is known)
-    per GPU  = (weights + overhead + KV cache) / shards
+    weights     = parameters x bytes per parameter (by dtype or quantization)
+    KV cache    = 2 (K and V) x layers x KV heads x head dim x bytes per value, per token,
+                  for max_total_tokens x concurrent sequences
+    context     = CUDA context and workspaces, per GPU
+    activations = one layer's MLP for the prefill tokens, and without flash attention the
+                  attention scores (heads x prompt x prefill tokens)
+    logits      = without flash attention, every prefill token x the vocabulary
+    per GPU     = (weights + KV cache) / GPUs + context + activations + logits
+                  (activations and logits split too when tensor-sharded)
 
-Pure Python apart from `hub_fetcher`, which imports huggingface_hub only when called. No
-Ansible imports, so modules, filters and unit tests share it. Runs on Python 3.8+.
+Layers, heads and the vocabulary come from the model's config; without one (no Hub), from a
+conservative stand-in (`model_shape`), so that knowing less never makes a verdict kinder.
+
+Pure Python: no Ansible imports, no I/O (what the Hub says comes in as `hub`, from
+module_utils/hub.py), so modules, filters and unit tests share it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.multi_gpu import LAYER_SPLIT, TENSOR_SHARDING
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     DTYPES,
     QUANTIZE_METHODS,
 )
 
 GIB = 2**30
-# TGI needs room beyond the weights for activations and the CUDA context.
-OVERHEAD_FRACTION = 0.20
 # 4-bit formats store a scale (and often a zero point) per group of weights: a few percent more.
 FOUR_BIT_SCALES_FRACTION = 0.06
-# Tokens the KV cache estimate assumes when max_total_tokens is not set.
+# Tokens the estimate assumes when the limits are unset (TGI's defaults for most models).
 DEFAULT_KV_TOKENS = 4096
+DEFAULT_PREFILL_TOKENS = 4096
 PARAMETERS_VARIABLE = "tgi_model_parameters"
+# A size read from a model id is rounded, mostly down: gemma-7b has 8.54B parameters (+22%),
+# gemma-2-2b 2.61B (+31%), Llama-3.2-1B 1.24B. Counting 35% more keeps a verdict from the id
+# no more optimistic than one from the Hub's exact count.
+NAME_MARGIN = 1.35
+# Share of a 7B model's parameters in its embeddings and output head, which quantized
+# checkpoints keep in 16 bits (Llama-2-7b: 2 x 32000 x 4096 = 0.26B of 6.74B, Mistral-7B about
+# the same); counted for 4-bit and 8-bit checkpoints sized from their id.
+EMBEDDING_SHARE = 0.12
+# The CUDA context, cuBLAS workspaces and PyTorch's allocator reserve on every GPU a process
+# uses, before any tensor: commonly 300-500 MiB with CUDA 12 and PyTorch 2 (as nvidia-smi shows
+# right after torch.cuda.init()); 0.5 GiB per GPU is counted.
+CUDA_CONTEXT_BYTES = 0.5 * 2**30
+# The vocabulary of the stand-in for an unknown config: gemma's 256000, the largest common one.
+STAND_IN_VOCABULARY = 256000
 
 PRECISION_BYTES = {
     "float32": 4.0,
@@ -79,7 +100,7 @@ SAFETENSORS_DTYPE_BYTES = {
     "U8": 1,
     "BOOL": 1,
 }
-_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
+FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
 
 # A size in a model id: "7b", "1.1B", "8x7B" (experts x size), "7b1" (7.1B), "350m". A letter or
 # digit right before or after means it is part of another word ("4bit", "v0.1", "A2.7B").
@@ -166,15 +187,11 @@ class SizingError(ValueError):
     """No usable parameter count (or a bad sizing input); the message names the variable."""
 
 
-class HubUnavailable(Exception):
-    """The Hub could not answer; the message is one line saying why."""
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _positive_number(value: Any) -> float | None:
+def positive_number(value: Any) -> float | None:
     if _is_number(value) and math.isfinite(value) and value > 0:
         return float(value)
     return None
@@ -205,19 +222,19 @@ def parse_parameter_count(text: Any) -> float | None:
     for the first size there (later ones are usually context lengths or training tokens).
     """
     if _is_number(text):
-        return _positive_number(text)
+        return positive_number(text)
     if not isinstance(text, str) or not text.strip():
         return None
     stripped = text.strip()
     try:
-        return _positive_number(float(stripped))
+        return positive_number(float(stripped))
     except ValueError:
         pass
     alone = _SIZE_ALONE.match(stripped)
     if alone:
-        return _positive_number(_size_from_match(alone))
+        return positive_number(_size_from_match(alone))
     in_id = _SIZE_IN_ID.search(_model_name(stripped))
-    return _positive_number(_size_from_match(in_id)) if in_id else None
+    return positive_number(_size_from_match(in_id)) if in_id else None
 
 
 def _name_words(model_id: Any) -> list[str]:
@@ -257,7 +274,7 @@ def checkpoint_quantization(config: Mapping | None) -> tuple[str | None, float |
     if not isinstance(quantization, Mapping):
         return None, None
     raw = str(quantization.get("quant_method") or "").strip().lower()
-    bits = _positive_number(quantization.get("bits"))
+    bits = positive_number(quantization.get("bits"))
     if raw == "bitsandbytes":
         if quantization.get("load_in_4bit"):
             kind = str(quantization.get("bnb_4bit_quant_type") or "nf4").lower()
@@ -279,7 +296,7 @@ def _compressed_tensors_bits(quantization: Mapping) -> float | None:
         for group in groups.values()
         if isinstance(group, Mapping) and isinstance(group.get("weights"), Mapping)
     ]
-    widths = [width for width in widths if _positive_number(width)]
+    widths = [width for width in widths if positive_number(width)]
     return float(max(widths)) if widths else None
 
 
@@ -322,7 +339,7 @@ def describe_model(
 
 def _first_positive(config: Mapping, keys: tuple) -> float | None:
     for key in keys:
-        value = _positive_number(config.get(key))
+        value = positive_number(config.get(key))
         if value is not None:
             return value
     return None
@@ -344,13 +361,13 @@ def kv_cache_layout(config: Mapping | None) -> dict[str, Any] | None:
     layers = _first_positive(config, _LAYER_KEYS)
     heads = _first_positive(config, _HEAD_KEYS)
     hidden = _first_positive(config, _HIDDEN_KEYS)
-    head_dim = _positive_number(config.get("head_dim"))
+    head_dim = positive_number(config.get("head_dim"))
     if head_dim is None and hidden and heads:
         head_dim = hidden / heads
     kv_heads = _first_positive(config, _KV_HEAD_KEYS)
     attention = config.get("attn_config")
     if kv_heads is None and isinstance(attention, Mapping):
-        kv_heads = _positive_number(attention.get("kv_n_heads"))
+        kv_heads = positive_number(attention.get("kv_n_heads"))
     if (
         kv_heads is None
         and config.get("multi_query")
@@ -367,164 +384,6 @@ def kv_cache_layout(config: Mapping | None) -> dict[str, Any] | None:
         "head_dim": int(head_dim),
         "max_positions": int(positions) if positions else None,
     }
-
-
-def hub_data(model_info: Mapping | None, config: Mapping | None = None) -> dict[str, Any]:
-    """Normalizes Hub API answers into what `size_model` takes as `hub`.
-
-    `model_info` is shaped like `GET /api/models/<id>?expand=safetensors&expand=config`
-    (`{"safetensors": {"total", "parameters": {dtype: count}}, "config": {...}}`); `config` is
-    the repository's config.json, laid over the API's shorter config. Returns
-    {"parameters": int|None, "config": dict|None, "source": "hub", "safetensors_total",
-    "parameters_by_dtype", "weights_bytes" (the weights as stored), "notes": [str]}.
-
-    Pre-quantized checkpoints pack 32/bits weights into each int32 (GPTQ, AWQ) or two 4-bit
-    weights into each uint8 (bitsandbytes), so the Hub's total counts tensor elements, not
-    parameters: the per-dtype breakdown recovers both the parameters and the stored bytes.
-    """
-    info = model_info if isinstance(model_info, Mapping) else {}
-    merged: dict[str, Any] = {}
-    for part in (info.get("config"), config):
-        if isinstance(part, Mapping):
-            merged.update(part)
-    notes: list[str] = []
-    safetensors = info.get("safetensors") if isinstance(info.get("safetensors"), Mapping) else {}
-    total = _positive_number(safetensors.get("total"))
-    raw_counts = safetensors.get("parameters")
-    by_dtype = (
-        {str(k): int(v) for k, v in raw_counts.items() if _positive_number(v)}
-        if isinstance(raw_counts, Mapping)
-        else {}
-    )
-    parameters = int(total) if total else None
-    weights_bytes = None
-    if by_dtype:
-        weights_bytes = sum(
-            count * SAFETENSORS_DTYPE_BYTES.get(k, 2) for k, count in by_dtype.items()
-        )
-        method, bits = checkpoint_quantization(merged)
-        bits = bits or 4.0
-        if method in PACKED_INT32_METHODS and by_dtype.get("I32"):
-            per_element = max(int(32 // bits), 1)
-            floats = sum(n for k, n in by_dtype.items() if k in _FLOAT_DTYPES)
-            parameters = by_dtype["I32"] * per_element + floats
-            notes.append(
-                f"the Hub counts {by_dtype['I32']} packed int32 elements of this {method} "
-                f"checkpoint: about {per_element} weights each, so ~{parameters / 1e9:.2f}B "
-                f"parameters stored in {weights_bytes / GIB:.2f} GiB"
-            )
-        elif method and method.startswith("bitsandbytes-") and by_dtype.get("U8"):
-            floats = sum(n for k, n in by_dtype.items() if k in _FLOAT_DTYPES)
-            parameters = by_dtype["U8"] * 2 + floats
-            notes.append(
-                f"the Hub counts {by_dtype['U8']} uint8 elements holding two 4-bit weights "
-                f"each: ~{parameters / 1e9:.2f}B parameters stored in "
-                f"{weights_bytes / GIB:.2f} GiB"
-            )
-        elif parameters is None:
-            parameters = sum(by_dtype.values())
-    elif parameters is None:
-        notes.append("the Hub lists no safetensors weights for this model (size unknown there)")
-    return {
-        "parameters": parameters,
-        "config": merged or None,
-        "source": "hub",
-        "safetensors_total": int(total) if total else None,
-        "parameters_by_dtype": by_dtype or None,
-        "weights_bytes": weights_bytes,
-        "notes": notes,
-    }
-
-
-def _offline_by_environment() -> bool:
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
-            return True
-    return False
-
-
-def _one_line_reason(model_id: str, error: BaseException) -> str:
-    """Why the Hub did not answer, in one line, from the error's class and first line."""
-    names = [cls.__name__ for cls in type(error).__mro__]
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "OfflineModeIsEnabled" in names:
-        return "huggingface_hub is in offline mode (HF_HUB_OFFLINE is set)"
-    if "GatedRepoError" in names:
-        return f"{model_id} is gated: accept its license on the Hub and set tgi_hf_token"
-    if "RepositoryNotFoundError" in names:
-        return (
-            f"{model_id} was not found on the Hub (or is private: set tgi_hf_token); "
-            "check tgi_model_id"
-        )
-    if "RevisionNotFoundError" in names:
-        return f"revision not found for {model_id}: check tgi_model_revision"
-    if any("Timeout" in name for name in names):
-        return f"the Hub did not answer in time ({type(error).__name__})"
-    if any(name in ("ConnectError", "ConnectionError", "NetworkError") for name in names):
-        return f"the Hub is not reachable ({text[:160]})"
-    return f"{type(error).__name__}: {text[:200]}"
-
-
-def hub_fetcher(
-    model_id: str, revision: str | None = None, token: str | None = None, timeout: float = 5.0
-) -> dict[str, Any]:
-    """The model's size and config from the Hugging Face Hub, normalized by `hub_data`.
-
-    Two requests through huggingface_hub, each limited to `timeout` seconds: the model info
-    (safetensors counts, short config) and config.json (layers, heads). A failing config.json
-    only leaves a note. Raises HubUnavailable with a one-line reason on any other failure:
-    library missing, offline mode (HF_HUB_OFFLINE), unknown or private model, timeout.
-    """
-    if _offline_by_environment():
-        # huggingface_hub reads HF_HUB_OFFLINE only at import: check it here, at call time.
-        raise HubUnavailable("offline mode: HF_HUB_OFFLINE is set, the Hub is not asked")
-    try:
-        from huggingface_hub import HfApi, hf_hub_url
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-    except ImportError as error:
-        raise HubUnavailable(
-            f"the Python library huggingface_hub is not installed ({error}): "
-            "pip install huggingface_hub, or set tgi_model_parameters"
-        ) from error
-    try:
-        info = HfApi().model_info(
-            model_id,
-            revision=revision,
-            timeout=timeout,
-            expand=["safetensors", "config"],
-            token=token,
-        )
-    except Exception as error:
-        raise HubUnavailable(_one_line_reason(model_id, error)) from error
-    safetensors = getattr(info, "safetensors", None)
-    model_info = {
-        "id": getattr(info, "id", model_id),
-        "safetensors": (
-            {
-                "total": getattr(safetensors, "total", None),
-                "parameters": dict(getattr(safetensors, "parameters", None) or {}),
-            }
-            if safetensors is not None
-            else None
-        ),
-        "config": getattr(info, "config", None),
-    }
-    config = None
-    config_note = None
-    try:
-        url = hf_hub_url(model_id, "config.json", revision=revision)
-        response = get_session().get(url, headers=build_hf_headers(token=token), timeout=timeout)
-        hf_raise_for_status(response)
-        config = response.json()
-        if not isinstance(config, Mapping):
-            raise ValueError("config.json is not a JSON object")
-    except Exception as error:
-        config = None
-        config_note = f"config.json not read ({_one_line_reason(model_id, error)})"
-    data = hub_data(model_info, config)
-    if config_note:
-        data["notes"].append(config_note)
-    return data
 
 
 def _precision_for(
@@ -546,7 +405,7 @@ def _precision_for(
     return "float16", notes
 
 
-def _check_inputs(model_id, dtype, quantize, gpu_count, max_total_tokens, sequences) -> None:
+def _check_inputs(model_id, dtype, quantize, gpu_count, tokens, sequences) -> None:
     if not isinstance(model_id, str) or not model_id.strip():
         raise SizingError(f"tgi_model_id: {model_id!r} is not a Hugging Face model id")
     if dtype is not None and dtype not in DTYPES:
@@ -555,12 +414,11 @@ def _check_inputs(model_id, dtype, quantize, gpu_count, max_total_tokens, sequen
         raise SizingError(f"tgi_quantize: {quantize!r} is not one of {', '.join(QUANTIZE_METHODS)}")
     if not (isinstance(gpu_count, int) and not isinstance(gpu_count, bool) and gpu_count >= 0):
         raise SizingError(f"tgi_gpu_count: {gpu_count!r} is not a whole number >= 0")
-    if max_total_tokens is not None and not (
-        isinstance(max_total_tokens, int)
-        and not isinstance(max_total_tokens, bool)
-        and max_total_tokens >= 1
-    ):
-        raise SizingError(f"tgi_max_total_tokens: {max_total_tokens!r} is not a whole number >= 1")
+    for name, value in tokens.items():
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        ):
+            raise SizingError(f"{name}: {value!r} is not a whole number >= 1")
     if not (isinstance(sequences, int) and not isinstance(sequences, bool) and sequences >= 1):
         raise SizingError(f"concurrent_sequences: {sequences!r} is not a whole number >= 1")
 
@@ -576,20 +434,92 @@ def _parameter_count(
                 "number like 7000000000 or a size like '7B' or '1.1B'"
             )
         return count, "override", [f"parameters from {PARAMETERS_VARIABLE}: {count / 1e9:g}B"]
-    hub_count = _positive_number(hub.get("parameters")) if isinstance(hub, Mapping) else None
+    hub_count = positive_number(hub.get("parameters")) if isinstance(hub, Mapping) else None
     if hub_count:
         return hub_count, "hub", [f"parameters from the Hub: {hub_count / 1e9:.3g}B"]
     named = parse_parameter_count(model_id)
     if named:
-        notes = [f"parameters guessed from the model id: {named / 1e9:g}B"]
+        counted = named * NAME_MARGIN
+        notes = [
+            f"parameters from the model id: {named / 1e9:g}B, counted as {counted / 1e9:.3g}B "
+            f"(+{NAME_MARGIN - 1:.0%}: ids round down, gemma-2-2b has 2.61B)"
+        ]
         if re.search(r"[0-9]+x[0-9]", _model_name(model_id)):
             notes.append("mixture of experts: experts x expert size is an upper bound")
-        return named, "name", notes
+        return counted, "name", notes
     raise SizingError(
         f"the size of {model_id!r} is unknown: the Hub was not asked or did not answer, and "
         f"the model id names no size (like '7B'); set {PARAMETERS_VARIABLE} "
         "(for example '7B' or 7000000000)"
     )
+
+
+def _weights(
+    count: float, source: str, precision: str, traits: Mapping, hub: Mapping | None, notes: list
+) -> tuple[float, float]:
+    """(bytes of the weights in GPU memory, bytes per parameter)."""
+    bytes_per_parameter = PRECISION_BYTES[precision]
+    stored = positive_number(hub.get("weights_bytes")) if hub else None
+    method = traits["quantization"]
+    if stored and source == "hub" and method and method == traits["checkpoint_quantization"]:
+        # Pre-quantized: the stored bytes already include scales and unquantized layers.
+        notes.append(f"weights as stored on the Hub: {stored / GIB:.2f} GiB")
+        return stored, stored / count
+    if precision in ("4bit", "8bit"):
+        # Quantization leaves the embeddings and the output head in 16 bits.
+        weights = count * (EMBEDDING_SHARE * 2.0 + (1 - EMBEDDING_SHARE) * bytes_per_parameter)
+        return weights, weights / count
+    return count * bytes_per_parameter, bytes_per_parameter
+
+
+def _prefill_memory(
+    shape: Mapping, input_tokens: int, prefill: int, sequences: int, value_bytes: int, flash: bool
+) -> tuple[float, float]:
+    """(activations, logits) in bytes while the largest prefill batch goes through."""
+    if flash:
+        # Flash attention never holds the scores, and TGI computes the logits of the last
+        # token of each sequence only.
+        scores, logits = 0.0, sequences * shape["vocab"] * 4.0
+    else:
+        # The transformers path pads the batch and holds each layer's attention scores (heads
+        # x prompt x prompt, for every prompt of the prefill batch), and transformers computes
+        # the logits of every prompt token (prefill x vocabulary).
+        scores = shape["heads"] * input_tokens * prefill * value_bytes
+        logits = prefill * shape["vocab"] * value_bytes
+    mlp = prefill * shape["intermediate"] * 2 * value_bytes  # gate and up projections
+    return scores + mlp, logits
+
+
+def model_shape(config: Mapping | None, parameters: float) -> dict[str, Any]:
+    """What the KV cache, the activations and the logits depend on: from the model's config,
+    and for what it does not say, a conservative stand-in (`known` is whether the config gave
+    the KV cache's layout).
+
+    The stand-in is a dense model of `parameters` without grouped KV heads: deeper and with more
+    heads than real models of that size (layers = width/64, heads of 64), a wide MLP (8 x the
+    width, as gemma) and a 256k vocabulary (gemma's, the largest common one). Real configs use
+    grouped KV heads, 128-wide heads and smaller vocabularies, so the stand-in never needs less.
+    """
+    width = (parameters * 64 / 12) ** (1 / 3)  # parameters ~ 12 x layers x width^2
+    layout = kv_cache_layout(config)
+    text = config if isinstance(config, Mapping) else {}
+    if _first_positive(text, _LAYER_KEYS) is None and isinstance(text.get("text_config"), Mapping):
+        text = text["text_config"]
+    hidden = _first_positive(text, _HIDDEN_KEYS)
+    heads = _first_positive(text, _HEAD_KEYS)
+    intermediate = _first_positive(text, ("intermediate_size", "ffn_hidden_size", "n_inner"))
+    if layout:
+        kv_values = 2 * layout["layers"] * layout["kv_heads"] * layout["head_dim"]
+    else:
+        kv_values = 2 * (width / 64) * width
+    return {
+        "known": layout is not None,
+        "kv_values_per_token": kv_values,
+        "heads": int(heads) if heads else math.ceil(width / 64),
+        "intermediate": int(intermediate or 4 * (hidden or 2 * width)),
+        "vocab": int(positive_number(text.get("vocab_size")) or STAND_IN_VOCABULARY),
+        "max_positions": layout["max_positions"] if layout else None,
+    }
 
 
 def size_model(
@@ -600,16 +530,28 @@ def size_model(
     parameters: Any = None,
     hub: Mapping | None = None,
     gpu_count: int = 1,
+    mode: str | None = None,
+    flash_attention: bool = False,
     max_total_tokens: int | None = None,
+    max_input_tokens: int | None = None,
+    prefill_tokens: int | None = None,
     concurrent_sequences: int = 1,
 ) -> dict[str, Any]:
-    """The memory `model_id` needs under TGI; see the module docstring for the arithmetic.
+    """The memory `model_id` needs under TGI, per GPU; see the module docstring.
 
     `parameters` (a number or '7B') overrides everything; else `hub` (what a fetcher returned)
-    gives the count, else the model id. Raises SizingError when none does, or on bad inputs.
-    GiB figures are rounded to 3 decimals.
+    gives the count, else the model id. `mode` is the multi-GPU mode (multi_gpu): tensor
+    sharding splits everything over the GPUs, a layer split only the weights and the KV cache.
+    `flash_attention` is whether TGI takes its flash path on this GPU (compute capability 8.0):
+    without it, attention scores and the logits of every prompt token are held in memory. Raises
+    SizingError when no size is known, or on bad inputs. GiB figures are rounded to 3 decimals.
     """
-    _check_inputs(model_id, dtype, quantize, gpu_count, max_total_tokens, concurrent_sequences)
+    tokens = {
+        "tgi_max_total_tokens": max_total_tokens,
+        "tgi_max_input_tokens": max_input_tokens,
+        "tgi_max_batch_prefill_tokens": prefill_tokens,
+    }
+    _check_inputs(model_id, dtype, quantize, gpu_count, tokens, concurrent_sequences)
     hub = hub if isinstance(hub, Mapping) else None
     count, source, notes = _parameter_count(model_id, parameters, hub)
     traits = describe_model(model_id, quantize=quantize, hub=hub)
@@ -629,56 +571,60 @@ def size_model(
     if dtype and method:
         notes.append(f"tgi_dtype {dtype} applies to the layers {method} leaves unquantized")
 
-    bytes_per_parameter = PRECISION_BYTES[precision]
-    stored = _positive_number(hub.get("weights_bytes")) if hub else None
-    if stored and source == "hub" and method and method == traits["checkpoint_quantization"]:
-        # Pre-quantized: the stored bytes already include scales and unquantized layers.
-        weights = stored
-        bytes_per_parameter = stored / count
-        notes.append(f"weights as stored on the Hub: {stored / GIB:.2f} GiB")
-    else:
-        weights = count * bytes_per_parameter
-    overhead = weights * OVERHEAD_FRACTION
-
-    layout = kv_cache_layout(traits["config"])
-    tokens = max_total_tokens
-    if tokens is None:
-        tokens = DEFAULT_KV_TOKENS
-        if layout and layout["max_positions"]:
-            tokens = min(tokens, layout["max_positions"])
+    weights, bytes_per_parameter = _weights(count, source, precision, traits, hub, notes)
+    shape = model_shape(traits["config"], count)
+    total_tokens = max_total_tokens
+    if total_tokens is None:
+        total_tokens = DEFAULT_KV_TOKENS
+        if shape["max_positions"]:
+            total_tokens = min(total_tokens, shape["max_positions"])
+        notes.append(f"{total_tokens} tokens per sequence (tgi_max_total_tokens unset)")
+    input_tokens = max_input_tokens or max(total_tokens - 1, 1)
+    prefill = prefill_tokens or max(DEFAULT_PREFILL_TOKENS, input_tokens)
+    value_bytes = 4 if precision == "float32" else 2
+    kv_tokens = int(total_tokens) * int(concurrent_sequences)
+    kv_cache = shape["kv_values_per_token"] * value_bytes * kv_tokens
+    activations, logits = _prefill_memory(
+        shape, input_tokens, prefill, concurrent_sequences, value_bytes, flash_attention
+    )
+    if shape["known"]:
         notes.append(
-            f"KV cache sized for {tokens} tokens per sequence (tgi_max_total_tokens unset)"
-        )
-    kv_tokens = int(tokens) * int(concurrent_sequences)
-    kv_cache = None
-    if layout:
-        value_bytes = 4 if precision == "float32" else 2
-        per_token = 2 * layout["layers"] * layout["kv_heads"] * layout["head_dim"] * value_bytes
-        kv_cache = per_token * kv_tokens
-        notes.append(
-            f"KV cache: 2 x {layout['layers']} layers x {layout['kv_heads']} KV heads x "
-            f"{layout['head_dim']} x {value_bytes} bytes = {per_token // 1024} KiB per token"
+            f"KV cache: {int(shape['kv_values_per_token'])} values x {value_bytes} bytes per "
+            f"token, for {kv_tokens} tokens"
         )
     else:
-        notes.append("KV cache not counted: the model config (layers, heads) is unknown")
+        notes.append(
+            "the model's config is unknown: KV cache, activations and logits are those of a "
+            "conservative stand-in (no grouped KV heads, 64-wide heads, 256k vocabulary); the "
+            "Hub's config (icc_hub_lookup) gives the real, smaller figures"
+        )
 
-    total = weights + overhead + (kv_cache or 0)
-    shards = max(gpu_count, 1)
+    gpus = max(gpu_count, 1)
+    split = gpus if mode in (TENSOR_SHARDING, LAYER_SPLIT) else 1
+    context = CUDA_CONTEXT_BYTES if gpu_count else 0.0
+    per_gpu_overhead = context + (activations + logits) / (split if mode == TENSOR_SHARDING else 1)
+    per_gpu = (weights + kv_cache) / split + per_gpu_overhead
+    total = weights + kv_cache + (activations + logits) + context * gpus
     return {
         "model_id": model_id,
         "parameters": count,
         "parameters_source": source,
         "architecture": traits["architecture"],
+        "config_known": shape["known"],
         "precision": precision,
         "quantization": method,
         "quantization_source": traits["quantization_source"],
         "bytes_per_parameter": round(bytes_per_parameter, 4),
         "weights_gib": round(weights / GIB, 3),
-        "overhead_gib": round(overhead / GIB, 3),
-        "kv_cache_gib": round(kv_cache / GIB, 3) if kv_cache is not None else None,
+        "kv_cache_gib": round(kv_cache / GIB, 3),
         "kv_cache_tokens": kv_tokens,
+        "context_gib": round(context / GIB, 3),
+        "activations_gib": round(activations / GIB, 3),
+        "logits_gib": round(logits / GIB, 3),
+        "overhead_gib": round(per_gpu_overhead / GIB, 3),
         "total_gib": round(total / GIB, 3),
-        "shards": shards,
-        "per_gpu_gib": round(total / shards / GIB, 3),
+        "mode": mode,
+        "shards": split,
+        "per_gpu_gib": round(per_gpu / GIB, 3),
         "notes": notes,
     }

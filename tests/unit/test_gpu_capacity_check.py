@@ -14,7 +14,9 @@ from types import SimpleNamespace
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.haw.icc.plugins.module_utils import cluster_access, gpu_rules, model_sizing
+from ansible_collections.haw.icc.plugins.module_utils import cluster_access, gpu_rules, hub
+from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import UNFINISHED_PODS
+from ansible_collections.haw.icc.plugins.module_utils.model_sizing import NAME_MARGIN
 from ansible_collections.haw.icc.plugins.modules import gpu_capacity_check as module
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes.client.rest import ApiException
@@ -120,7 +122,7 @@ class FakeCluster:
         return self._answer("list_node", {"items": self.nodes})
 
     def list_pod_for_all_namespaces(self, field_selector=None, **_):
-        assert field_selector == module.UNFINISHED_PODS
+        assert field_selector == UNFINISHED_PODS
         return self._answer("list_pod_for_all_namespaces", {"items": self.pods})
 
     def list_namespaced_pod(self, namespace, label_selector=None, **_):
@@ -155,8 +157,11 @@ def run(monkeypatch, capsys):
         found = cluster_access.Credentials("the fake cluster", server="https://fake:6443")
         monkeypatch.setattr(cluster_access, "api_client", lambda _module: (api_client, found))
         monkeypatch.setattr(module, "kubernetes_apis", lambda _client: (cluster, cluster))
-        arguments = {"namespace": NAMESPACE, "model_id": SMALL_MODEL, "hub_lookup": False}
-        arguments.update(args)
+        # tgi_* keyword arguments are the TGI settings, the others the module's options.
+        settings = {"tgi_model_id": SMALL_MODEL}
+        settings.update({key: value for key, value in args.items() if key.startswith("tgi_")})
+        arguments = {"namespace": NAMESPACE, "settings": settings, "hub_lookup": False}
+        arguments.update({key: value for key, value in args.items() if not key.startswith("tgi_")})
         with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
             module.main()
         result = json.loads(capsys.readouterr().out)
@@ -202,6 +207,8 @@ def test_admin_sees_free_gpus_per_node(run):
     ]  # fmt: skip
     assert result["free_gpus"] == 4 - 1
     assert result["quota"] is None
+    assert result["architecture"] == "bloom"
+    assert result["multi_gpu"]["mode"] == "single-gpu"
     assert verdicts(result)["gpus-free"] == "pass"
     assert "node v100-2 has 3 of 4 GPUs free" in cluster_rule(result, "gpus-free")["reason"]
     assert verdicts(result)["gpu-quota"] == "pass"
@@ -218,7 +225,7 @@ def test_admin_sees_free_gpus_per_node(run):
 
 def test_no_free_gpus_refuses_and_names_what_is_free(run):
     busy = [pod("a", "v100-1", 3), pod("b", "v100-2", 4)]
-    result = run(FakeCluster(NODES, busy), gpu_count=2)
+    result = run(FakeCluster(NODES, busy), tgi_gpu_count=2)
     assert result["failed"]
     assert result["ok"] is False
     assert result["schedulable"] is False
@@ -226,7 +233,7 @@ def test_no_free_gpus_refuses_and_names_what_is_free(run):
     entry = cluster_rule(result, "gpus-free")
     assert entry["verdict"] == "refuse"
     assert entry["reason"] == (
-        "no gpu-tesla-v100 node has 2 GPUs free; the most free on one node is 1 (v100-1)"
+        "no gpu-tesla-v100 node has 2 GPUs free; free per node: v100-1 1, v100-2 0"
     )
     # bloom shards on a V100 and fits on one: fewer GPUs of the type, or the idle V100S node
     # with as many GPUs as asked for (2 of its 2 free)
@@ -240,6 +247,7 @@ def test_no_free_gpus_refuses_and_names_what_is_free(run):
     assert entry["recommendation"] == " or ".join(result["recommendations"])
     assert any(line.startswith("gpus-free: no gpu-tesla-v100 node") for line in result["refusals"])
     lines = result["msg"].splitlines()
+    assert lines[0].startswith(f"{SMALL_MODEL} in float16 on 2 x {V100} (tensor-sharding): ")
     assert lines[0].endswith(": refused (gpus-free)")
     assert any(line.startswith("- gpus-free: ") and " Instead: " in line for line in lines)
 
@@ -313,7 +321,7 @@ def test_quota_recommends_what_is_left_and_not_the_pod_being_replaced(run):
     tgi = pod("tgi-5d9c-x", "v100-1", 1, namespace=NAMESPACE, labels=TGI_LABELS)
     notebook = pod("notebook", "v100-2", 1, namespace=NAMESPACE)
     cluster = FakeCluster(NODES, [tgi, notebook], quotas=[quota(2, 2)], deployment=TGI_DEPLOYMENT)
-    result = run(cluster, gpu_count=3, fail_on_refusal=False)
+    result = run(cluster, tgi_gpu_count=3, fail_on_refusal=False)
     assert result["quota"]["left"] == 2 - 2 + 1
     entry = cluster_rule(result, "gpu-quota")
     assert entry["verdict"] == "refuse"
@@ -347,8 +355,8 @@ def test_another_deployment_name_releases_its_pods(run):
     deployment = {"metadata": {"name": "llm"}, "spec": {"selector": {"matchLabels": labels}}}
     llm = pod("llm-1", "v100-1", 2, namespace=NAMESPACE, labels=labels)
     cluster = FakeCluster(NODES, [llm], quotas=[quota(2, 2)], deployment=deployment)
-    assert run(cluster, release_deployment="tgi", gpu_count=2)["ok"] is False
-    result = run(cluster, release_deployment="llm", gpu_count=2)
+    assert run(cluster, release_deployment="tgi", tgi_gpu_count=2)["ok"] is False
+    result = run(cluster, release_deployment="llm", tgi_gpu_count=2)
     assert result["released_gpus"] == 2
     assert result["quota"]["left"] == 2 - 2 + 2
 
@@ -390,11 +398,13 @@ def test_ignore_rules_turns_a_cluster_refusal_into_a_warning(run):
 
 def test_ignore_rules_passes_model_rules_on_to_the_assessment(run):
     big = "Qwen/Qwen2.5-32B-Instruct"  # 32e9 * 2 bytes = 59.6 GiB of weights: not on 16 GiB
-    refused = run(FakeCluster(NODES, []), model_id=big, fail_on_refusal=False)
+    refused = run(FakeCluster(NODES, []), tgi_model_id=big, fail_on_refusal=False)
     assert verdicts(refused)["model-fits"] == "refuse"
     assert refused["fits"] is False
     assert "refused (model-fits)" in refused["msg"]
-    ignored = run(FakeCluster(NODES, []), model_id=big, ignore_rules=["model-fits", "gpu-quota"])
+    ignored = run(
+        FakeCluster(NODES, []), tgi_model_id=big, ignore_rules=["model-fits", "gpu-quota"]
+    )
     assert verdicts(ignored)["model-fits"] == "ignored"
     assert ignored["ok"] is True
 
@@ -419,7 +429,7 @@ def test_fail_on_refusal_false_only_reports(run):
 
 def test_cpu_does_not_read_the_cluster(run, monkeypatch):
     cluster = FakeCluster(forbidden_calls={"list_node"})
-    result = run(cluster, gpu_count=0)
+    result = run(cluster, tgi_gpu_count=0)
     assert cluster.calls == []
     assert verdicts(result)["gpus-free"] == "not-applicable"
     assert verdicts(result)["gpu-quota"] == "not-applicable"
@@ -434,24 +444,24 @@ def test_hub_failure_is_a_warning_and_the_name_gives_the_size(run, monkeypatch):
 
     def unavailable(model_id, revision=None, token=None, timeout=5.0):
         asked.append((model_id, revision, token, timeout))
-        raise model_sizing.HubUnavailable("offline mode (HF_HUB_OFFLINE=1)")
+        raise hub.HubUnavailable("offline mode (HF_HUB_OFFLINE=1)")
 
-    monkeypatch.setattr(model_sizing, "hub_fetcher", unavailable)
+    monkeypatch.setattr(hub, "hub_fetcher", unavailable)
     result = run(
         FakeCluster(NODES, []), hub_lookup=True, hf_token="hf_secret", hub_timeout=2.5,
-        model_revision="main",
+        tgi_model_revision="main",
     )  # fmt: skip
     assert asked == [(SMALL_MODEL, "main", "hf_secret", 2.5)]
     assert warned(result, f"Hugging Face Hub lookup of {SMALL_MODEL} failed")
     assert warned(result, "offline mode (HF_HUB_OFFLINE=1)")
     assert result["sizing"]["parameters_source"] == "name"
-    assert result["sizing"]["parameters"] == 560e6
+    assert result["sizing"]["parameters"] == 560e6 * NAME_MARGIN
     assert "hf_secret" not in json.dumps(result)
 
 
 def test_hub_answer_gives_the_size(run, monkeypatch):
     monkeypatch.setattr(
-        model_sizing,
+        hub,
         "hub_fetcher",
         lambda *args, **kwargs: {"parameters": 559_214_592, "config": None, "source": "hub"},
     )
@@ -465,7 +475,7 @@ def test_hub_lookup_off_never_calls_the_fetcher(run, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the Hub was asked")
 
-    monkeypatch.setattr(model_sizing, "hub_fetcher", must_not_run)
+    monkeypatch.setattr(hub, "hub_fetcher", must_not_run)
     assert run(FakeCluster(NODES, []), hub_lookup=False)["ok"] is True
 
 
@@ -493,7 +503,7 @@ def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cluster_access, "get_api_client", no_config)
     arguments = {
         "namespace": NAMESPACE,
-        "model_id": SMALL_MODEL,
+        "settings": {"tgi_model_id": SMALL_MODEL},
         "hub_lookup": False,
         "kubeconfig": str(kubeconfig),
     }
@@ -508,19 +518,20 @@ def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
     assert result["fits"] is True  # the model's assessment is kept
 
 
-def test_unknown_gpu_type_is_refused_by_the_model_rules_and_has_no_nodes(run):
-    result = run(FakeCluster(NODES, []), gpu_type="gpu-tesla-h100", fail_on_refusal=False)
+def test_unknown_gpu_type_is_refused_before_the_cluster_is_read(run):
+    cluster = FakeCluster(NODES, [])
+    result = run(cluster, tgi_gpu_type="gpu-tesla-h100", fail_on_refusal=False)
     assert result["ok"] is False
-    assert any(line.startswith("request: ") for line in result["refusals"])
-    assert cluster_rule(result, "gpus-free")["verdict"] == "refuse"
-    assert (
-        "(set tgi_gpu_type: gpu-tesla-v100, tgi_gpu_count: 1)"
-        in (cluster_rule(result, "gpus-free")["recommendation"])
-    )
-    assert "try again later" not in cluster_rule(result, "gpus-free")["recommendation"]
+    assert result["refusals"] == [
+        "request: tgi_gpu_type: 'gpu-tesla-h100' is not a GPU type of the catalog: allowed "
+        "gpu-tesla-a100, gpu-tesla-v100, gpu-tesla-v100s (add others with icc_gpu_catalog). "
+        "Instead: fix the setting."
+    ]
+    assert verdicts(result)["gpus-free"] == "not-applicable"
+    assert cluster_rule(result, "gpus-free")["reason"] == "the request is invalid"
+    assert cluster.calls == []
     assert result["msg"] == (
-        "bigscience/bloom-560m on 1 x gpu-tesla-h100: size unknown, 0 GPUs free on one node: "
-        "refused (request, gpus-free)"
+        "bigscience/bloom-560m on 1 x gpu-tesla-h100: size unknown: refused (request)"
     )
 
 
