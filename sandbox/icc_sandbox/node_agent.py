@@ -60,6 +60,7 @@ class NodeSpec:
     gpu_product: str | None = None
     gpus: int = 0
     gpu_memory_gib: float | None = None
+    gpu_compute_capability: str | None = None
     pods: int = 110
 
     @property
@@ -247,12 +248,14 @@ def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
 
 def launch_outcome(container: JSON, node: NodeSpec) -> LaunchOutcome:
     """How text-generation-launcher starts in this TGI container on this node."""
+    capability = node.gpu_compute_capability
     return simulate_launch(
         launcher_args(container),
         plain_env(container),
         gpu_count(container),
         node.gpu_memory_gib,
         quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory")),
+        tuple(int(part) for part in capability.split(".")) if capability else None,
     )
 
 
@@ -741,6 +744,9 @@ def node_labels(node: NodeSpec) -> dict[str, str]:
             "nvidia.com/gpu.memory": str(int((node.gpu_memory_gib or 0) * 1024)),
             "gpu-type": node.gpu_type,
         }
+    if node.gpu_compute_capability:
+        major, minor = node.gpu_compute_capability.split(".")
+        labels |= {"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
     return labels
 
 

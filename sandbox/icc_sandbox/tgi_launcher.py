@@ -175,6 +175,24 @@ GPU_DEFAULT_DTYPE = "float16"
 CPU_DEFAULT_DTYPE = "float32"  # TGI's CPU path loads in float32 unless --dtype says otherwise
 RUNTIME_OVERHEAD = 1.20  # activations, CUDA context and allocator slack on top of the weights
 GIB = 2**30
+# TGI's flash attention kernels need compute capability 8.0 (server/.../models/__init__.py of
+# TGI 3.3: FLASH_ATTENTION is False below). Without them, get_model raises for a sharded model
+# of most architectures, and loads an unsharded one through CausalLM.fallback, which passes
+# device_map="auto" when more than one CUDA device is visible: the layers spread over them.
+FLASH_ATTENTION_FROM = (8, 0)
+# This simulation's own reading of TGI's get_model: the model types with sharded classes that
+# need no flash attention, and how the error names the others (by words of the model id).
+SHARDED_WITHOUT_FLASH = ("bloom", "mpt", "gpt-neox", "gpt_neox", "pythia", "opt", "t5")
+MODEL_FAMILY_NAMES = (
+    ("mixtral", "Mixtral"),
+    ("mistral", "Mistral"),
+    ("qwen", "Qwen2"),
+    ("gemma", "Gemma"),
+    ("llama", "Llama"),
+    ("phi", "Phi"),
+    ("falcon", "Falcon"),
+    ("starcoder", "Starcoder2"),
+)
 
 
 @dataclass(frozen=True)
@@ -201,15 +219,20 @@ def simulate_launch(
     gpu_count: int,
     gpu_memory_gib: float | None,
     memory_limit_bytes: int | None = None,
+    compute_capability: tuple[int, int] | None = None,
 ) -> LaunchOutcome:
-    """What `text-generation-launcher <args>` does in a container with this env and these GPUs."""
+    """What `text-generation-launcher <args>` does in a container with this env and these GPUs
+    (of `compute_capability`; None: a GPU with flash attention)."""
     values: dict[str, Any] = {}
     num_shard = 0
+    flash = compute_capability is None or compute_capability >= FLASH_ATTENTION_FROM
     try:
         _parse(args, env, values)
         num_shard = _find_num_shards(values, env, gpu_count)
         _validate(values, num_shard)
-        _start_shards(values, env, num_shard, gpu_count, gpu_memory_gib, memory_limit_bytes)
+        if gpu_count and num_shard > 1 and not flash:
+            _refuse_sharding_without_flash(str(values["model-id"]))
+        _start_shards(values, env, num_shard, gpu_count, gpu_memory_gib, memory_limit_bytes, flash)
         _start_router(values)
     except _Abort as abort:
         return LaunchOutcome(
@@ -562,6 +585,17 @@ def weight_precision(model_id: str, quantize: str | None, dtype: str | None, gpu
     return dtype or (GPU_DEFAULT_DTYPE if gpu else CPU_DEFAULT_DTYPE)
 
 
+def _refuse_sharding_without_flash(model_id: str) -> None:
+    """get_model's NotImplementedError for a sharded model without flash attention."""
+    words = re.split(r"[-_./]", model_id.lower())
+    if any(word.startswith(SHARDED_WITHOUT_FLASH) for word in words):
+        return
+    name = next((label for word, label in MODEL_FAMILY_NAMES if word in model_id.lower()), None)
+    what = f"Sharded {name}" if name else "sharded is not supported for AutoModel"
+    message = f"{what} requires Flash Attention enabled models." if name else what
+    raise _crash(_shard_failure(f"NotImplementedError: {message}"))
+
+
 def _fmt_size(gib: float) -> str:
     return f"{gib:.2f} GiB" if gib >= 1 else f"{gib * 1024:.2f} MiB"
 
@@ -579,6 +613,7 @@ def _start_shards(
     gpu_count: int,
     gpu_memory_gib: float | None,
     memory_limit_bytes: int | None,
+    flash: bool = True,
 ) -> None:
     if "dtype" in values and "quantize" in values:  # the server's CLI, before anything loads
         raise _crash(
@@ -621,7 +656,11 @@ def _start_shards(
     if gpu_memory_gib is None:
         return
     allowed_gib = gpu_memory_gib * fraction
-    per_gpu_gib = None if need_gib is None else need_gib / num_shard
+    # Sharded, each shard holds its part; one shard without flash attention spreads the layers
+    # over every visible GPU (device_map="auto"); one shard with flash attention uses one GPU.
+    devices = _torch_device_count(env, gpu_count)
+    split = num_shard if num_shard > 1 else devices if not flash else 1
+    per_gpu_gib = None if need_gib is None else need_gib / split
     if allowed_gib > 0 and (per_gpu_gib is None or per_gpu_gib <= allowed_gib):
         return
     torch_error = (
@@ -634,7 +673,7 @@ def _start_shards(
     )
     need = "an unknown size" if per_gpu_gib is None else f"~{per_gpu_gib:.1f} GiB per GPU"
     note = (
-        f"(sandbox estimate: {model_id} in {precision} on {num_shard} shard(s) needs {need}; "
+        f"(sandbox estimate: {model_id} in {precision} over {split} GPU(s) needs {need}; "
         f"{allowed_gib:.1f} GiB allowed per GPU = {gpu_memory_gib:g} GiB x cuda-memory-fraction "
         f"{fraction:g})"
     )

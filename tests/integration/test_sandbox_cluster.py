@@ -4,38 +4,10 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
+from views import V100, gpu_container, pod_manifest
 from waiting import wait_until
 
-V100 = "gpu-tesla-v100"
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
-
-
-def gpu_container(name: str, image: str, gpus: int, args: list[str] | None = None) -> dict:
-    container = {
-        "name": name,
-        "image": image,
-        "resources": {
-            "requests": {"nvidia.com/gpu": str(gpus)},
-            "limits": {"nvidia.com/gpu": str(gpus)},
-        },
-    }
-    if args is not None:
-        container["args"] = args
-    return container
-
-
-def pod_manifest(name: str, container: dict, tolerate: tuple[str, ...] = (V100,)) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "containers": [container],
-            "tolerations": [
-                {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in tolerate
-            ],
-        },
-    }
 
 
 def is_ready(pod: client.V1Pod) -> bool:

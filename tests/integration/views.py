@@ -12,6 +12,7 @@ SMALLER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 TOO_BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
 
 
+V100 = "gpu-tesla-v100"
 MANAGED = "app.kubernetes.io/managed-by=haw.icc"
 FAST = {"tgi_cache_size": "1Gi", "open_webui_data_size": "1Gi"}
 
@@ -95,3 +96,34 @@ def webui_default_model(apps: client.AppsV1Api, namespace: str) -> str:
     container = apps.read_namespaced_deployment("open-webui", namespace).spec.template.spec
     env = {e.name: e.value for e in container.containers[0].env}
     return env["DEFAULT_MODELS"]
+
+
+# --- pods the tests make themselves ------------------------------------------------------------
+
+
+def gpu_container(name: str, image: str, gpus: int, args: list[str] | None = None) -> dict:
+    container = {
+        "name": name,
+        "image": image,
+        "resources": {
+            "requests": {"nvidia.com/gpu": str(gpus)},
+            "limits": {"nvidia.com/gpu": str(gpus)},
+        },
+    }
+    if args is not None:
+        container["args"] = args
+    return container
+
+
+def pod_manifest(name: str, container: dict, tolerate: tuple[str, ...] = (V100,)) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [container],
+            "tolerations": [
+                {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in tolerate
+            ],
+        },
+    }

@@ -28,9 +28,13 @@ class Case:
     gpus: int = 1
     gpu_gib: float | None = 16.0
     memory_limit: int | None = None
+    compute_capability: tuple[int, int] | None = None  # None: a GPU with flash attention
 
     def run(self) -> LaunchOutcome:
-        return simulate_launch(self.args, self.env, self.gpus, self.gpu_gib, self.memory_limit)
+        return simulate_launch(
+            self.args, self.env, self.gpus, self.gpu_gib, self.memory_limit,
+            self.compute_capability,
+        )  # fmt: skip
 
 
 # (case, expected model_id, expected num_shard)
@@ -347,7 +351,7 @@ FAILURES = {
         Case(["--model-id", LLAMA_70B_AWQ]),
         "OOMKilled",
         137,
-        ["CUDA out of memory", "in 4bit on 1 shard(s)"],
+        ["CUDA out of memory", "in 4bit over 1 GPU(s)"],
     ),
     "memory-fraction-makes-7b-not-fit": (
         Case(["--model-id", LLAMA_7B, "--cuda-memory-fraction", "0.4"], gpu_gib=32),
@@ -422,6 +426,40 @@ def test_launcher_validation_comes_before_shards() -> None:
 def test_failure_still_reports_the_model_and_shards() -> None:
     outcome = Case(["--model-id", LLAMA_70B, "--num-shard", "2"], gpus=2).run()
     assert (outcome.reason, outcome.model_id, outcome.num_shard) == ("OOMKilled", LLAMA_70B, 2)
+
+
+V100 = (7, 0)
+
+
+def test_on_a_v100_a_sharded_flash_model_crashes_naming_flash_attention() -> None:
+    outcome = Case(["--model-id", LLAMA_13B, "--num-shard", "2"], gpus=2,
+                   compute_capability=V100).run()  # fmt: skip
+    assert (outcome.reason, outcome.exit_code) == ("Error", 1)
+    assert "NotImplementedError: Sharded Llama requires Flash Attention enabled models." in (
+        outcome.message
+    )
+    # The same on an A100 (8.0) starts.
+    assert Case(["--model-id", LLAMA_13B, "--num-shard", "2"], gpus=2,
+                compute_capability=(8, 0)).run().ok  # fmt: skip
+
+
+@pytest.mark.parametrize("model_id", ["bigscience/bloom-7b1", "EleutherAI/pythia-6.9b"])
+def test_on_a_v100_models_with_sharding_of_their_own_start_sharded(model_id: str) -> None:
+    outcome = Case(["--model-id", model_id, "--num-shard", "2"], gpus=2,
+                   compute_capability=V100).run()  # fmt: skip
+    assert outcome.ok, outcome.message
+    assert outcome.num_shard == 2
+
+
+def test_on_a_v100_one_shard_spreads_its_layers_over_every_visible_gpu() -> None:
+    # 13B in float16 needs more than one 16 GiB V100: over two it fits, as TGI's fallback
+    # (device_map="auto") loads it; with flash attention one shard uses one GPU only.
+    args = ["--model-id", LLAMA_13B, "--num-shard", "1"]
+    assert Case(args, gpus=2, compute_capability=V100).run().ok
+    outcome = Case(args, gpus=2, compute_capability=(8, 0)).run()
+    assert outcome.reason == "OOMKilled"
+    assert "over 1 GPU(s)" in outcome.message
+    assert Case(args, gpus=1, compute_capability=V100).run().reason == "OOMKilled"
 
 
 def test_model_id_from_env_when_parse_fails() -> None:
