@@ -1,16 +1,18 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Action plugin for haw.icc.tgi_model_switch: changes the model of a running TGI, safely.
+"""Action plugin for haw.icc.tgi_model_switch: changes a running TGI to new settings, safely.
 
-It runs on the controller so that it can print what the new pod does while it starts. The TGI
-command line comes from module_utils/tgi_settings.py (`tgi_container`, the same function the
-tgi_server role renders its Deployment with); the client and the rollout wait from
-module_utils/k8s_client.py. This file decides what to write, writes it as one JSON patch, and
-puts the previous model back when the new one does not come up.
+A new model (change_model.yml) or another number of GPUs (the gpu_scale role) are both new
+settings of the same pod. It runs on the controller so that it can print what the new pod does
+while it starts. The pod comes from module_utils/tgi_workload.py (the function the tgi_server
+role renders its Deployment with); the client and the rollout wait from module_utils. This file
+decides what to write, writes it as one JSON patch, and puts the previous settings back when
+the new ones do not come up.
 
-Why a JSON patch of the container's `args` and `env` only: the template changes in exactly
-those two fields, so the Deployment makes one new ReplicaSet, and writing the previous values
-back makes the controller reuse the previous ReplicaSet (a rollback). Its `test` operations make
-the write fail instead of overwriting a change made since the Deployment was read.
+Why a JSON patch of only what tgi_workload owns (the container's image, args, env and resources,
+the tolerations, the /dev/shm size, the Secret versions): the template changes in exactly those
+fields, so the Deployment makes one new ReplicaSet, and writing the previous values back makes
+the controller reuse the previous ReplicaSet (a rollback). Its `test` operations make the write
+fail instead of overwriting a change made since the Deployment was read.
 """
 
 from __future__ import annotations
@@ -21,28 +23,31 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
+from ansible_collections.haw.icc.plugins.module_utils.deployments import (
     FIELD_MANAGER,
-    HEARTBEAT_SECONDS,
-    READY,
-    TIMED_OUT,
-    UNOBSERVED,
     ApiProblem,
     RolloutWatcher,
-    WaitOutcome,
-    rollout_report,
-    wait_for_rollouts,
 )
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_value
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     DEFAULT_UNSCHEDULABLE_GRACE,
     REVISION_ANNOTATION,
     ProgressLog,
     format_duration,
 )
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
-    SETTINGS,
-    TgiSettingsError,
-    tgi_container,
+from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+    HEARTBEAT_SECONDS,
+    READY,
+    TIMED_OUT,
+    UNOBSERVED,
+    WaitOutcome,
+    rollout_report,
+    wait_for_rollouts,
+)
+from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+    GPU_RESOURCE,
+    tgi_workload,
 )
 from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
@@ -52,7 +57,7 @@ from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
 
 display = Display()
 
-GPU_RESOURCE = "nvidia.com/gpu"
+SHM_VOLUME = "shm"  # the in-memory /dev/shm volume of the tgi_server role's pod
 PATCH_ATTEMPTS = 3  # the Deployment controller writes status often: a stale read is normal
 OOM_MARKS = ("OOMKilled", "OutOfMemoryError", "out of memory")
 
@@ -82,14 +87,12 @@ def find_container(deployment: dict[str, Any], name: str) -> tuple[int, dict[str
 
 def gpu_request(container: dict[str, Any]) -> int:
     """The container's request of nvidia.com/gpu (a whole number); absent means 0."""
-    requests = (container.get("resources") or {}).get("requests") or {}
-    value = requests.get(GPU_RESOURCE)
+    resources = container.get("resources") or {}
+    value = (resources.get("requests") or {}).get(GPU_RESOURCE)
     if value is None:
-        value = ((container.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
-    try:
-        return int(str(value)) if value is not None else 0
-    except ValueError:
-        return -1  # not a whole number: never equal to a GPU count, so the switch refuses
+        value = (resources.get("limits") or {}).get(GPU_RESOURCE)
+    amount = quantity_value(value) if value is not None else 0
+    return int(amount) if amount is not None else 0
 
 
 def _without_defaults(value: Any) -> Any:
@@ -126,17 +129,69 @@ def normalize_env(env: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return normalized
 
 
-def container_spec(container: dict[str, Any]) -> dict[str, list]:
-    """The part of a container the switch owns: args and env, normalized."""
+def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
+    return ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def shm_volume(deployment: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """(index, emptyDir) of the pod's in-memory /dev/shm volume, named "shm"; (None, {})."""
+    for index, volume in enumerate(_pod(deployment).get("volumes") or []):
+        if volume.get("name") == SHM_VOLUME:
+            return index, volume.get("emptyDir") or {}
+    return None, {}
+
+
+def live_spec(
+    deployment: dict[str, Any], container: dict[str, Any], annotation_keys: Any = ()
+) -> dict[str, Any]:
+    """The part of the pod the switch owns, as it is live (what tgi_workload computes)."""
+    annotations = template_annotations(deployment)
     return {
+        "image": container.get("image"),
         "args": [str(arg) for arg in container.get("args") or []],
-        "env": normalize_env(container.get("env")),
+        "env": container.get("env") or [],
+        "resources": container.get("resources") or {},
+        "tolerations": _pod(deployment).get("tolerations") or [],
+        "shm_size": shm_volume(deployment)[1].get("sizeLimit"),
+        "annotations": {key: annotations.get(key) for key in annotation_keys},
+    }
+
+
+def wanted_spec(workload: dict[str, Any], annotations: dict[str, Any] | None = None) -> dict:
+    """The same part as tgi_workload gives it for the settings."""
+    return {
+        "image": workload["image"],
+        "args": list(workload["args"]),
+        "env": list(workload["env"]),
+        "resources": workload["resources"],
+        "tolerations": list(workload["tolerations"]),
+        "shm_size": workload["shm_size"],
+        "annotations": dict(annotations or {}),
+    }
+
+
+def _amounts(resources: dict[str, Any]) -> dict[str, Any]:
+    """Resources by amount: the API server stores '0.5' as '500m' and '1024Mi' as '1Gi'."""
+    return {
+        kind: {name: quantity_value(value) for name, value in (part or {}).items()}
+        for kind, part in (resources or {}).items()
+        if part
+    }
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **spec,
+        "env": normalize_env(spec["env"]),
+        "resources": _amounts(spec["resources"]),
+        "tolerations": _without_defaults(spec["tolerations"]),
+        "shm_size": quantity_value(spec["shm_size"]) if spec["shm_size"] else None,
     }
 
 
 def same_spec(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """Whether the live container already has the wanted args and env (lists, in order)."""
-    return container_spec(live) == container_spec(wanted)
+    """Whether the live pod already has the wanted spec (lists in order, amounts by value)."""
+    return _comparable(live) == _comparable(wanted)
 
 
 def model_of(args: list[str] | None) -> str | None:
@@ -150,32 +205,47 @@ def model_of(args: list[str] | None) -> str | None:
     return None
 
 
-def _set_op(base: str, field: str, present: bool, value: list | None) -> list[dict[str, Any]]:
+def _set_op(base: str, field: str, present: bool, value: Any) -> list[dict[str, Any]]:
     path = f"{base}/{field}"
-    if value is None:
+    if value in (None, [], {}):
         return [{"op": "remove", "path": path}] if present else []
     return [{"op": "replace" if present else "add", "path": path, "value": value}]
 
 
 def switch_patch(
-    resource_version: str,
-    index: int,
-    live: dict[str, Any],
-    args: list[str] | None,
-    env: list[dict[str, Any]] | None,
+    resource_version: str, deployment: dict[str, Any], index: int, spec: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The JSON patch that sets container `index`'s args and env (None removes the field).
+    """The JSON patch that gives container `index` and its pod `spec` (see live_spec); only
+    what differs is written, and an empty value removes its field.
 
     The `test` operations make the server refuse it when the Deployment changed since it was
     read, or the container moved: nothing is overwritten blindly.
     """
+    live_container = _pod(deployment)["containers"][index]
+    live = live_spec(deployment, live_container, spec["annotations"])
+    mine, theirs = _comparable(live), _comparable(spec)
     base = f"/spec/template/spec/containers/{index}"
-    return [
+    ops = [
         {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-        {"op": "test", "path": f"{base}/name", "value": live.get("name")},
-        *_set_op(base, "args", "args" in live, args),
-        *_set_op(base, "env", "env" in live, env),
+        {"op": "test", "path": f"{base}/name", "value": live_container.get("name")},
     ]
+    for field in ("image", "args", "env", "resources"):
+        if mine[field] != theirs[field]:
+            ops += _set_op(base, field, field in live_container, spec[field])
+    if mine["tolerations"] != theirs["tolerations"]:
+        pod = _pod(deployment)
+        ops += _set_op(
+            "/spec/template/spec", "tolerations", "tolerations" in pod, spec["tolerations"]
+        )
+    shm_index, shm = shm_volume(deployment)
+    if shm_index is not None and mine["shm_size"] != theirs["shm_size"]:
+        ops += _set_op(
+            f"/spec/template/spec/volumes/{shm_index}/emptyDir",
+            "sizeLimit",
+            "sizeLimit" in shm,
+            spec["shm_size"],
+        )
+    return ops + annotation_ops(deployment, spec["annotations"])
 
 
 def template_annotations(deployment: dict[str, Any]) -> dict[str, str]:
@@ -205,13 +275,16 @@ def annotation_ops(
     return ops
 
 
-def spec_view(container: dict[str, Any], annotations: dict[str, Any] | None = None) -> dict:
-    """What --diff shows: the model, the args and env (references only), and the pod template
-    annotations the switch manages."""
-    spec = container_spec(container)
-    view = {"model_id": model_of(spec["args"]), "args": spec["args"], "env": spec["env"]}
-    if annotations:
-        view["pod_annotations"] = annotations
+def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """What --diff shows: the model and GPUs, then the owned parts (Secrets by reference)."""
+    view = {
+        "model_id": model_of(spec["args"]),
+        "gpus": gpu_request({"resources": spec["resources"]}),
+        **spec,
+        "env": normalize_env(spec["env"]),
+    }
+    if not view["annotations"]:
+        del view["annotations"]
     return view
 
 
@@ -224,11 +297,25 @@ def should_roll_back(outcome: WaitOutcome, rollback: bool) -> bool:
     return rollback and outcome.status not in (READY, UNOBSERVED)
 
 
+def gpus_text(count: int) -> str:
+    return "CPU" if count == 0 else f"{count} GPU" + ("s" if count > 1 else "")
+
+
+def describe_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """'from model A to B', 'from 1 GPU to 2 GPUs', both, or 'the settings of model A'."""
+    parts = []
+    if before["model_id"] != after["model_id"]:
+        parts.append(f"from model {before['model_id']} to {after['model_id']}")
+    if before["gpus"] != after["gpus"]:
+        parts.append(f"from {gpus_text(before['gpus'])} to {gpus_text(after['gpus'])}")
+    return " and ".join(parts) or f"the settings of model {after['model_id']}"
+
+
 def switch_result(
     *,
     changed: bool,
-    model_before: str | None,
-    model_after: str | None,
+    before: dict[str, Any],
+    after: dict[str, Any],
     revision_before: str,
     revision_after: str | None,
     replicaset: str | None = None,
@@ -239,7 +326,8 @@ def switch_result(
     """The result keys every path returns, in one shape."""
     result = {
         "changed": changed,
-        "model": {"before": model_before, "after": model_after},
+        "model": {"before": before["model_id"], "after": after["model_id"]},
+        "gpus": {"before": before["gpus"], "after": after["gpus"]},
         "revision": {"before": revision_before, "after": revision_after},
         "replicaset": replicaset,
         "rolled_back": rolled_back,
@@ -299,31 +387,17 @@ class ModelSwitch:
                 ) from problem
             raise
 
-    def _check_gpus(self, container: dict[str, Any], settings: dict[str, Any]) -> None:
-        asked = settings.get("tgi_gpu_count")
-        asked = SETTINGS["tgi_gpu_count"] if asked is None else int(asked)
-        live = gpu_request(container)
-        if live != asked:
-            raise SwitchRefused(
-                f"Deployment {self.name} in namespace {self.namespace} runs with {live} GPU(s) "
-                f"(nvidia.com/gpu requested by container {self.container}), but the settings ask "
-                f"for tgi_gpu_count: {asked}. The switch changes the model, not the GPUs: run "
-                f"playbooks/deploy.yml with tgi_gpu_count: {asked} to change the GPUs, or keep "
-                f"tgi_gpu_count at {live}"
-            )
-
     # writing --------------------------------------------------------------------------------
 
     def _patch(
         self, deployment: dict[str, Any], spec: dict[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
-        """Patches args and env (None removes them) and the pod template annotations of `spec`,
-        re-reading and retrying when the Deployment changed meanwhile."""
+        """Patches the owned part of the pod to `spec` (see live_spec), re-reading and retrying
+        when the Deployment changed meanwhile."""
         for attempt in range(1, PATCH_ATTEMPTS + 1):
-            index, live = find_container(deployment, self.container)
+            index, _live = find_container(deployment, self.container)
             version = (deployment.get("metadata") or {}).get("resourceVersion") or ""
-            patch = switch_patch(version, index, live, spec["args"], spec["env"])
-            patch += annotation_ops(deployment, spec.get("annotations") or {})
+            patch = switch_patch(version, deployment, index, spec)
             try:
                 return self.watcher.patch_deployment(self.name, patch, FIELD_MANAGER, dry_run)
             except ApiProblem as problem:
@@ -347,7 +421,7 @@ class ModelSwitch:
             [self.name],
             timeout=timeout,
             poll_interval=self.args["poll_interval"],
-            grace=DEFAULT_UNSCHEDULABLE_GRACE,
+            grace=float(self.args.get("unschedulable_grace", DEFAULT_UNSCHEDULABLE_GRACE)),
             log=ProgressLog(prefix=self.prefix, heartbeat=HEARTBEAT_SECONDS),
             show=self.show,
             warn=self.warn,
@@ -368,28 +442,29 @@ class ModelSwitch:
 
     # the whole switch -----------------------------------------------------------------------
 
-    def run(self, wanted: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-        """Switches to `wanted` ({"args", "env"}, and "annotations" of the pod template to set);
-        the task result (with `failed` on failure)."""
+    def run(self, wanted: dict[str, Any]) -> dict[str, Any]:
+        """Changes the pod to `wanted` (see wanted_spec); the task result (with `failed` on
+        failure)."""
         deployment = self._read()
-        _index, live = find_container(deployment, self.container)
-        self._check_gpus(live, settings)
-        managed = wanted.get("annotations") or {}
-        live_annotations = template_annotations(deployment)
-        before = spec_view(live, {key: live_annotations.get(key) for key in managed})
-        after = spec_view(wanted, managed)
+        _index, container = find_container(deployment, self.container)
+        live = live_spec(deployment, container, wanted["annotations"])
+        before, after = spec_view(live), spec_view(wanted)
         revision_before = _revision(deployment)
         where = f"Deployment {self.name} in namespace {self.namespace}"
-        if same_spec(live, wanted) and not annotation_ops(deployment, managed):
+        change = describe_change(before, after)
+        if same_spec(live, wanted):
             result = switch_result(
                 changed=False,
-                model_before=before["model_id"],
-                model_after=after["model_id"],
+                before=before,
+                after=after,
                 revision_before=revision_before,
                 revision_after=revision_before,
                 report=self._snapshot(deployment),
             )
-            result["msg"] = f"{where} already runs model {after['model_id']} with these settings"
+            result["msg"] = (
+                f"{where} already runs model {after['model_id']} on {gpus_text(after['gpus'])} "
+                "with these settings"
+            )
             return result
         header = f"Deployment {self.name}, container {self.container}"
         diff = {
@@ -398,38 +473,32 @@ class ModelSwitch:
             "before_header": f"{header} (revision {revision_before or 'unknown'})",
             "after_header": f"{header} (new revision)",
         }
-        switch = f"from model {before['model_id']} to {after['model_id']}"
         if self.check_mode:
             self._patch(deployment, wanted, dry_run=True)
             result = switch_result(
                 changed=True,
-                model_before=before["model_id"],
-                model_after=after["model_id"],
+                before=before,
+                after=after,
                 revision_before=revision_before,
                 revision_after=None,
                 report=self._snapshot(deployment),
                 diff=diff,
             )
             result["msg"] = (
-                f"check mode: would switch {where} {switch} (the API server accepted the change "
+                f"check mode: would change {where} {change} (the API server accepted the change "
                 "in a dry run; nothing was written)"
             )
             return result
 
-        previous = {
-            "args": live.get("args"),
-            "env": live.get("env"),
-            "annotations": {key: live_annotations.get(key) for key in managed},
-        }
         patched = self._patch(deployment, wanted)
         generation = (patched.get("metadata") or {}).get("generation")
-        self.show(f"{self.prefix}{self.name}: switching {switch}")
+        self.show(f"{self.prefix}{self.name}: changing {change}")
         outcome = self._wait(self.args["timeout"], generation)
         progress = outcome.rollouts.get(self.name)
         result = switch_result(
             changed=True,
-            model_before=before["model_id"],
-            model_after=after["model_id"],
+            before=before,
+            after=after,
             revision_before=revision_before,
             revision_after=(progress.revision if progress else "") or None,
             replicaset=self.watcher.replicasets.get(self.name),
@@ -439,7 +508,7 @@ class ModelSwitch:
         result["elapsed"] = outcome.elapsed
         if outcome.ready:
             result["msg"] = (
-                f"switched {where} {switch}: revision {result['revision']['after']} "
+                f"changed {where} {change}: revision {result['revision']['after']} "
                 f"(ReplicaSet {result['replicaset']}) ready after "
                 f"{format_duration(outcome.elapsed)}"
             )
@@ -448,23 +517,23 @@ class ModelSwitch:
         if progress is not None and outcome.status != UNOBSERVED:
             result["failed_rollout"] = rollout_report(progress)
         if not should_roll_back(outcome, self.args["rollback"]):
-            result["msg"] = self._unrolled_message(outcome, switch, before["model_id"])
+            result["msg"] = self._unrolled_message(outcome, change, before)
             return result
-        return self._roll_back(result, outcome, previous, before["model_id"], switch)
+        return self._roll_back(result, outcome, live, before, change)
 
-    def _unrolled_message(self, outcome: WaitOutcome, switch: str, old_model: str | None) -> str:
+    def _unrolled_message(self, outcome: WaitOutcome, change: str, before: dict) -> str:
+        old = f"model {before['model_id']} on {gpus_text(before['gpus'])}"
         where = f"Deployment {self.name} in namespace {self.namespace}"
         if outcome.status == UNOBSERVED:
             return (
-                f"switched {where} {switch}, but cannot follow the rollout: {outcome.message}. "
+                f"changed {where} {change}, but cannot follow the rollout: {outcome.message}. "
                 "The new revision may still be starting; look again with "
-                "haw.icc.wait_for_rollout, and switch back to model "
-                f"{old_model} if it does not come up"
+                f"haw.icc.wait_for_rollout, and go back to {old} if it does not come up"
             )
         return (
-            f"the switch of {where} {switch} failed and was not rolled back (rollback: false): "
-            f"{outcome.message}{self._hint(outcome)}\nSwitch back to model {old_model} (or "
-            "another one) to restore the service"
+            f"the change of {where} {change} failed and was not rolled back (rollback: false): "
+            f"{outcome.message}{self._hint(outcome)}\nGo back to {old} (or another choice) to "
+            "restore the service"
         )
 
     def _hint(self, outcome: WaitOutcome) -> str:
@@ -473,7 +542,7 @@ class ModelSwitch:
             return (
                 "\n\nThe model does not fit into the GPU memory: check it with "
                 "haw.icc.gpu_capacity_check, then choose a smaller model, a quantization "
-                "(tgi_quantize) or more GPUs (tgi_gpu_count, changed with playbooks/deploy.yml)"
+                "(tgi_quantize) or more GPUs (playbooks/scale.yml)"
             )
         if outcome.status == TIMED_OUT:
             return (
@@ -487,20 +556,21 @@ class ModelSwitch:
         result: dict[str, Any],
         outcome: WaitOutcome,
         previous: dict[str, Any],
-        old_model: str | None,
-        switch: str,
+        before: dict[str, Any],
+        change: str,
     ) -> dict[str, Any]:
+        old = f"model {before['model_id']} on {gpus_text(before['gpus'])}"
         where = f"Deployment {self.name} in namespace {self.namespace}"
         why = f"{outcome.message}{self._hint(outcome)}"
-        self.show(f"{self.prefix}{self.name}: the new revision failed; rolling back to {old_model}")
+        self.show(f"{self.prefix}{self.name}: the new revision failed; rolling back to {old}")
         try:
             patched = self._patch(self._read(), previous)
         except (ApiProblem, SwitchRefused) as problem:
             result["msg"] = (
-                f"the switch of {where} {switch} failed, and the rollback to model {old_model} "
-                f"failed too.\n\nWhy the new model failed: {why}\n\nWhy the rollback failed: "
-                f"{problem}\n\nThe Deployment still runs the new model: run playbooks/deploy.yml "
-                f"with tgi_model_id: {old_model} to restore it"
+                f"the change of {where} {change} failed, and the rollback to {old} failed "
+                f"too.\n\nWhy the change failed: {why}\n\nWhy the rollback failed: {problem}"
+                f"\n\nThe Deployment still runs the new settings: run playbooks/deploy.yml with "
+                f"the previous ones ({old}) to restore it"
             )
             return result
         restored = self._wait(
@@ -513,15 +583,15 @@ class ModelSwitch:
         result["elapsed"] = round(outcome.elapsed + restored.elapsed, 1)
         if restored.ready:
             result["msg"] = (
-                f"the switch of {where} {switch} failed, so it was rolled back: model "
-                f"{old_model} serves again (revision {progress.revision if progress else '?'})."
-                f"\n\nWhy the new model failed: {why}"
+                f"the change of {where} {change} failed, so it was rolled back: {old} serves "
+                f"again (revision {progress.revision if progress else '?'}).\n\nWhy the change "
+                f"failed: {why}"
             )
         else:
             result["msg"] = (
-                f"the switch of {where} {switch} failed; the previous settings (model "
-                f"{old_model}) were written back, but they did not become ready either.\n\n"
-                f"Why the new model failed: {why}\n\nWhy the rollback failed: {restored.message}"
+                f"the change of {where} {change} failed; the previous settings ({old}) were "
+                f"written back, but they did not become ready either.\n\nWhy the change failed: "
+                f"{why}\n\nWhy the rollback failed: {restored.message}"
             )
         return result
 
@@ -536,17 +606,21 @@ class ActionModule(KubernetesAction):
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         result["changed"] = False
-        if args["poll_interval"] < 1 or args["timeout"] < 0 or args["rollback_timeout"] < 0:
+        if (
+            args["poll_interval"] < 1
+            or min(args["timeout"], args["rollback_timeout"], args["unschedulable_grace"]) < 0
+        ):
             return self._fail(
-                result, "poll_interval must be >= 1, timeout and rollback_timeout >= 0"
+                result,
+                "poll_interval must be >= 1; timeout, rollback_timeout and unschedulable_grace "
+                ">= 0",
             )
         where = f"Deployment {args['name']} in namespace {args['namespace']}"
         try:
-            wanted = dict(tgi_container(args["settings"], args["catalog"] or None))
-            wanted["annotations"] = args["pod_annotations"]
+            workload = tgi_workload(args["settings"], args["catalog"] or None)
         except TgiSettingsError as error:
             problems = "\n".join(f"- {problem}" for problem in error.errors)
-            return self._fail(result, f"Refusing to switch the model of {where}:\n{problems}")
+            return self._fail(result, f"Refusing to change {where}:\n{problems}")
         try:
             api = self._api_client(args)
         except ConnectionProblem as error:
@@ -562,11 +636,12 @@ class ActionModule(KubernetesAction):
             prefix=f"[{host}] " if host else "",
         )
         try:
-            result.update(switch.run(wanted, args["settings"]))
+            result.update(switch.run(wanted_spec(workload, args["pod_annotations"])))
+            result["multi_gpu"] = workload["multi_gpu"]
         except SwitchRefused as refusal:
-            return self._fail(result, f"Refusing to switch the model of {where}: {refusal}")
+            return self._fail(result, f"Refusing to change {where}: {refusal}")
         except ApiProblem as problem:
-            return self._fail(result, f"cannot switch the model of {where}: {problem}")
+            return self._fail(result, f"cannot change {where}: {problem}")
         if watcher.warnings:
             result["warnings"] = list(watcher.warnings)
         return result

@@ -7,27 +7,30 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: tgi_model_switch
-short_description: Switch the model of a running TGI Deployment, rolling back when it fails
+short_description: Change a running TGI to new settings (a model, a GPU count), rolling back
 version_added: 0.1.0
 description:
-  - Changes the model a running text-generation-inference (TGI) Deployment serves (the model id
-    and revision, C(tgi_dtype) or C(tgi_quantize), the token limits, and any other launcher
-    setting). It writes only the TGI container's C(args) and C(env), built from O(settings) by the
-    same function the C(haw.icc.tgi_server) role renders its Deployment with, so the switch and
-    C(deploy.yml) never disagree about TGI's command line.
-  - Refuses before writing anything when the settings are invalid (listing every problem), when
-    the Deployment does not exist (run C(playbooks/deploy.yml) first), and when O(settings)
-    asks for another number of GPUs than the Deployment has (the GPU count is changed with
-    C(deploy.yml), which also adapts the toleration, C(/dev/shm) and the quota check).
-  - Idempotent. When the container already has these args and env, nothing is written and
-    nothing restarts. Otherwise one JSON patch replaces both, which makes exactly one new
+  - Changes a running text-generation-inference (TGI) Deployment to new O(settings) - another
+    model (its id, revision, C(tgi_dtype) or C(tgi_quantize), token limits) for
+    C(playbooks/change_model.yml), another number of GPUs for the C(haw.icc.gpu_scale) role
+    (C(playbooks/scale.yml)), or both. It writes only what C(haw.icc.tgi_workload) computes from
+    the settings - the same function the C(haw.icc.tgi_server) role renders its Deployment
+    with - the container's image, args, env and resources (GPU request and limit), the pod's
+    tolerations, the size of its in-memory C(/dev/shm), and O(pod_annotations). The switch,
+    the scale and C(deploy.yml) never disagree about the pod.
+  - Refuses before writing anything when the settings are invalid (listing every problem) and
+    when the Deployment does not exist (run C(playbooks/deploy.yml) first). Whether the model
+    fits and whether GPUs are free is M(haw.icc.gpu_capacity_check)'s job; the playbooks run it
+    first.
+  - Idempotent. When the pod already is what the settings give, nothing is written and nothing
+    restarts. Otherwise one JSON patch changes what differs, which makes exactly one new
     ReplicaSet; the patch tests the Deployment's C(resourceVersion) first, so a change made by
     someone else in between is never overwritten (the switch reads again and retries).
   - Waits for the new revision and prints what its pod is doing, like
     M(haw.icc.wait_for_rollout). If the new pod crash-loops (for example C(OOMKilled) when the
-    model does not fit into the GPU memory) or is not ready within O(timeout), the previous args
-    and env are written back, which brings back the previous ReplicaSet; the task waits for it
-    and then fails with the new pod's reason and last output.
+    model does not fit into the GPU memory), stays unschedulable (GPUs taken meanwhile) or is not
+    ready within O(timeout), the previous values are written back, which brings back the
+    previous ReplicaSet; the task waits for it and then fails with the new pod's reason.
   - Runs on the Ansible controller as an action plugin, whatever the inventory host is; only
     the controller needs the C(kubernetes) Python library. Needs C(get) and C(patch) on
     Deployments and, for detailed progress lines, C(list) on ReplicaSets, pods and events in the
@@ -52,19 +55,11 @@ options:
     default: tgi
   settings:
     description:
-      - All TGI settings, keyed by the C(tgi_server) role's variable names (C(tgi_model_id),
-        C(tgi_model_revision), C(tgi_gpu_type), C(tgi_gpu_count), C(tgi_dtype),
-        C(tgi_quantize), C(tgi_max_input_tokens), C(tgi_max_total_tokens),
-        C(tgi_max_batch_prefill_tokens), C(tgi_max_concurrent_requests),
-        C(tgi_cuda_memory_fraction), C(tgi_container_port), C(tgi_cache_mount_path),
-        C(tgi_nccl_env), C(tgi_extra_args), C(tgi_api_key_secret), C(tgi_hf_token_secret)),
-        with the new model's values already merged in.
-      - >-
-        The role builds them as C(__tgi_settings); include it with C(tasks_from=validate) and
-        C(public=true) and pass C({{ __tgi_settings | combine({'tgi_model_id': ...}) }}).
-      - Settings left out take the role's defaults, so the whole set is needed to keep the
-        others as they are. Secrets are named, never given (the env refers to them).
-      - C(tgi_gpu_count) must be the Deployment's current GPU count.
+      - All TGI settings, keyed by the C(tgi_server) role's variable names, the new values
+        already merged in - the dict the role renders its pod from (C(__tgi_settings)); see
+        C(ansible-doc -t role haw.icc.tgi_server) for each one.
+      - Settings left out take their defaults, so the whole set is needed to keep the others as
+        they are. Secrets are named, never given (the env refers to them).
     type: dict
     required: true
   catalog:
@@ -94,8 +89,8 @@ options:
     default: 5
   rollback:
     description:
-      - Write the previous args and env back when the new revision crash-loops or is not ready
-        within O(timeout), and wait for the previous revision.
+      - Write the previous values back when the new revision crash-loops, stays unschedulable or
+        is not ready within O(timeout), and wait for the previous revision.
       - With V(false), the failed revision is left in place (the task still fails).
       - No rollback is tried when the cluster could not be watched (API unreachable, access
         denied), since then nobody knows whether the new revision works.
@@ -106,6 +101,12 @@ options:
       - Seconds the restored previous revision has to become ready again.
     type: int
     default: 600
+  unschedulable_grace:
+    description:
+      - Seconds the new pod may stay unschedulable (for example because the GPUs were taken
+        since the capacity check) before the new revision counts as failed.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
@@ -118,8 +119,8 @@ attributes:
   diff_mode:
     description: Will return details on what has changed when in diff mode.
     support: full
-    details: Shows the model id, args and env of the container before and after. The env holds
-      only references to Secrets, never their values.
+    details: Shows the model id, the GPUs and everything the switch owns before and after. The
+      env holds only references to Secrets, never their values.
   action:
     description: Has a corresponding action plugin that runs on the controller.
     support: full
@@ -195,6 +196,16 @@ model:
       description: The C(--model-id) of the new settings.
       type: str
       sample: Qwen/Qwen2.5-3B-Instruct
+gpus:
+  description: GPUs of the pod before and after (0 on CPU).
+  returned: success or when the switch was tried
+  type: dict
+  sample: {before: 1, after: 2}
+multi_gpu:
+  description: How TGI uses the GPUs after the change (C(mode), C(works), C(reason)).
+  returned: when the settings are valid
+  type: dict
+  sample: {mode: layer-split, works: true, reason: "layer split: ..."}
 revision:
   description: The Deployment's revision before the switch and the revision the switch made.
   returned: success or when the switch was tried
@@ -304,7 +315,7 @@ msg:
 
 import copy
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 # The options, in one place: the action plugin (plugins/action/tgi_model_switch.py) validates
@@ -321,6 +332,7 @@ ARGUMENT_SPEC = dict(
     poll_interval=dict(type="int", default=5),
     rollback=dict(type="bool", default=True),
     rollback_timeout=dict(type="int", default=600),
+    unschedulable_grace=dict(type="int", default=60),
     **copy.deepcopy(AUTH_ARG_SPEC),
 )
 

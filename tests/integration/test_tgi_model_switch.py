@@ -144,7 +144,7 @@ def test_a_switch_makes_one_replicaset_and_a_second_run_changes_nothing(
     assert result["deployment"]["ready"] is True
     container = tgi_container(apps, namespace)
     assert container.args[:4] == ["--model-id", NEW_MODEL, "--num-shard", "1"]
-    assert f"[{namespace}] tgi: switching from model {OLD_MODEL} to {NEW_MODEL}" in run.output
+    assert f"[{namespace}] tgi: changing from model {OLD_MODEL} to {NEW_MODEL}" in run.output
     assert f"[{namespace}] tgi: 1/1 ready" in run.output
     [pod] = [p for p in tgi_pods(core, namespace) if not p.metadata.deletion_timestamp]
     assert pod.status.container_statuses[0].ready
@@ -180,11 +180,11 @@ def test_a_model_that_runs_out_of_gpu_memory_is_rolled_back(deployed, namespace,
     assert result["rolled_back"] is True
     assert "OOMKilled" in result["msg"], result["msg"]
     assert "torch.OutOfMemoryError: CUDA out of memory" in result["msg"]
-    assert f"model {OLD_MODEL} serves again" in result["msg"]
+    assert f"model {OLD_MODEL} on 1 GPU serves again" in result["msg"]
     assert result["model"] == {"before": OLD_MODEL, "after": TOO_BIG}
     assert result["revision"] == {"before": "1", "after": "2"}
     assert result["failed_rollout"]["failed"] is True
-    assert f"rolling back to {OLD_MODEL}" in run.output
+    assert f"rolling back to model {OLD_MODEL} on 1 GPU" in run.output
     # The old args are back, the old ReplicaSet serves again (revision 3), and it is ready.
     container = tgi_container(apps, namespace)
     assert model_arg(container) == OLD_MODEL and "--dtype" not in container.args
@@ -200,9 +200,9 @@ def test_a_model_that_runs_out_of_gpu_memory_is_rolled_back(deployed, namespace,
 def test_refusals_write_nothing(deployed, namespace, apps, sandbox):
     writes = len(sandbox.student_writes(namespace))
 
-    run, result = deployed(tgi_model_id=NEW_MODEL, tgi_gpu_count=2)
+    run, result = deployed(tgi_model_id=NEW_MODEL, tgi_gpu_count=5)
     assert result.get("failed") is True, run.output[-4000:]
-    assert "runs with 1 GPU(s)" in result["msg"] and "tgi_gpu_count: 2" in result["msg"]
+    assert "tgi_gpu_count: 5 is more than one gpu-tesla-v100 node has" in result["msg"]
 
     run, result = deployed(tgi_model_id=NEW_MODEL, tgi_dtype="float16", tgi_quantize="awq")
     assert result.get("failed") is True, run.output[-4000:]

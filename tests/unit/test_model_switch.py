@@ -1,9 +1,10 @@
 """haw.icc.tgi_model_switch without a cluster: the pure parts, then the action on a fake API.
 
-The fake keeps one Deployment and plays its controller: JSON patches are applied (their `test`
-operations too), a changed pod template makes a new revision, and going back to an earlier
-template reuses that revision's ReplicaSet with the next number, as Kubernetes does. What the
-new pod does is chosen by its model id.
+The switch changes a running TGI to new settings: another model (change_model.yml) or another
+number of GPUs (the gpu_scale role). The fake keeps one Deployment and plays its controller: JSON
+patches are applied (their `test` operations too), a changed pod template makes a new revision,
+and going back to an earlier template reuses that revision's ReplicaSet with the next number, as
+Kubernetes does. What the new pod does is chosen by its model id.
 """
 
 from __future__ import annotations
@@ -20,35 +21,44 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     ModelSwitch,
     SwitchRefused,
     annotation_ops,
+    describe_change,
     find_container,
     gpu_request,
+    live_spec,
     model_of,
     normalize_env,
     same_spec,
     should_roll_back,
     switch_patch,
     switch_result,
+    wanted_spec,
 )
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import (
-    FAILED,
-    READY,
-    TIMED_OUT,
-    UNOBSERVED,
+from ansible_collections.haw.icc.plugins.module_utils.deployments import (
     ApiProblem,
-    WaitOutcome,
-    _at_least_generation,
-    wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
     describe_rollout,
 )
+from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+    FAILED,
+    READY,
+    TIMED_OUT,
+    UNOBSERVED,
+    WaitOutcome,
+    _at_least_generation,
+    wait_for_rollouts,
+)
+from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import NCCL_ENV_DEFAULTS
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
 from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 
 NAMESPACE = "wabc123-default"
 OLD_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 NEW_MODEL = "Qwen/Qwen2.5-3B-Instruct"
 BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
+SHARDING_MODEL = "bigscience/bloom-1b7"  # tensor-sharded on V100s: no flash attention needed
+IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
 OOM_REASON = (
     "pod tgi-3-abcde: OOMKilled (restart 0): torch.OutOfMemoryError: CUDA out of memory. "
     "Tried to allocate 13.50 GiB"
@@ -74,6 +84,13 @@ SETTINGS: dict[str, Any] = {
     "tgi_extra_args": [],
     "tgi_api_key_secret": "tgi-api-key",
     "tgi_hf_token_secret": None,
+    "tgi_multi_gpu_mode": "auto",
+    "tgi_image": None,
+    "tgi_cpu_request": "2",
+    "tgi_memory_request": "8Gi",
+    "tgi_memory_limit": "32Gi",
+    "tgi_shm_size_per_gpu": "1Gi",
+    "tgi_model_architecture": None,
 }
 # The same container as the API server returns it after deploy.yml (written out by hand).
 LIVE_ARGS = [
@@ -102,7 +119,11 @@ def with_model(model: str, **more: Any) -> dict[str, Any]:
 
 
 def live_deployment(gpus: int | None = 1) -> dict[str, Any]:
+    """The Deployment as the API server returns it after deploy.yml (the owned parts by hand)."""
     gpu = {} if gpus is None else {"nvidia.com/gpu": str(gpus)}
+    tolerations = (
+        [{"key": "gpu-tesla-v100", "operator": "Exists", "effect": "NoSchedule"}] if gpus else []
+    )
     return {
         "metadata": {
             "name": "tgi",
@@ -120,7 +141,7 @@ def live_deployment(gpus: int | None = 1) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "tgi",
-                            "image": "ghcr.io/huggingface/text-generation-inference:3.3.0",
+                            "image": IMAGE,
                             "args": list(LIVE_ARGS),
                             "env": copy.deepcopy(LIVE_ENV),
                             "resources": {
@@ -128,7 +149,12 @@ def live_deployment(gpus: int | None = 1) -> dict[str, Any]:
                                 "limits": {"memory": "32Gi", **gpu},
                             },
                         }
-                    ]
+                    ],
+                    **({"tolerations": tolerations} if tolerations else {}),
+                    "volumes": [
+                        {"name": "cache", "persistentVolumeClaim": {"claimName": "tgi-cache"}},
+                        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+                    ],
                 }
             },
         },
@@ -176,11 +202,13 @@ class FakeCluster:
         crashing: tuple[str, ...] = (),
         never_ready: tuple[str, ...] = (),
         ready_after_polls: int = 0,
+        unschedulable_gpus: int | None = None,
     ) -> None:
         self.namespace = NAMESPACE
         self.stored = deployment
         self.crashing, self.never_ready = crashing, never_ready
         self.ready_after_polls = ready_after_polls
+        self.unschedulable_gpus = unschedulable_gpus  # a pod asking this many never fits
         self.patches: list[tuple[list[dict[str, Any]], bool]] = []
         self.writes = 0
         self.warnings: list[str] = []
@@ -240,6 +268,10 @@ class FakeCluster:
         revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
         self.replicasets["tgi"] = f"tgi-rs{revision}"
         pod = f"tgi-{revision}-abcde"
+        if gpu_request(container) == self.unschedulable_gpus:
+            reason = f"pod {pod}: Unschedulable: 0/3 nodes available: 3 Insufficient nvidia.com/gpu"
+            summary = f"tgi: 0/1 ready — {reason}"
+            return RolloutProgress("tgi", False, summary, True, reason, revision=revision, pod=pod)
         if model in self.crashing:
             reason = OOM_REASON.replace("tgi-3-abcde", pod)
             return RolloutProgress(
@@ -267,8 +299,15 @@ class FakeClock:
         self.now += max(seconds, 0.001)
 
 
-def run_switch(cluster: FakeCluster, settings: dict[str, Any], check_mode=False, **options):
-    """ModelSwitch.run on the fake, with a fake clock; (result, lines shown)."""
+def run_switch(
+    cluster: FakeCluster,
+    settings: dict[str, Any],
+    check_mode=False,
+    annotations: dict[str, Any] | None = None,
+    **options,
+):
+    """ModelSwitch.run to the pod of `settings` on the fake, with a fake clock; (result, lines
+    shown)."""
     clock, lines = FakeClock(), []
     args = {
         "namespace": NAMESPACE,
@@ -290,7 +329,14 @@ def run_switch(cluster: FakeCluster, settings: dict[str, Any], check_mode=False,
         clock=clock,
         sleep=clock.sleep,
     )
-    return switch.run(plugin.tgi_container(settings), settings), lines
+    return switch.run(wanted_spec(tgi_workload(settings), annotations)), lines
+
+
+def spec(**fields: Any) -> dict[str, Any]:
+    """A spec as live_spec and wanted_spec give it, empty where not given."""
+    empty = {"image": IMAGE, "args": [], "env": [], "resources": {}, "tolerations": [],
+             "shm_size": None, "annotations": {}}  # fmt: skip
+    return {**empty, **fields}
 
 
 # --- pure parts --------------------------------------------------------------------------------
@@ -345,35 +391,56 @@ def test_env_is_compared_as_the_api_server_stores_it(given, stored):
     ("live", "wanted", "same"),
     [
         (
-            {"args": ["--model-id", "a"], "env": LIVE_ENV},
-            {"args": ["--model-id", "a"], "env": LIVE_ENV},
+            spec(args=["--model-id", "a"], env=LIVE_ENV),
+            spec(args=["--model-id", "a"], env=LIVE_ENV),
             True,
         ),
-        ({"args": ["--model-id", "a"]}, {"args": ["--model-id", "a"], "env": []}, True),
         (
-            {"args": ["--model-id", "a"], "env": LIVE_ENV},
-            {"args": ["--model-id", "b"], "env": LIVE_ENV},
+            spec(args=["--model-id", "a"], env=LIVE_ENV),
+            spec(args=["--model-id", "b"], env=LIVE_ENV),
             False,
         ),
         # Order matters: the launcher reads flags in order, env may refer to earlier entries.
-        ({"args": ["--a", "1", "--b", "2"]}, {"args": ["--b", "2", "--a", "1"]}, False),
-        ({"env": LIVE_ENV}, {"env": list(reversed(LIVE_ENV))}, False),
+        (spec(args=["--a", "1", "--b", "2"]), spec(args=["--b", "2", "--a", "1"]), False),
+        (spec(env=LIVE_ENV), spec(env=list(reversed(LIVE_ENV))), False),
         (
-            {"env": [{"name": "PORT", "value": "80"}]},
-            {"env": [{"name": "PORT", "value": 80}]},
+            spec(env=[{"name": "PORT", "value": "80"}]),
+            spec(env=[{"name": "PORT", "value": 80}]),
             True,
         ),
+        # Amounts by value: the API server stores 0.5 CPU as 500m and 1024Mi as 1Gi.
+        (
+            spec(resources={"requests": {"cpu": "500m", "memory": "1Gi"}}),
+            spec(resources={"requests": {"cpu": "0.5", "memory": "1024Mi"}}),
+            True,
+        ),
+        (
+            spec(resources={"requests": {"nvidia.com/gpu": "1"}}),
+            spec(resources={"requests": {"nvidia.com/gpu": "2"}}),
+            False,
+        ),
+        (spec(shm_size="1Gi"), spec(shm_size="1024Mi"), True),
+        (spec(shm_size="1Gi"), spec(shm_size="2Gi"), False),
+        (spec(), spec(image="ghcr.io/huggingface/text-generation-inference:3.3.1"), False),
+        (
+            spec(),
+            spec(tolerations=[{"key": "gpu-tesla-v100", "operator": "Exists"}]),
+            False,
+        ),
+        (spec(annotations={"a": "1"}), spec(annotations={"a": "2"}), False),
     ],
 )
-def test_same_spec_compares_args_and_env_in_order(live, wanted, same):
+def test_same_spec_compares_every_owned_part(live, wanted, same):
     assert same_spec(live, wanted) is same
 
 
-def test_the_role_settings_give_exactly_the_live_container():
-    """tgi_container is the one source: unchanged settings must not look like a change."""
-    wanted = plugin.tgi_container(SETTINGS)
+def test_the_role_settings_give_exactly_the_live_pod():
+    """tgi_workload is the one source: unchanged settings must not look like a change."""
+    deployment = live_deployment()
+    live = live_spec(deployment, find_container(deployment, "tgi")[1])
+    wanted = wanted_spec(tgi_workload(SETTINGS))
     assert wanted["args"] == LIVE_ARGS
-    assert same_spec({"args": LIVE_ARGS, "env": LIVE_ENV}, wanted)
+    assert same_spec(live, wanted)
 
 
 @pytest.mark.parametrize(
@@ -397,42 +464,72 @@ def test_model_of_reads_the_model_id_flag(args, model):
         ({"requests": {"cpu": "2"}}, 0),
         ({}, 0),
         ({"limits": {"nvidia.com/gpu": "1"}}, 1),  # request defaults to the limit
-        ({"requests": {"nvidia.com/gpu": "1500m"}}, -1),  # never a GPU count: refused
     ],
 )
 def test_gpu_request(resources, gpus):
     assert gpu_request({"resources": resources}) == gpus
 
 
-def test_switch_patch_tests_the_version_and_the_container_then_replaces_args_and_env():
-    live = {"name": "tgi", "args": ["--model-id", "a"], "env": []}
-    patch = switch_patch("4711", 2, live, ["--model-id", "b"], [{"name": "X", "value": "1"}])
+def test_switch_patch_tests_the_version_and_the_container_then_writes_what_differs():
+    deployment = live_deployment()
+    wanted = wanted_spec(tgi_workload({**SETTINGS, "tgi_model_id": NEW_MODEL}))
+    patch = switch_patch("4711", deployment, 0, wanted)
     assert patch == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "4711"},
-        {"op": "test", "path": "/spec/template/spec/containers/2/name", "value": "tgi"},
+        {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "tgi"},
         {
             "op": "replace",
-            "path": "/spec/template/spec/containers/2/args",
-            "value": ["--model-id", "b"],
-        },
-        {
-            "op": "replace",
-            "path": "/spec/template/spec/containers/2/env",
-            "value": [{"name": "X", "value": "1"}],
-        },
-    ]
-
-
-def test_switch_patch_adds_missing_fields_and_removes_dropped_ones():
-    patch = switch_patch("1", 0, {"name": "tgi", "env": []}, ["--model-id", "b"], None)
-    assert patch[2:] == [
-        {
-            "op": "add",
             "path": "/spec/template/spec/containers/0/args",
-            "value": ["--model-id", "b"],
+            "value": ["--model-id", NEW_MODEL, *LIVE_ARGS[2:]],
         },
-        {"op": "remove", "path": "/spec/template/spec/containers/0/env"},
     ]
+
+
+def test_switch_patch_for_more_gpus_writes_resources_args_env_and_shm():
+    deployment = live_deployment()
+    wanted = wanted_spec(tgi_workload(with_model(SHARDING_MODEL, tgi_gpu_count=2)))
+    ops = {op["path"].rsplit("/", 1)[-1]: op for op in switch_patch("1", deployment, 0, wanted)}
+    assert ops["args"]["value"][:4] == ["--model-id", SHARDING_MODEL, "--num-shard", "2"]
+    assert ops["resources"]["value"]["limits"]["nvidia.com/gpu"] == "2"
+    assert {e["name"] for e in ops["env"]["value"]} >= set(NCCL_ENV_DEFAULTS)
+    assert ops["sizeLimit"] == {
+        "op": "replace",
+        "path": "/spec/template/spec/volumes/1/emptyDir/sizeLimit",
+        "value": "2Gi",
+    }
+    assert "tolerations" not in ops  # the same GPU type
+
+
+def test_switch_patch_adds_missing_fields_and_removes_emptied_ones():
+    deployment = live_deployment(gpus=None)  # on CPU: no tolerations
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    del container["args"]
+    wanted = wanted_spec(tgi_workload(SETTINGS))
+    wanted["env"] = []
+    patch = switch_patch("1", deployment, 0, wanted)
+    assert {"op": "add", "path": "/spec/template/spec/containers/0/args",
+            "value": LIVE_ARGS} in patch  # fmt: skip
+    assert {"op": "remove", "path": "/spec/template/spec/containers/0/env"} in patch
+    assert {"op": "add", "path": "/spec/template/spec/tolerations",
+            "value": wanted["tolerations"]} in patch  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "text"),
+    [
+        ({"model_id": "a", "gpus": 1}, {"model_id": "b", "gpus": 1}, "from model a to b"),
+        ({"model_id": "a", "gpus": 1}, {"model_id": "a", "gpus": 2}, "from 1 GPU to 2 GPUs"),
+        ({"model_id": "a", "gpus": 0}, {"model_id": "a", "gpus": 1}, "from CPU to 1 GPU"),
+        (
+            {"model_id": "a", "gpus": 2},
+            {"model_id": "b", "gpus": 1},
+            "from model a to b and from 2 GPUs to 1 GPU",
+        ),
+        ({"model_id": "a", "gpus": 1}, {"model_id": "a", "gpus": 1}, "the settings of model a"),
+    ],
+)
+def test_the_change_is_described_by_model_and_gpus(before, after, text):
+    assert describe_change(before, after) == text
 
 
 @pytest.mark.parametrize(
@@ -453,8 +550,8 @@ def test_rollback_decision(status, rollback, expected):
 def test_result_shape():
     result = switch_result(
         changed=True,
-        model_before="a",
-        model_after="b",
+        before={"model_id": "a", "gpus": 1},
+        after={"model_id": "b", "gpus": 2},
         revision_before="1",
         revision_after="2",
         replicaset="tgi-rs2",
@@ -463,6 +560,7 @@ def test_result_shape():
     assert result == {
         "changed": True,
         "model": {"before": "a", "after": "b"},
+        "gpus": {"before": 1, "after": 2},
         "revision": {"before": "1", "after": "2"},
         "replicaset": "tgi-rs2",
         "rolled_back": False,
@@ -542,11 +640,11 @@ def test_a_switch_writes_one_patch_and_waits_for_the_new_revision():
     assert result["deployment"]["ready"] is True
     assert result["diff"]["before"]["model_id"] == OLD_MODEL
     assert result["diff"]["after"]["model_id"] == NEW_MODEL
-    assert lines[0] == f"[{NAMESPACE}] tgi: switching from model {OLD_MODEL} to {NEW_MODEL}"
+    assert lines[0] == f"[{NAMESPACE}] tgi: changing from model {OLD_MODEL} to {NEW_MODEL}"
     assert f"[{NAMESPACE}] tgi: 0/1 ready — pod tgi-2-abcde: Running, not ready yet" in lines
     assert lines[-1].startswith(f"[{NAMESPACE}] tgi: 1/1 ready")
     assert result["msg"].startswith(
-        f"switched Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to {NEW_MODEL}: "
+        f"changed Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to {NEW_MODEL}: "
         "revision 2 (ReplicaSet tgi-rs2) ready after"
     )
 
@@ -559,10 +657,11 @@ def test_the_same_settings_write_nothing():
     assert cluster.patches == []
     assert result["changed"] is False
     assert result["model"] == {"before": OLD_MODEL, "after": OLD_MODEL}
+    assert result["gpus"] == {"before": 1, "after": 1}
     assert result["revision"] == {"before": "1", "after": "1"}
     assert "diff" not in result
     assert result["msg"] == (
-        f"Deployment tgi in namespace {NAMESPACE} already runs model {OLD_MODEL} "
+        f"Deployment tgi in namespace {NAMESPACE} already runs model {OLD_MODEL} on 1 GPU "
         "with these settings"
     )
 
@@ -586,19 +685,86 @@ def test_check_mode_sends_a_dry_run_and_shows_the_diff_without_secrets():
         "name": "API_KEY",
         "valueFrom": {"secretKeyRef": {"name": "tgi-api-key", "key": "api-key"}},
     }
-    assert result["msg"].startswith("check mode: would switch Deployment tgi")
+    assert result["msg"].startswith("check mode: would change Deployment tgi")
 
 
-def test_another_gpu_count_is_refused_before_any_write():
-    cluster = FakeCluster(live_deployment(gpus=1))
+def owned(cluster: FakeCluster) -> dict[str, Any]:
+    """The live owned part of the fake's Deployment."""
+    return live_spec(cluster.stored, cluster.container)
 
-    with pytest.raises(SwitchRefused) as refused:
-        run_switch(cluster, with_model(NEW_MODEL, tgi_gpu_count=2))
 
-    assert cluster.patches == []
-    message = str(refused.value)
-    assert "runs with 1 GPU(s)" in message and "tgi_gpu_count: 2" in message
-    assert "run playbooks/deploy.yml with tgi_gpu_count: 2" in message
+def test_scaling_a_layer_split_model_changes_only_the_gpus():
+    """Qwen2 cannot be tensor-sharded on a V100: more GPUs are one shard that sees them all."""
+    cluster = FakeCluster(live_deployment())
+
+    result, lines = run_switch(cluster, with_model(OLD_MODEL, tgi_gpu_count=2))
+
+    assert "failed" not in result, result["msg"]
+    assert cluster.writes == 1
+    assert owned(cluster)["args"] == LIVE_ARGS  # --num-shard 1 still
+    assert owned(cluster)["env"] == LIVE_ENV  # no NCCL: one process
+    assert owned(cluster)["shm_size"] == "1Gi"
+    assert owned(cluster)["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert owned(cluster)["resources"]["requests"]["nvidia.com/gpu"] == "2"
+    assert result["gpus"] == {"before": 1, "after": 2}
+    assert result["model"] == {"before": OLD_MODEL, "after": OLD_MODEL}
+    assert lines[0] == f"[{NAMESPACE}] tgi: changing from 1 GPU to 2 GPUs"
+    assert result["diff"]["before"]["gpus"] == 1 and result["diff"]["after"]["gpus"] == 2
+
+
+def test_scaling_a_sharded_model_up_and_down_leaves_exactly_the_pod_of_each_count():
+    settings = with_model(SHARDING_MODEL)
+    cluster = FakeCluster(live_deployment())
+    run_switch(cluster, settings)  # to the sharding model on one GPU
+    revisions = []
+    for count in (2, 4, 1):
+        result, _lines = run_switch(cluster, {**settings, "tgi_gpu_count": count})
+        assert "failed" not in result, result["msg"]
+        assert same_spec(
+            owned(cluster), wanted_spec(tgi_workload({**settings, "tgi_gpu_count": count}))
+        )
+        revisions.append(result["revision"]["after"])
+        nccl = {e["name"] for e in owned(cluster)["env"]} & set(NCCL_ENV_DEFAULTS)
+        shards = owned(cluster)["args"][owned(cluster)["args"].index("--num-shard") + 1]
+        assert (shards, bool(nccl), owned(cluster)["shm_size"]) == {
+            2: ("2", True, "2Gi"),
+            4: ("4", True, "4Gi"),
+            1: ("1", False, "1Gi"),
+        }[count]
+    assert revisions == ["3", "4", "5"]  # one new revision per step
+    again, _lines = run_switch(cluster, {**settings, "tgi_gpu_count": 1})
+    assert again["changed"] is False and cluster.writes == 4
+
+
+def test_a_cpu_deployment_moves_to_a_gpu_with_its_toleration():
+    cluster = FakeCluster(live_deployment(gpus=None))
+    cluster.container["args"] = [a for a in LIVE_ARGS if a not in ("--num-shard", "1")]
+
+    result, _lines = run_switch(cluster, SETTINGS)
+
+    assert "failed" not in result, result["msg"]
+    assert owned(cluster)["tolerations"] == [
+        {"key": "gpu-tesla-v100", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert owned(cluster)["args"] == LIVE_ARGS
+    assert result["gpus"] == {"before": 0, "after": 1}
+
+
+def test_a_failed_scale_puts_the_previous_gpus_back():
+    cluster = FakeCluster(live_deployment(), unschedulable_gpus=2)
+    before = owned(cluster)
+
+    result, lines = run_switch(cluster, with_model(OLD_MODEL, tgi_gpu_count=2))
+
+    assert result["failed"] is True and result["rolled_back"] is True
+    assert owned(cluster) == before
+    rolling_back = f"tgi: the new revision failed; rolling back to model {OLD_MODEL} on 1 GPU"
+    assert f"[{NAMESPACE}] {rolling_back}" in lines
+    assert result["msg"].startswith(
+        f"the change of Deployment tgi in namespace {NAMESPACE} from 1 GPU to 2 GPUs failed, so "
+        f"it was rolled back: model {OLD_MODEL} on 1 GPU serves again (revision 3)"
+    )
+    assert "Insufficient nvidia.com/gpu" in result["msg"]
 
 
 def test_a_cpu_deployment_switches_with_zero_gpus():
@@ -641,13 +807,17 @@ def test_a_crash_looping_model_is_rolled_back_and_the_reason_reported():
     assert result["deployment"]["ready"] is True and result["deployment"]["revision"] == "3"
     message = result["msg"]
     assert message.startswith(
-        f"the switch of Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to "
-        f"{BIG_MODEL} failed, so it was rolled back: model {OLD_MODEL} serves again (revision 3)"
+        f"the change of Deployment tgi in namespace {NAMESPACE} from model {OLD_MODEL} to "
+        f"{BIG_MODEL} failed, so it was rolled back: model {OLD_MODEL} on 1 GPU serves again "
+        "(revision 3)"
     )
     assert "OOMKilled (restart 0): torch.OutOfMemoryError" in message
     assert "Last output of the container:\n" + OOM_OUTPUT in message
     assert "haw.icc.gpu_capacity_check" in message
-    assert f"[{NAMESPACE}] tgi: the new revision failed; rolling back to {OLD_MODEL}" in lines
+    assert (
+        f"[{NAMESPACE}] tgi: the new revision failed; rolling back to model {OLD_MODEL} on 1 GPU"
+        in lines
+    )
 
 
 def test_without_rollback_the_failed_revision_stays():
@@ -659,7 +829,7 @@ def test_without_rollback_the_failed_revision_stays():
     assert cluster.writes == 1
     assert model_of(cluster.container["args"]) == BIG_MODEL
     assert "was not rolled back (rollback: false)" in result["msg"]
-    assert f"Switch back to model {OLD_MODEL}" in result["msg"]
+    assert f"Go back to model {OLD_MODEL} on 1 GPU" in result["msg"]
 
 
 def test_a_model_not_ready_in_time_is_rolled_back():
@@ -682,7 +852,7 @@ def test_a_rollback_that_does_not_come_up_says_so_with_both_reasons():
 
     assert result["failed"] is True and result["rolled_back"] is True
     assert "were written back, but they did not become ready either" in result["msg"]
-    assert "Why the new model failed: " in result["msg"]
+    assert "Why the change failed: " in result["msg"]
     assert "Why the rollback failed: Deployment tgi in namespace" in result["msg"]
 
 
@@ -693,7 +863,7 @@ def test_a_rollback_write_that_is_refused_says_so_with_both_reasons():
     result, _lines = run_switch(cluster, with_model(BIG_MODEL))
 
     assert result["failed"] is True and result["rolled_back"] is False
-    assert f"and the rollback to model {OLD_MODEL} failed too" in result["msg"]
+    assert f"and the rollback to model {OLD_MODEL} on 1 GPU failed too" in result["msg"]
     assert "Why the rollback failed: deployments.apps is forbidden" in result["msg"]
     assert "OOMKilled" in result["msg"]
 
@@ -750,8 +920,9 @@ def test_action_switches_and_prints_progress(fake_api):
     assert result["changed"] is True
     assert result["model"] == {"before": OLD_MODEL, "after": NEW_MODEL}
     assert fake_api.display.lines[0] == (
-        f"[{NAMESPACE}] tgi: switching from model {OLD_MODEL} to {NEW_MODEL}"
+        f"[{NAMESPACE}] tgi: changing from model {OLD_MODEL} to {NEW_MODEL}"
     )
+    assert result["multi_gpu"]["mode"] == "single-gpu"
     assert fake_api.display.lines[-1] == f"[{NAMESPACE}] tgi: 1/1 ready"
 
 
@@ -763,7 +934,7 @@ def test_action_refuses_invalid_settings_listing_every_problem_without_a_client(
     assert result["failed"] is True and result["changed"] is False
     assert fake_api.clients == 0  # refused before connecting, so before any write
     lines = result["msg"].splitlines()
-    assert lines[0] == f"Refusing to switch the model of Deployment tgi in namespace {NAMESPACE}:"
+    assert lines[0] == f"Refusing to change Deployment tgi in namespace {NAMESPACE}:"
     assert any(line.startswith("- tgi_model_id: 'not a model' is not allowed") for line in lines)
     assert any(
         line.startswith("- tgi_dtype ('float16') and tgi_quantize ('awq')") for line in lines
@@ -777,7 +948,7 @@ def test_action_tells_to_deploy_first_when_there_is_no_deployment(fake_api):
 
     assert result["failed"] is True
     assert result["msg"] == (
-        f"Refusing to switch the model of Deployment tgi-other in namespace {NAMESPACE}: "
+        f"Refusing to change Deployment tgi-other in namespace {NAMESPACE}: "
         f"Deployment tgi-other not found in namespace {NAMESPACE}: the switch changes a running "
         "TGI and does not create one; run playbooks/deploy.yml first"
     )
@@ -807,7 +978,9 @@ def test_action_rolls_back_a_crashing_model(fake_api):
 def test_action_checks_its_numbers(fake_api):
     result = run_action(SETTINGS, poll_interval=0)
     assert result["failed"] is True
-    assert result["msg"] == "poll_interval must be >= 1, timeout and rollback_timeout >= 0"
+    assert result["msg"] == (
+        "poll_interval must be >= 1; timeout, rollback_timeout and unschedulable_grace >= 0"
+    )
 
 
 @pytest.mark.parametrize(
