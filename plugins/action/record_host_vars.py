@@ -42,6 +42,21 @@ def _yaml() -> Any:
     return yaml
 
 
+def default_record_file(inventory_dir: str | None, host: str | None) -> Path | None:
+    """Where Ansible reads the host's own variables beside its inventory: an existing
+    host_vars/<host>.yml or .yaml, a file of its own in a host_vars/<host>/ folder, else a new
+    host_vars/<host>.yml. None without an inventory directory."""
+    if not inventory_dir or not host:
+        return None
+    base = Path(inventory_dir) / "host_vars" / host
+    if base.is_dir():
+        return base / "haw_icc.yml"
+    for candidate in (base.with_name(f"{host}.yml"), base.with_name(f"{host}.yaml")):
+        if candidate.exists():
+            return candidate
+    return base.with_name(f"{host}.yml")
+
+
 def recorded_text(text: str, changes: dict[str, Any]) -> str:
     """`text` (a host_vars file, possibly empty) with `changes` set; the rest kept as it was."""
     yaml = _yaml()
@@ -97,7 +112,19 @@ class ActionModule(ControllerAction):
                 "ruamel.yaml is needed on the Ansible controller to edit host_vars files "
                 f"(pip install ruamel.yaml): {RUAMEL_ERROR}",
             )
-        path = Path(os.path.expanduser(args["path"]))
+        if args["path"]:
+            path = Path(os.path.expanduser(args["path"]))
+        else:
+            path = default_record_file(
+                task_vars.get("inventory_dir"), task_vars.get("inventory_hostname")
+            )
+            if path is None:
+                result["skipped"] = True
+                result["msg"] = (
+                    "not recorded: the inventory is not a file beside which a host_vars folder "
+                    "could be kept; give path"
+                )
+                return result
         try:
             before = path.read_text(encoding="utf-8") if path.exists() else ""
             current = _yaml().load(before) if before.strip() else None

@@ -24,9 +24,12 @@ author:
   - haw.icc developers (@haw-hamburg)
 options:
   path:
-    description: The host_vars file, for example C(inventories/icc/host_vars/wabc123-default.yml).
+    description:
+      - The host_vars file, for example C(inventories/icc/host_vars/wabc123-default.yml).
+      - Unset, the host's own file beside its inventory - an existing C(host_vars/<host>.yml)
+        or C(.yaml), else C(host_vars/<host>/haw_icc.yml) when the host has a folder there,
+        else a new C(host_vars/<host>.yml). The task is skipped when the inventory is no file.
     type: path
-    required: true
   record:
     description: Variables to record, name to value (null writes C(null)).
     type: dict
@@ -56,7 +59,6 @@ requirements:
 EXAMPLES = r"""
 - name: Record the new model so that the next deploy.yml keeps it
   haw.icc.record_host_vars:
-    path: "{{ inventory_dir }}/host_vars/{{ inventory_hostname }}.yml"
     record:
       tgi_model_id: Qwen/Qwen2.5-3B-Instruct
       tgi_model_revision: null
@@ -80,10 +82,10 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.k8s_client import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 
 ARGUMENT_SPEC = dict(
-    path=dict(type="path", required=True),
+    path=dict(type="path"),
     record=dict(type="dict", default={}),
     record_if_given=dict(type="dict", default={}),
 )

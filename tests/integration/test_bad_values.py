@@ -170,7 +170,7 @@ def test_what_users_type_is_what_the_cluster_gets(inventory, namespace, admin_cl
     assert container.args[container.args.index("--max-total-tokens") + 1] == "3000"
     assert "Ingress/tgi" in managed_objects(admin_client, namespace)
     assert net.list_namespaced_network_policy(namespace).items == []
-    assert "on 2 x gpu-tesla-v100 (ready)" in run.output
+    assert "on 2 x gpu-tesla-v100 (tensor-sharding, ready)" in run.output
 
     # 'false' typed on the command line is false, not a non-empty (true) string.
     off = run_playbook(

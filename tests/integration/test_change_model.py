@@ -176,10 +176,14 @@ def test_deploy_refuses_a_model_that_cannot_shard_on_v100s_before_writing(
     run = run_playbook(
         "deploy.yml",
         inventory,
-        extra_vars={"tgi_model_id": "meta-llama/Meta-Llama-3-8B-Instruct", "tgi_gpu_count": 2},
+        extra_vars={
+            "tgi_model_id": "meta-llama/Meta-Llama-3-8B-Instruct",
+            "tgi_gpu_count": 2,
+            "tgi_multi_gpu_mode": "tensor-sharding",
+        },
     )
     assert run.rc != 0
-    assert "sharding-flash-attention" in run.output
+    assert "- multi-gpu-mode: TGI shards llama models only with flash attention" in run.output
     assert sandbox.student_writes(namespace) == []
 
 
@@ -213,7 +217,7 @@ def test_the_admin_sees_free_gpus_per_node_and_the_student_a_warning(tmp_path, n
                             "haw.icc.gpu_capacity_check": {
                                 "kubeconfig": "{{ icc_kubeconfig }}",
                                 "namespace": namespace,
-                                "model_id": FIRST_MODEL,
+                                "settings": {"tgi_model_id": FIRST_MODEL},
                                 "hub_lookup": False,
                             },
                             "register": "capacity",

@@ -161,7 +161,7 @@ def test_check_mode_on_a_new_namespace_reports_and_writes_nothing(
     assert run.changed(namespace) > 0
     assert managed_objects(admin_client, namespace) == set()
     assert sandbox.student_writes(namespace) == []  # dry runs only
-    assert "on 1 x gpu-tesla-v100 (not checked (check mode))" in run.output
+    assert "on 1 x gpu-tesla-v100 (single-gpu, not checked (check mode))" in run.output
     assert "(ready)" not in run.output
 
 
