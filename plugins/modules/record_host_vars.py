@@ -38,20 +38,22 @@ options:
     description: Variables to record only when they were given on the command line.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: full
   action:
-    description: Has a corresponding action plugin that runs on the controller.
     support: full
   async:
-    description: Supports being used with the C(async) keyword.
     support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: all
 requirements:
   - ruamel.yaml (Python library, on the controller)
 """

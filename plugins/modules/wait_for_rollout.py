@@ -88,23 +88,24 @@ options:
     type: int
     default: 600
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: partial
     details: In check mode nothing is waited for (the Deployments may not exist yet); the task
       is skipped.
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: none
   action:
-    description: Has a corresponding action plugin that runs on the controller.
     support: full
   async:
-    description: Supports being used with the C(async) keyword.
     support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: all
 notes:
   - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
     variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
