@@ -100,12 +100,11 @@ def changes_to_record(
 
 
 class ActionModule(ControllerAction):
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        result["changed"] = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
         if RUAMEL_ERROR is not None:
             return self._fail(
                 result,

@@ -26,11 +26,11 @@ def role_options(role: str) -> dict[str, Any]:
 
 
 class ActionModule(ControllerAction):
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             options = role_options(args["role"])
         except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
@@ -41,7 +41,6 @@ class ActionModule(ControllerAction):
         # The variables as the play sees them, templated like Ansible's own role validation does.
         values = self._templar.template({n: task_vars[n] for n in options if n in task_vars})
         settings, errors = role_settings(args["role"], options, values)
-        result["changed"] = False
         if errors:
             heading = args["heading"] or f"Invalid variables of the role haw.icc.{args['role']}"
             result.update(

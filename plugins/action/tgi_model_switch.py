@@ -600,21 +600,14 @@ class ModelSwitch:
 
 
 class ActionModule(KubernetesAction):
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        result["changed"] = False
-        if (
-            args["poll_interval"] < 1
-            or min(args["timeout"], args["rollback_timeout"], args["unschedulable_grace"]) < 0
-        ):
-            return self._fail(
-                result,
-                "poll_interval must be >= 1; timeout, rollback_timeout and unschedulable_grace "
-                ">= 0",
-            )
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
+        problem = self._timing_problem(args, ("timeout", "rollback_timeout", "unschedulable_grace"))
+        if problem:
+            return self._fail(result, problem)
         where = f"Deployment {args['name']} in namespace {args['namespace']}"
         try:
             workload = tgi_workload(args["settings"], args["catalog"] or None)

@@ -41,26 +41,19 @@ display = Display()
 
 
 class ActionModule(KubernetesAction):
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
         names = list(dict.fromkeys(args["names"]))
         namespace = args["namespace"]
         listed = ", ".join(names)
-        result["changed"] = False
         if not names:
             return self._fail(result, "names must list at least one Deployment")
-        if (
-            args["poll_interval"] < 1
-            or min(args["timeout"], args["unschedulable_grace"], args["rollback_timeout"]) < 0
-        ):
-            return self._fail(
-                result,
-                "poll_interval must be >= 1, timeout, unschedulable_grace and rollback_timeout "
-                ">= 0",
-            )
+        problem = self._timing_problem(args, ("timeout", "unschedulable_grace", "rollback_timeout"))
+        if problem:
+            return self._fail(result, problem)
         if self._task.check_mode:
             result["skipped"] = True
             result["msg"] = (

@@ -3,18 +3,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
 
 class ControllerAction(ActionBase):
-    """No connection to a host, check mode supported, one failure shape."""
+    """No connection to a host, check mode supported, one failure shape.
+
+    A plugin sets ARGUMENT_SPEC (its module's) and implements act(); run() validates the task's
+    arguments against the spec first.
+    """
 
     TRANSFERS_FILES = False
     _requires_connection = False
     _supports_check_mode = True
     _supports_async = False
+    ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {}
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        result["changed"] = False
+        return self.act(result, args, task_vars or {})
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The plugin's work: `result` to fill and return, `args` validated."""
+        raise NotImplementedError
 
     @staticmethod
     def _fail(result: dict[str, Any], message: str) -> dict[str, Any]:

@@ -37,3 +37,11 @@ class KubernetesAction(ControllerAction):
                 "the kubernetes Python library is needed on the Ansible controller "
                 f"(pip install kubernetes): {error}"
             ) from error
+
+    @staticmethod
+    def _timing_problem(args: dict[str, Any], durations: tuple[str, ...]) -> str | None:
+        """What is wrong with the poll interval and the `durations` (seconds) of a wait."""
+        if args["poll_interval"] >= 1 and min(args[name] for name in durations) >= 0:
+            return None
+        names = f"{', '.join(durations[:-1])} and {durations[-1]}"
+        return f"poll_interval must be >= 1; {names} >= 0"
