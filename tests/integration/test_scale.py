@@ -140,13 +140,13 @@ def blockers(sandbox, core) -> Iterator:
     core.delete_namespace(namespace)
 
 
-def deploy(tmp_path: Path, namespace: str, kubeconfig: Path, model: str) -> Path:
+def deploy(tmp_path: Path, namespace: str, kubeconfig: Path, model: str, *options: str) -> Path:
     """An inventory whose namespace file names the model, as a user writes it; deployed."""
     inventory = write_inventory(tmp_path, [namespace], kubeconfig, **FAST)
     record = host_vars_file(inventory, namespace)
     record.parent.mkdir()
     record.write_text(f"---\ntgi_model_id: {model}\n")
-    run = run_playbook("deploy.yml", inventory)
+    run = run_playbook("deploy.yml", inventory, *options)
     assert run.rc == 0, run.output[-4000:]
     return inventory
 
@@ -275,3 +275,25 @@ def test_gpus_taken_between_the_check_and_the_change_are_rolled_back(
     )  # the failed revision, then the old template again under the next number
     assert wait_until(lambda: ready_tgi_pod(core, namespace), 60, "the old pod to serve again")
     assert "tgi_gpu_count" not in yaml.safe_load(host_vars_file(inventory, namespace).read_text())
+
+
+@pytest.mark.sandbox
+def test_a_scale_keeps_the_hugging_face_token_and_writes_no_secret(
+    tmp_path, namespace, sandbox, core, apps
+):
+    """The token was given once, at deploy; a scale without it must not drop it from the pod."""
+    inventory = deploy(tmp_path, namespace, sandbox.student_kubeconfig, FIRST_MODEL,
+                       "-e", "tgi_hf_token=hf_given_once")  # fmt: skip
+    env = {entry["name"] for entry in owned(deployment(apps, namespace))["env"]}
+    assert "HF_TOKEN" in env
+    writes = len(sandbox.student_writes(namespace))
+    assert writes > 0  # the audit log sees the student's writes (so "none" below means none)
+    wait_for_free_v100s(core, 2, besides=namespace)
+
+    run = scale(inventory, 2)
+
+    assert run.rc == 0, run.output[-4000:]
+    env = {entry["name"] for entry in owned(deployment(apps, namespace))["env"]}
+    assert "HF_TOKEN" in env
+    kinds = {entry["objectRef"]["resource"] for entry in sandbox.student_writes(namespace)[writes:]}
+    assert kinds == {"deployments"}, kinds  # the one patch, no Secret
