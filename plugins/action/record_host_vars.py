@@ -76,6 +76,17 @@ def recorded_text(text: str, changes: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Writes `text` to `path` in one step (beside it, then renamed), keeping its mode: never a
+    half-written inventory file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.haw-icc")
+    partial.write_text(text, encoding="utf-8")
+    if path.exists():
+        os.chmod(partial, path.stat().st_mode & 0o7777)
+    os.replace(partial, path)
+
+
 def changes_to_record(
     current: dict[str, Any],
     record: dict[str, Any],
@@ -160,12 +171,7 @@ class ActionModule(ControllerAction):
             result["msg"] = f"check mode: would record {', '.join(changes)} in {path}"
             return result
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.haw-icc")
-            partial.write_text(after, encoding="utf-8")
-            if path.exists():
-                os.chmod(partial, path.stat().st_mode & 0o7777)
-            os.replace(partial, path)  # never a half-written inventory file
+            replace_text(path, after)
         except OSError as error:
             result["changed"] = False
             return self._fail(result, f"cannot write {path}: {error}")
