@@ -170,7 +170,8 @@ class ActionModule(ControllerAction):
                 "ruamel.yaml is needed on the Ansible controller to edit the inventory "
                 f"(pip install ruamel.yaml): {RUAMEL_ERROR}",
             )
-        host, group = args["host"], args["group"]
+        # Plain strings: Ansible's tagged ones mean nothing to a YAML file.
+        host, group = json.loads(json.dumps([args["host"], args["group"]]))
         if not GROUP_NAME.match(group):
             return self._fail(
                 result,
