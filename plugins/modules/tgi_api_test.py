@@ -1,0 +1,236 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.tgi_api_test; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tgi_api_test
+short_description: Smoke-test a namespace's TGI API, Open WebUI and GPUs
+version_added: 0.1.0
+description:
+  - Sends a handful of requests to the TGI server of one namespace and reports each as a check
+    with C(ok), C(skipped), a detail and the seconds it took. One failing check does not stop
+    the others; the task fails when any check failed, naming each one.
+  - C(tgi health) GET C(/health) answers 200. C(tgi info) GET C(/info) names the model of
+    O(model_id) (a mismatch names both). C(tgi models) GET C(/v1/models) lists it.
+    C(chat with the key) one POST C(/v1/chat/completions) with the API key, reporting the
+    latency and the tokens per second (C(usage.completion_tokens) over the request's time).
+    C(no key refused) the same request without a key gets 401. C(wrong key refused) and with a
+    wrong key too. C(open-webui health) GET C(/health) of Open WebUI answers 200.
+    C(gpu) C(nvidia-smi) in the TGI container lists as many GPUs as the pod requests, with
+    their name, memory and driver, and the container's C(CUDA_*), C(NCCL_*) and C(NVIDIA_*)
+    variables.
+  - TGI is reached through the API server's service proxy unless O(tgi_url) is given. The proxy
+    needs nothing but the kubeconfig, but it removes the C(Authorization) header, the only place
+    TGI reads its key from; so through it the chat and the wrong key are skipped with that
+    reason. Give O(tgi_url) (an Ingress or a C(kubectl port-forward)) to run them.
+  - The GPU test runs C(nvidia-smi) and C(env) through the API server's exec. Where exec is not
+    allowed (no C(create) on C(pods/exec)) or the node does not serve it, the check is skipped
+    with that reason; a pod without GPUs skips it too.
+  - Prints one block per namespace with a line per check. Runs on the Ansible controller as an
+    action plugin; it only reads (the chat request changes nothing either), so it runs in check
+    mode as well.
+author:
+  - haw.icc developers (@haw-hamburg)
+options:
+  namespace:
+    description: Namespace of TGI and Open WebUI, for example V(wabc123-default).
+    type: str
+    required: true
+  model_id:
+    description:
+      - The model TGI must serve (the inventory's C(tgi_model_id)); C(/info) and C(/v1/models)
+        must name exactly this.
+    type: str
+    required: true
+  tgi_url:
+    description:
+      - Base URL of TGI's API for a direct request, for example an Ingress
+        (V(https://llm.example.org)) or a port-forward (V(http://127.0.0.1:3333)).
+      - Unset, requests go through the API server's service proxy to O(tgi_service), which
+        cannot carry the API key (see the description).
+    type: str
+  tgi_service:
+    description: The TGI Service, used for the service proxy and to find the TGI pod.
+    type: str
+    default: tgi
+  tgi_service_port:
+    description: The TGI Service's port.
+    type: int
+    default: 3333
+  tgi_api_key:
+    description:
+      - TGI's API key. Unset, it is read from O(tgi_api_key_secret) in the namespace (only when
+        O(tgi_url) is given: the proxy cannot carry it).
+      - Not to be confused with O(api_key), the token for the Kubernetes API.
+    type: str
+  tgi_api_key_secret:
+    description: The Secret holding TGI's API key under the key C(api-key).
+    type: str
+    default: tgi-api-key
+  open_webui:
+    description: Whether to check Open WebUI's C(/health).
+    type: bool
+    default: true
+  open_webui_url:
+    description:
+      - Base URL of Open WebUI for a direct request; unset, through the service proxy to
+        O(open_webui_service).
+    type: str
+  open_webui_service:
+    description: The Open WebUI Service.
+    type: str
+    default: open-webui
+  open_webui_service_port:
+    description: The Open WebUI Service's port.
+    type: int
+    default: 8080
+  gpu_test:
+    description: Whether to run the GPU test in the TGI pod.
+    type: bool
+    default: true
+  prompt:
+    description: The user message of the chat request.
+    type: str
+    default: Say hello in one short sentence.
+  max_tokens:
+    description: At most this many tokens are generated for the chat request (at least 1).
+    type: int
+    default: 32
+  request_timeout:
+    description: Seconds each request may take (at least 1).
+    type: int
+    default: 120
+  url_validate_certs:
+    description: Whether to verify the TLS certificate of O(tgi_url) and O(open_webui_url).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: It only reads; in check mode it runs the same requests.
+  diff_mode:
+    support: none
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: all
+notes:
+  - The client for the API server comes from kubernetes.core with its connection options and
+    their E(K8S_AUTH_*) variables, like every module of the collection; direct URLs are
+    requested with the proxy settings of the controller's environment.
+  - The rights it uses in the namespace are C(get) on Services and Secrets (the key), C(list)
+    on pods, C(get) on C(services/proxy), and C(create) on C(pods/exec) for the GPU test.
+  - With the collection's NetworkPolicy on, an Ingress controller reaches TGI only when its
+    namespace is in C(tgi_network_policy_extra_from).
+requirements:
+  - kubernetes (Python library, on the controller)
+seealso:
+  - module: kubernetes.core.k8s_exec
+  - module: kubernetes.core.k8s_service
+"""
+
+EXAMPLES = r"""
+- name: Test through the API server's proxy (the keyed checks are skipped)
+  haw.icc.tgi_api_test:
+    namespace: wabc123-default
+    model_id: Qwen/Qwen2.5-1.5B-Instruct
+
+- name: Every check, through kubectl -n wabc123-default port-forward svc/tgi 3333
+  haw.icc.tgi_api_test:
+    namespace: wabc123-default
+    model_id: Qwen/Qwen2.5-1.5B-Instruct
+    tgi_url: http://127.0.0.1:3333
+    gpu_test: false
+  register: __api_test
+
+- name: Show the tokens per second
+  ansible.builtin.debug:
+    msg: "{{ (__api_test.checks | selectattr('name', 'eq', 'chat with the key') | first).detail }}"
+"""
+
+RETURN = r"""
+checks:
+  description: Every check, in the order they ran.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Which check.
+      type: str
+      sample: tgi info
+    ok:
+      description: Whether it passed (true for a skipped one).
+      type: bool
+      sample: true
+    skipped:
+      description: Whether it could not run here; O(checks[].detail) says why.
+      type: bool
+      sample: false
+    detail:
+      description: What was seen, or why it failed or was skipped.
+      type: str
+      sample: "200 in 0.84s: 32 tokens, 38.1 tokens/s (key from Secret tgi-api-key)"
+    seconds:
+      description: How long its request took.
+      type: float
+      sample: 0.84
+via:
+  description: How TGI was reached.
+  returned: always
+  type: str
+  sample: the API server's service proxy (services/tgi:3333)
+msg:
+  description: How many checks passed or were skipped, or which failed and why.
+  returned: always
+  type: str
+  sample: "6 checks passed, 2 skipped"
+"""
+
+
+import copy
+
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+# The options, in one place: the action plugin (plugins/action/tgi_api_test.py) validates the
+# task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
+# against it here.
+ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    model_id=dict(type="str", required=True),
+    tgi_url=dict(type="str"),
+    tgi_service=dict(type="str", default="tgi"),
+    tgi_service_port=dict(type="int", default=3333),
+    tgi_api_key=dict(type="str", no_log=True),
+    tgi_api_key_secret=dict(type="str", default="tgi-api-key", no_log=False),
+    open_webui=dict(type="bool", default=True),
+    open_webui_url=dict(type="str"),
+    open_webui_service=dict(type="str", default="open-webui"),
+    open_webui_service_port=dict(type="int", default=8080),
+    gpu_test=dict(type="bool", default=True),
+    prompt=dict(type="str", default="Say hello in one short sentence."),
+    max_tokens=dict(type="int", default=32),
+    request_timeout=dict(type="int", default=120),
+    url_validate_certs=dict(type="bool", default=True),
+    **copy.deepcopy(AUTH_ARG_SPEC),
+)
+
+
+def main():
+    fail_as_documentation_stub("tgi_api_test", ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()
