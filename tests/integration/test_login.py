@@ -73,12 +73,12 @@ def student(tmp_path: Path, sandbox) -> dict[str, Path]:
     }
 
 
-def login(paths: dict[str, Path], *options: str, **extra_vars) -> object:
+def login(paths: dict[str, Path], *options: str, env: dict | None = None, **extra_vars):
     """ansible-playbook haw.icc.login from the work directory, with that HOME and no inventory."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), *options]
     argv += command_line_vars({"icc_login_kubeconfig": str(paths["downloaded"]), **extra_vars})
     argv.append(str(REPO_ROOT / "playbooks" / "login.yml"))
-    return run_ansible(argv, env={"HOME": str(paths["home"])}, cwd=paths["work"])
+    return run_ansible(argv, env={"HOME": str(paths["home"]), **(env or {})}, cwd=paths["work"])
 
 
 def mode(path: Path) -> int:
@@ -145,6 +145,8 @@ def test_login_keeps_the_own_kubeconfig_and_the_new_context_works(student, sandb
 def test_only_what_the_inventory_lacks_is_recorded(student):
     run = login(
         student,
+        # credentials exported for another cluster must not stand in for the kubeconfig checked
+        env={"K8S_AUTH_HOST": "https://127.0.0.1:9", "K8S_AUTH_API_KEY": "not-the-student"},
         icc_login_dest="~/.kube/icc.yaml",  # what group_vars name already
         icc_login_use_context="true",
     )
