@@ -7,7 +7,7 @@
 set -euo pipefail
 
 cache_root=${ICC_SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/haw-icc-sandbox}
-debian_packages=(etcd-server golang-go rsync jq openssl dpkg-dev make)
+debian_packages=(etcd-server golang-go rsync jq openssl dpkg-dev make iproute2)
 components=(kube-apiserver kube-controller-manager kube-scheduler)
 
 log() { printf '[sandbox-install] %s\n' "$*" >&2; }

@@ -2,12 +2,12 @@
 
 Everything runs as child processes in their own sessions, tracked by PID in a state file inside
 a temporary run directory; `stop` ends them by PID and removes that directory. Ports are chosen
-free at start. Nothing listens outside 127.0.0.1.
+free at start. Nothing listens outside 127.0.0.0/8 and the pod network, a private range routed
+`local` on lo (icc_sandbox.pod_network) that never leaves the machine.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import secrets
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from icc_sandbox import pki as pki_files
+from icc_sandbox import pod_network
 from icc_sandbox.kubeapi import ApiError, KubeApi
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -66,6 +68,8 @@ class Sandbox:
     pids: dict[str, int] = field(default_factory=dict)
     student_user: str = STUDENT_USER
     student_namespace: str = STUDENT_NAMESPACE
+    # The private range of pod IPs routed `local` on lo for this sandbox (None: loopback pod IPs)
+    pod_network: str | None = None
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -194,6 +198,7 @@ def start(
     etcd_port, etcd_peer_port, api_port = _free_ports(3)
     sandbox = Sandbox(run_dir=run_dir, server=f"https://127.0.0.1:{api_port}")
     try:
+        sandbox.pod_network = _claim_pod_network()
         _write_credentials(sandbox)
         (run_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         sandbox.pids["etcd"] = _spawn(
@@ -232,6 +237,9 @@ def start(
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                # The simulated kubelets serve pod logs on their InternalIP; the node names
+                # (the default first choice, Hostname) resolve nowhere.
+                "--kubelet-preferred-address-types=InternalIP",
                 # Tests prove "refused before the first write" from the student's write requests.
                 f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
                 f"--audit-log-path={sandbox.audit_log}",
@@ -258,6 +266,7 @@ def start(
                 "icc_sandbox.node_agent",
                 f"--kubeconfig={sandbox.admin_kubeconfig}",
                 f"--nodes={nodes_file}",
+                *([f"--pod-network={sandbox.pod_network}"] if sandbox.pod_network else []),
                 *agent_args,
             ],
             env={"PYTHONPATH": str(SANDBOX_DIR)},
@@ -286,8 +295,25 @@ def stop(sandbox: Sandbox, keep_run_dir: bool = False) -> None:
     for name, pid in list(sandbox.pids.items()):
         _terminate(pid, name)
         del sandbox.pids[name]
+    if sandbox.pod_network is not None:
+        pod_network.release(sandbox.pod_network)
+        sandbox.pod_network = None
     if not keep_run_dir:
         shutil.rmtree(sandbox.run_dir, ignore_errors=True)
+
+
+def _claim_pod_network() -> str | None:
+    """A private range for pod IPs that stays on this machine, or None (then loopback IPs)."""
+    try:
+        return pod_network.claim()
+    except pod_network.NoPodNetwork as why:
+        print(
+            f"sandbox: WARNING: pods get loopback IPs ({why}); the API server refuses to "
+            "proxy to those, so the service proxy (services/NAME:PORT/proxy) will not work "
+            "and Services get no Endpoints",
+            file=sys.stderr,
+        )
+        return None
 
 
 # --- credentials and kubeconfigs -----------------------------------------------------------
@@ -296,19 +322,27 @@ def stop(sandbox: Sandbox, keep_run_dir: bool = False) -> None:
 def _write_credentials(sandbox: Sandbox) -> None:
     pki = sandbox.run_dir / "pki"
     pki.mkdir(mode=0o700)
-    ca_key, ca_cert = _make_ca()
-    server_key, server_cert = _make_serving_cert(ca_key, ca_cert)
-    _write_pem(pki / "ca.crt", ca_cert)
-    _write_pem(pki / "apiserver.crt", server_cert)
-    _write_pem(pki / "apiserver.key", server_key)
-    _write_pem(pki / "sa.key", _rsa_key())
+    ca_key = pki_files.rsa_key()
+    ca_cert = pki_files.certificate("haw-icc-sandbox-ca", ca_key, ca=True)
+    server_key = pki_files.rsa_key()
+    server_cert = pki_files.certificate(
+        "kube-apiserver",
+        server_key,
+        issuer=(ca_key, ca_cert),
+        ips=("127.0.0.1", "10.96.0.1"),
+        dns_names=("localhost", "kubernetes.default.svc"),
+    )
+    pki_files.write_pem(pki / "ca.crt", ca_cert)
+    pki_files.write_pem(pki / "apiserver.crt", server_cert)
+    pki_files.write_pem(pki / "apiserver.key", server_key)
+    pki_files.write_pem(pki / "sa.key", pki_files.rsa_key())
     admin_token, student_token = secrets.token_hex(24), secrets.token_hex(24)
     # Static tokens: token,user,uid,"groups". The student has no groups: RBAC decides everything.
     tokens = (
         f'{admin_token},sandbox-admin,sandbox-admin,"system:masters"\n'
         f"{student_token},{sandbox.student_user},{sandbox.student_user}\n"
     )
-    _write_private(sandbox.run_dir / "tokens.csv", tokens)
+    pki_files.write_private(sandbox.run_dir / "tokens.csv", tokens)
     for path, user, token, namespace in (
         (sandbox.admin_kubeconfig, "sandbox-admin", admin_token, "default"),
         (
@@ -318,7 +352,9 @@ def _write_credentials(sandbox: Sandbox) -> None:
             sandbox.student_namespace,
         ),
     ):
-        _write_private(path, _kubeconfig(sandbox.server, pki / "ca.crt", user, token, namespace))
+        pki_files.write_private(
+            path, _kubeconfig(sandbox.server, pki / "ca.crt", user, token, namespace)
+        )
 
 
 def _kubeconfig(server: str, ca_file: Path, user: str, token: str, namespace: str) -> str:
@@ -341,82 +377,6 @@ def _kubeconfig(server: str, ca_file: Path, user: str, token: str, namespace: st
         "current-context": f"{user}@icc-sandbox",
     }
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def _rsa_key():
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _make_ca():
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = _rsa_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "haw-icc-sandbox-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _make_serving_cert(ca_key, ca_cert):
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = _rsa_key()
-    now = datetime.datetime.now(datetime.UTC)
-    alt_names = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-    ]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _write_pem(path: Path, obj) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    if hasattr(obj, "private_bytes"):
-        data = obj.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    else:
-        data = obj.public_bytes(serialization.Encoding.PEM)
-    _write_private(path, data.decode())
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600)
-    path.write_text(text)
 
 
 # --- processes -------------------------------------------------------------------------------

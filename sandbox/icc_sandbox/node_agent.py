@@ -23,6 +23,8 @@ import argparse
 import base64
 import binascii
 import datetime
+import hashlib
+import ipaddress
 import logging
 import re
 import signal
@@ -36,14 +38,23 @@ from typing import Any
 import yaml
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
-from icc_sandbox.tgi_launcher import LaunchOutcome, simulate_launch
+from icc_sandbox.tgi_launcher import (
+    HF_TOKEN_VARIABLES,
+    LaunchOutcome,
+    gated_repo_outcome,
+    simulate_launch,
+)
 from icc_sandbox.tgi_standin import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS, TgiStandIn
+from icc_sandbox.webui_standin import WebUiStandIn
 
 log = logging.getLogger("node-agent")
 
 JSON = dict[str, Any]
 GPU_RESOURCE = "nvidia.com/gpu"
 READY_AFTER_ANNOTATION = "sandbox.haw.icc/ready-after-seconds"
+# "gated": the model's Hub repository is gated, so TGI without a Hugging Face token fails its
+# weights download with a 401 (see tgi_launcher.gated_repo_outcome).
+SIMULATE_ANNOTATION = "sandbox.haw.icc/simulate"
 STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 KUBELET_VERSION = "v1.20.2"
 MAX_BACKOFF_SECONDS = 300.0
@@ -62,15 +73,31 @@ class NodeSpec:
     gpu_memory_gib: float | None = None
     gpu_compute_capability: str | None = None
     pods: int = 110
+    # The sandbox's pod network (a private range routed `local` on lo), None for loopback pod IPs
+    pod_network: str | None = None
 
     @property
     def address(self) -> str:
-        # Loopback on purpose: nothing the API server might dial (logs, exec, proxy) leaves the
-        # machine, and it refuses to proxy to loopback at all.
+        # Loopback on purpose: nothing the API server dials (the kubelet's logs) leaves the
+        # machine. The API server reads logs from loopback node addresses (it refuses only to
+        # proxy to loopback pod IPs), so nodes stay here even with a pod network.
         return f"127.0.1.{self.index + 1}"
 
-    def pod_ip(self, pod_uid: str) -> str:
-        return f"127.{10 + self.index}.{int(pod_uid[:2], 16)}.{int(pod_uid[2:4], 16) or 1}"
+    def pod_ip(self, pod_uid: str, attempt: int = 0) -> str:
+        """The address a pod gets, derived from its uid; `attempt` > 0 after a collision."""
+        if self.pod_network is None:
+            last = (int(pod_uid[2:4], 16) + attempt) % 256
+            return f"127.{10 + self.index}.{int(pod_uid[:2], 16)}.{last or 1}"
+        network = ipaddress.ip_network(self.pod_network)
+        digest = hashlib.sha256(f"{pod_uid}/{attempt}".encode()).digest()
+        # Skips the first and the last 256 addresses: no network or broadcast address.
+        offset = 256 + int.from_bytes(digest[:4], "big") % (network.num_addresses - 512)
+        return str(network.network_address + offset)
+
+
+def pod_address(pod: JSON, node: NodeSpec) -> str:
+    """The pod's IP: what its status holds (kept across agent restarts), else derived anew."""
+    return pod.get("status", {}).get("podIP") or node.pod_ip(pod["metadata"]["uid"])
 
 
 @dataclass(frozen=True)
@@ -96,9 +123,9 @@ TGI_PATHS = frozenset({"/health", "/info", "/metrics", "/v1/models"})
 WEBUI_PATHS = frozenset({"/health", "/health/db", "/", "/api/config", "/api/version"})
 
 
-def load_nodes(path: Path) -> list[NodeSpec]:
+def load_nodes(path: Path, pod_network: str | None = None) -> list[NodeSpec]:
     entries = yaml.safe_load(path.read_text())["nodes"]
-    return [NodeSpec(index=i, **entry) for i, entry in enumerate(entries)]
+    return [NodeSpec(index=i, pod_network=pod_network, **entry) for i, entry in enumerate(entries)]
 
 
 # --- pure simulation ---------------------------------------------------------------------------
@@ -246,10 +273,11 @@ def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
     )
 
 
-def launch_outcome(container: JSON, node: NodeSpec) -> LaunchOutcome:
-    """How text-generation-launcher starts in this TGI container on this node."""
+def launch_outcome(container: JSON, node: NodeSpec, pod: JSON | None = None) -> LaunchOutcome:
+    """How text-generation-launcher starts in this TGI container on this node (of `pod`, whose
+    annotations may simulate a gated model)."""
     capability = node.gpu_compute_capability
-    return simulate_launch(
+    outcome = simulate_launch(
         launcher_args(container),
         plain_env(container),
         gpu_count(container),
@@ -257,6 +285,37 @@ def launch_outcome(container: JSON, node: NodeSpec) -> LaunchOutcome:
         quantity_bytes(container.get("resources", {}).get("limits", {}).get("memory")),
         tuple(int(part) for part in capability.split(".")) if capability else None,
     )
+    # The download comes after clap and the launcher's own checks: those failures come first.
+    reaches_download = outcome.ok or "text_generation_launcher" in outcome.message
+    if pod is not None and reaches_download and gated_without_token(pod, container):
+        return gated_repo_outcome(outcome.model_id, outcome.num_shard, hub_request_id(pod))
+    return outcome
+
+
+def gated_without_token(pod: JSON, container: JSON) -> bool:
+    annotations = pod["metadata"].get("annotations") or {}
+    if annotations.get(SIMULATE_ANNOTATION) != "gated":
+        return False
+    env = plain_env(container)
+    return not any(env.get(name) for name in HF_TOKEN_VARIABLES)
+
+
+def hub_request_id(pod: JSON) -> str:
+    """A Hub request id of the usual shape, derived from the pod (the same on every read)."""
+    digest = hashlib.sha256(pod["metadata"]["uid"].encode()).hexdigest()
+    return f"Root=1-{digest[:8]}-{digest[8:32]};{uuid_from(digest[32:64])}"
+
+
+def uuid_from(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:32]}"
+
+
+def failing_run_seconds(pod: JSON, app: App, outcome: LaunchOutcome, timing: Timing) -> float:
+    """How long each run of a failing TGI container lasts: argument errors (and a refused
+    download) die at once, a model that does not fit dies after loading its weights."""
+    if outcome.reason == "OOMKilled":
+        return max(ready_delay(pod, app, timing), 0.1)
+    return max(timing.crash_after_seconds, 0.1)
 
 
 def simulate_container(
@@ -264,7 +323,7 @@ def simulate_container(
 ) -> tuple[JSON, list[JSON]]:
     """Container status and (reason, type, message) events for one container at time `now`."""
     app = app_for(container)
-    pod_ip = node.pod_ip(pod["metadata"]["uid"])
+    pod_ip = pod_address(pod, node)
     name, image = container["name"], container.get("image", "")
     base = {
         "name": name,
@@ -276,16 +335,11 @@ def simulate_container(
         _event("Pulled", "Normal", f'Container image "{image}" already present on machine', name),
         _event("Started", "Normal", f"Started container {name}", name),
     ]
-    outcome = launch_outcome(container, node) if app.kind == "tgi" else None
+    outcome = launch_outcome(container, node, pod) if app.kind == "tgi" else None
     elapsed = now - started
     if outcome is not None and not outcome.ok:
-        # Argument errors die at once; a model that does not fit dies after loading its weights.
-        run_for = (
-            ready_delay(pod, app, timing)
-            if outcome.reason == "OOMKilled"
-            else timing.crash_after_seconds
-        )
-        loop = crash_loop(elapsed, max(run_for, 0.1), timing.backoff_seconds)
+        run_for = failing_run_seconds(pod, app, outcome, timing)
+        loop = crash_loop(elapsed, run_for, timing.backoff_seconds)
         status = base | {
             "ready": False,
             "started": loop.running,
@@ -348,7 +402,7 @@ def simulate_pod(pod: JSON, node: NodeSpec, started: float, now: float, timing: 
         events.extend(container_events)
     all_ready = all(s["ready"] for s in statuses)
     ready = "True" if all_ready else "False"
-    pod_ip = node.pod_ip(pod["metadata"]["uid"])
+    pod_ip = pod_address(pod, node)
     status = {
         "phase": "Running",
         "hostIP": node.address,
@@ -455,6 +509,29 @@ def served_tgi(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi]
     return served
 
 
+@dataclass(frozen=True)
+class ServedWebUi:
+    """Where a Ready Open WebUI container answers its health check."""
+
+    host: str
+    port: int
+
+
+def served_webui(pod: JSON, view: PodView) -> dict[str, ServedWebUi]:
+    """The Open WebUI health stand-ins a pod should have, by container name, once Ready."""
+    if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
+        return {}
+    return {
+        container["name"]: ServedWebUi(view.status["podIP"], app.port)
+        for container in pod["spec"]["containers"]
+        if (app := app_for(container)).kind == "open-webui" and app.port is not None
+    }
+
+
+def served_apps(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi | ServedWebUi]:
+    return served_tgi(pod, node, view) | served_webui(pod, view)
+
+
 def token_limits(container: JSON) -> tuple[int, int]:
     """(max input, max total) tokens as the launcher got them; the stand-in's defaults fill gaps."""
     args, env = launcher_args(container), plain_env(container)
@@ -490,18 +567,21 @@ def api_key_source(container: JSON) -> tuple[str | None, tuple[str, str] | None]
 
 @dataclass
 class _Serving:
-    settings: ServedTgi
-    standin: TgiStandIn | None  # None when it could not start: not retried for these settings
+    settings: ServedTgi | ServedWebUi
+    # None when it could not start: not retried for these settings
+    standin: TgiStandIn | WebUiStandIn | None
 
 
 class StandIns:
-    """The running TGI stand-ins, by (pod uid, container name): at most one per container."""
+    """The running stand-ins (TGI's API, Open WebUI's health), by (pod uid, container name): at
+    most one per container. They listen on loopback or in `local_networks` (the pod network)."""
 
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: KubeApi, local_networks: Iterable[str] = ()) -> None:
         self.api = api
+        self.local_networks = tuple(local_networks)
         self.running: dict[tuple[str, str], _Serving] = {}
 
-    def serve(self, pod: JSON, wanted: dict[str, ServedTgi]) -> None:
+    def serve(self, pod: JSON, wanted: dict[str, ServedTgi | ServedWebUi]) -> None:
         """Makes the pod's stand-ins match `wanted`: starts the missing ones, closes the rest."""
         uid = pod["metadata"]["uid"]
         for key in [k for k in self.running if k[0] == uid and k[1] not in wanted]:
@@ -523,7 +603,11 @@ class StandIns:
     def close(self) -> None:
         self.keep_only(set())
 
-    def _start(self, pod: JSON, settings: ServedTgi) -> TgiStandIn | None:
+    def _start(
+        self, pod: JSON, settings: ServedTgi | ServedWebUi
+    ) -> TgiStandIn | WebUiStandIn | None:
+        if isinstance(settings, ServedWebUi):
+            return self._start_webui(pod, settings)
         where = _pod_name(pod)
         api_key = settings.api_key
         if settings.api_key_secret is not None:
@@ -537,6 +621,7 @@ class StandIns:
                 settings.max_input_tokens,
                 settings.max_total_tokens,
                 model_sha=settings.revision,
+                local_networks=self.local_networks,
             ).start()
         except (OSError, ValueError) as error:
             log.warning(
@@ -548,6 +633,21 @@ class StandIns:
             )
             return None
         log.info("%s: TGI stand-in serves %s at %s", where, settings.model_id, standin.url)
+        return standin
+
+    def _start_webui(self, pod: JSON, settings: ServedWebUi) -> WebUiStandIn | None:
+        try:
+            standin = WebUiStandIn(settings.host, settings.port, self.local_networks).start()
+        except (OSError, ValueError) as error:
+            log.warning(
+                "%s: no Open WebUI health stand-in on %s:%d (%s)",
+                _pod_name(pod),
+                settings.host,
+                settings.port,
+                error,
+            )
+            return None
+        log.info("%s: Open WebUI health stand-in at %s", _pod_name(pod), standin.url)
         return standin
 
     def _secret_value(self, pod: JSON, secret: str, key: str) -> str | None:
@@ -577,7 +677,7 @@ class StandIns:
         if serving.standin is not None:
             url = serving.standin.url
             serving.standin.stop()  # closes the socket and joins the serving thread
-            log.info("closed the TGI stand-in at %s", url)
+            log.info("closed the stand-in at %s", url)
 
 
 def _pod_name(pod: JSON) -> str:
@@ -588,14 +688,22 @@ def _pod_name(pod: JSON) -> str:
 
 
 class NodeAgent:
-    def __init__(self, api: KubeApi, nodes: Iterable[NodeSpec], timing: Timing) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        nodes: Iterable[NodeSpec],
+        timing: Timing,
+        kubelet_ports: dict[str, int] | None = None,
+    ) -> None:
         self.api = api
         self.nodes = {node.name: node for node in nodes}
         self.timing = timing
+        self.kubelet_ports = kubelet_ports or {}
         self.posted_events: set[str] = set()
         self.last_heartbeat = 0.0
         self.started_at = time.time()
-        self.standins = StandIns(api)
+        networks = {node.pod_network for node in self.nodes.values() if node.pod_network}
+        self.standins = StandIns(api, sorted(networks))
 
     def close(self) -> None:
         """Stops what the agent serves; the pods keep their status."""
@@ -616,7 +724,11 @@ class NodeAgent:
         for node in self.nodes.values():
             self.api.patch(
                 f"/api/v1/nodes/{node.name}/status",
-                {"status": node_status(node, now, self.started_at)},
+                {
+                    "status": node_status(
+                        node, now, self.started_at, self.kubelet_ports.get(node.name)
+                    )
+                },
                 STRATEGIC_MERGE_PATCH,
             )
         self.last_heartbeat = now
@@ -625,6 +737,7 @@ class NodeAgent:
     def sync_pods(self, now: float) -> None:
         pods = self.api.get("/api/v1/pods?fieldSelector=spec.nodeName%21%3D").get("items", [])
         running = set()
+        assign_pod_ips(pods, self.nodes)
         for pod in pods:
             node = self.nodes.get(pod["spec"].get("nodeName", ""))
             if node is None:
@@ -657,7 +770,7 @@ class NodeAgent:
         started = parse_iso(current["startTime"]) if current.get("startTime") else float(int(now))
         view = simulate_pod(pod, node, started, now, self.timing)
         # Before the status says Ready, so whoever sees Ready finds the stand-in answering.
-        self.standins.serve(pod, served_tgi(pod, node, view))
+        self.standins.serve(pod, served_apps(pod, node, view))
         if status_differs(current, view.status):
             body = {
                 "metadata": {"uid": meta["uid"]},
@@ -729,6 +842,21 @@ class NodeAgent:
         self.sync_volumes()
 
 
+def assign_pod_ips(pods: list[JSON], nodes: dict[str, NodeSpec]) -> None:
+    """Gives each bound pod without a podIP in its status a derived one no other pod holds
+    (written into the pod dict; simulate_pod then reports it, and the status keeps it)."""
+    taken = {p.get("status", {}).get("podIP") for p in pods} - {None}
+    for pod in pods:
+        node = nodes.get(pod["spec"].get("nodeName", ""))
+        if node is None or pod.get("status", {}).get("podIP"):
+            continue
+        attempt = 0
+        while (ip := node.pod_ip(pod["metadata"]["uid"], attempt)) in taken:
+            attempt += 1
+        pod.setdefault("status", {})["podIP"] = ip
+        taken.add(ip)
+
+
 def node_labels(node: NodeSpec) -> dict[str, str]:
     labels = {
         "kubernetes.io/hostname": node.name,
@@ -756,7 +884,7 @@ def node_spec(node: NodeSpec) -> JSON:
     return {"taints": [{"key": node.gpu_type, "effect": "NoSchedule"}]}
 
 
-def node_status(node: NodeSpec, now: float, since: float) -> JSON:
+def node_status(node: NodeSpec, now: float, since: float, kubelet_port: int | None = None) -> JSON:
     capacity = {
         "cpu": node.cpu,
         "memory": node.memory,
@@ -790,7 +918,8 @@ def node_status(node: NodeSpec, now: float, since: float) -> JSON:
             {"type": "InternalIP", "address": node.address},
             {"type": "Hostname", "address": node.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        # Where the API server reads pod logs (icc_sandbox.kubelet): a port chosen free at start.
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port or 10250}},
         "nodeInfo": {
             "machineID": node.name,
             "systemUUID": node.name,
@@ -836,6 +965,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--nodes", required=True, type=Path, help="the nodes data file")
+    parser.add_argument(
+        "--pod-network",
+        help="a private range routed `local` on lo for pod IPs (default: loopback pod IPs)",
+    )
     defaults = Timing()
     for name in Timing.__dataclass_fields__:
         parser.add_argument(
@@ -844,7 +977,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     timing = Timing(**{name: getattr(args, name) for name in Timing.__dataclass_fields__})
-    agent = NodeAgent(KubeApi.from_kubeconfig(args.kubeconfig), load_nodes(args.nodes), timing)
+    api = KubeApi.from_kubeconfig(args.kubeconfig)
+    nodes = load_nodes(args.nodes, args.pod_network)
+    if args.pod_network is None:
+        log.warning(
+            "pods get loopback IPs: the API server refuses to proxy to them (no service proxy) "
+            "and Services get no Endpoints"
+        )
+    from icc_sandbox.kubelet import Kubelets  # it imports this module
+
+    kubelets = Kubelets(api, nodes, timing)
+    try:
+        kubelets.start()
+        log.info("kubelet endpoints (pod logs): %s", kubelets.ports)
+    except OSError as error:
+        log.warning("no kubelet endpoints, so no pod logs: %s", error)
+    agent = NodeAgent(api, nodes, timing, kubelets.ports)
 
     stopping = False
 
@@ -865,6 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(timing.poll_seconds)
     finally:
         agent.close()
+        kubelets.close()
     log.info("stopped")
     return 0
 

@@ -241,6 +241,52 @@ def simulate_launch(
     return LaunchOutcome(True, "", EXIT_OK, "", _model_id(values, env), num_shard)
 
 
+def launcher_values(args: Sequence[str], env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The launcher's arguments after clap (flag, else env, else default), by long flag name;
+    None when clap refuses the command line. Values only known as placeholders stay strings."""
+    values: dict[str, Any] = {}
+    try:
+        _parse(args, env, values)
+    except _Abort:
+        return None
+    return {name: str(v) if isinstance(v, _Opaque) else v for name, v in values.items()}
+
+
+# What a gated repository answers without a token, as huggingface_hub raises it in the weights
+# download (the first Hub request of `text-generation-server download-weights` for a model that
+# is not cached: adapter_config.json, TGI 3.3.7 server/text_generation_server/cli.py
+# download_weights with merge_lora). huggingface_hub builds the text in utils/_http.py
+# (hf_raise_for_status, "GatedRepo"), followed by the Hub's X-Error-Message.
+HF_TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN")
+
+
+def gated_repo_error(model_id: str, request_id: str) -> list[str]:
+    """The tail of the download process's traceback for a gated repo and no token."""
+    url = f"https://huggingface.co/{model_id}/resolve/main/adapter_config.json"
+    return [
+        "Traceback (most recent call last):",
+        "  ...",
+        f"huggingface_hub.errors.GatedRepoError: 401 Client Error. (Request ID: {request_id})",
+        "",
+        f"Cannot access gated repo for url {url}.",
+        f"Access to model {model_id} is restricted. You must have access to it and be "
+        "authenticated to access it. Please log in.",
+    ]
+
+
+def gated_repo_outcome(model_id: str, num_shard: int, request_id: str) -> LaunchOutcome:
+    """The launcher's end when the weights download is refused (main.rs download_convert_model:
+    "Download encountered an error", then `Err(LauncherError::DownloadError)`)."""
+    lines = [
+        "ERROR download: text_generation_launcher: Download encountered an error: ",
+        *gated_repo_error(model_id, request_id),
+        "Error: DownloadError",
+    ]
+    return LaunchOutcome(
+        False, REASON_ERROR, EXIT_LAUNCHER_ERROR, "\n".join(lines), model_id, num_shard
+    )
+
+
 def _model_id(values: Mapping[str, Any], env: Mapping[str, str]) -> str:
     # After a parse error `values` is partial: fall back the way clap would have.
     return str(values.get("model-id") or env.get("MODEL_ID") or DEFAULT_MODEL_ID)

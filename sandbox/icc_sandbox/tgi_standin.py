@@ -36,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -577,18 +577,58 @@ class _Handler(BaseHTTPRequestHandler):
         raise _bad_body("data did not match any variant of untagged enum SagemakerRequest")
 
 
-def _loopback(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """Only loopback IP literals: names could resolve off-host, and this must not listen there."""
+def listen_address(
+    host: str, local_networks: Iterable[str] = ()
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Only IP literals on loopback, or in `local_networks`: ranges the caller has routed `local`
+    on the loopback device (the sandbox's pod network). Names could resolve off-host, and a
+    stand-in must never listen there."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         ip = None
-    if ip is None or not ip.is_loopback:
-        raise ValueError(f"refusing to bind {host!r}: only loopback addresses (127.0.0.0/8, ::1)")
-    return ip
+    if ip is not None and (
+        ip.is_loopback or any(ip in ipaddress.ip_network(net) for net in local_networks)
+    ):
+        return ip
+    allowed = ", ".join(["127.0.0.0/8", "::1", *local_networks])
+    raise ValueError(
+        f"refusing to bind {host!r}: only loopback or local-only addresses ({allowed})"
+    )
 
 
-class TgiStandIn:
+class BackgroundServer:
+    """An HTTP server answering in a thread of its own: start() in the subclass, stop() here."""
+
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def _serve(self, server: ThreadingHTTPServer, name: str) -> None:
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class TgiStandIn(BackgroundServer):
     """A TGI look-alike HTTP server on loopback; use as a context manager or start()/stop()."""
 
     def __init__(
@@ -603,8 +643,9 @@ class TgiStandIn:
         *,
         model_sha: str | None = None,
         verbose: bool = False,
+        local_networks: Iterable[str] = (),
     ) -> None:
-        self._ip = _loopback(host)
+        self._ip = listen_address(host, local_networks)
         if not model_id:
             raise ValueError("model_id must not be empty")
         if not 0 < max_input_tokens < max_total_tokens:  # TGI's launcher enforces the same
@@ -628,29 +669,8 @@ class TgiStandIn:
         cls = _Server6 if self._ip.version == 6 else _Server
         server = cls((str(self._ip), self._port), _Handler)
         server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"tgi-standin-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(server, f"tgi-standin-{server.server_address[1]}")
         return self
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=10)
-
-    def __enter__(self) -> TgiStandIn:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def host(self) -> str:
