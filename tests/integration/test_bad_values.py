@@ -114,7 +114,7 @@ BAD_VALUES = {
     "dtype with quantize": (
         "change_model.yml",
         {"tgi_model": "Qwen/Qwen2.5-0.5B-Instruct", "tgi_dtype": "float16", "tgi_quantize": "awq"},
-        "tgi_quantize",
+        "tgi_dtype",  # the line names both: "tgi_dtype (...) and tgi_quantize (...)"
     ),
     "switch with a bad port": (
         "change_model.yml",
@@ -137,7 +137,8 @@ def test_a_bad_value_is_refused_naming_the_variable_before_any_write(
     run = run_playbook(playbook, inventory, extra_vars=typed)
 
     assert run.rc != 0
-    refusal = [line for line in run.output.splitlines() if variable in line]
+    # A line of the refusal that starts with the variable (not merely mentions it).
+    refusal = [line for line in run.output.splitlines() if line.lstrip("- ").startswith(variable)]
     assert refusal, run.output
     assert "Traceback" not in run.output
     assert "argument_spec_data" not in run.output  # no dump of the argument spec

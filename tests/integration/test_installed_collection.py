@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from views import FAST, tgi_pod
+from views import FAST, SMALLER_MODEL, tgi_pod
 
 from playbooks import REPO_ROOT, run_ansible, write_inventory
 
@@ -121,3 +121,18 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     assert "tgi_server-deployment.yml" in manifests and "open_webui-service.yml" in manifests
     # Nothing is written into the installed collection itself.
     assert not list(installed.rglob("rendered"))
+
+    # Scale and switch by name too; the choices land beside the inventory, in a host_vars
+    # folder that does not exist yet.
+    playbook = [str(BIN / "ansible-playbook"), "-i", str(inventory)]
+    scaled = run_ansible([*playbook, "haw.icc.scale", "-e", "tgi_gpu_count=2"], env=env,
+                         cwd=workdir, config=None)  # fmt: skip
+    assert scaled.rc == 0, scaled.output
+    switched = run_ansible([*playbook, "haw.icc.change_model", "-e", f"tgi_model={SMALLER_MODEL}"],
+                           env=env, cwd=workdir, config=None)  # fmt: skip
+    assert switched.rc == 0, switched.output
+    record = tmp_path / "inventory" / "host_vars" / f"{namespace}.yml"
+    assert yaml.safe_load(record.read_text()) == {"tgi_gpu_count": 2, "tgi_model_id": SMALLER_MODEL}
+    limits = tgi_pod(core, namespace).spec.containers[0].resources.limits
+    assert limits["nvidia.com/gpu"] == "2"
+    assert list(workdir.iterdir()) == [workdir / "rendered"]

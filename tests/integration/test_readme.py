@@ -15,11 +15,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from playbooks import REPO_ROOT
 
 # Lines not run here, and why.
 NOT_RUN = {"make test": "it is the command running this test"}
+README_MODEL = "Qwen/Qwen2.5-3B-Instruct"  # what README's change_model command switches to
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -89,6 +91,10 @@ def test_every_readme_command_works(tmp_path):
             assert done.returncode == 0, (
                 f"README block {number} failed:\n{script}\n{output[-6000:]}"
             )
+        # README's change_model and scale commands did what they say, recorded for deploy.yml.
+        record = checkout / "inventories" / "sandbox" / "host_vars" / "wabc123-default.yml"
+        recorded = yaml.safe_load(record.read_text())
+        assert recorded["tgi_gpu_count"] == 2 and recorded["tgi_model_id"] == README_MODEL, recorded
     finally:
         subprocess.run(
             ["make", "sandbox-down"], cwd=checkout, env=env, capture_output=True, check=False

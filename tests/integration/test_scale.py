@@ -73,10 +73,15 @@ def free_v100s(core: client.CoreV1Api, besides: str | None = None) -> dict[str, 
             and pod.status.phase not in ("Succeeded", "Failed")
             and pod.metadata.namespace != besides
         ):
-            for container in pod.spec.containers:
-                requests = (container.resources and container.resources.requests) or {}
-                nodes[pod.spec.node_name] -= int(requests.get("nvidia.com/gpu", "0"))
+            nodes[pod.spec.node_name] -= pod_gpus(pod)
     return nodes
+
+
+def pod_gpus(pod: client.V1Pod) -> int:
+    return sum(
+        int(((c.resources and c.resources.requests) or {}).get("nvidia.com/gpu", "0"))
+        for c in pod.spec.containers
+    )
 
 
 def wait_for_free_v100s(core: client.CoreV1Api, gpus: int, besides: str, nodes: int = 1) -> None:
@@ -103,6 +108,7 @@ def wait_until_no_gpu_pod_is_leaving(core: client.CoreV1Api) -> None:
             f"{pod.metadata.namespace}/{pod.metadata.name}"
             for pod in core.list_pod_for_all_namespaces().items
             if pod.spec.node_name
+            and pod_gpus(pod)
             and (pod.metadata.deletion_timestamp or pod.metadata.namespace in ending)
         ]
 
@@ -117,13 +123,15 @@ def apps(admin_client) -> client.AppsV1Api:
 
 @pytest.fixture
 def blockers(sandbox, core) -> Iterator:
-    """Places pods holding GPUs on given nodes, in a namespace of their own (deleted after)."""
+    """Places pods holding GPUs on given nodes, in a namespace of their own (made on the first
+    pod, deleted after)."""
     namespace = f"t-blockers-{secrets.token_hex(3)}"
-    sandbox.create_namespace(namespace, grant_student=False)
-    sandbox.wait_until_usable(namespace)
     made = []
 
     def place(node: str, gpus: int) -> None:
+        if not made:
+            sandbox.create_namespace(namespace, grant_student=False)
+            sandbox.wait_until_usable(namespace)
         manifest = pod_manifest(
             f"hold-{node}-{len(made)}", gpu_container("hold", "busybox:1.36", gpus)
         )
@@ -137,7 +145,8 @@ def blockers(sandbox, core) -> Iterator:
         )
 
     yield place
-    core.delete_namespace(namespace)
+    if made:
+        core.delete_namespace(namespace)
 
 
 def deploy(tmp_path: Path, namespace: str, kubeconfig: Path, model: str, *options: str) -> Path:
@@ -195,6 +204,7 @@ def test_scaling_up_and_down_leaves_exactly_the_pod_of_each_count(
         assert spec["shm_size"] == f"{shards[gpus]}Gi"
         assert spec["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
         pod = wait_until(lambda: ready_tgi_pod(core, namespace), 60, "the scaled pod to be Ready")
+        assert pod_gpus(pod) == gpus  # the new pod, not the old one still ready
         node = core.read_node(pod.spec.node_name)
         assert node.metadata.labels["gpu-type"] == V100
 
@@ -236,6 +246,8 @@ def test_refused_scales_write_nothing_and_say_why(
     assert "Traceback" not in over_quota.output
 
     # A lecturer sees the nodes: with one GPU taken on every V100 node, no node has 4 free.
+    # (The quota is raised first, so that only the free GPUs per node can refuse.)
+    sandbox.set_gpu_quota(namespace, 8)
     lecturer = tmp_path / "lecturer"
     lecturer.mkdir()
     admin_inventory = write_inventory(lecturer, [namespace], sandbox.admin_kubeconfig, **FAST)
