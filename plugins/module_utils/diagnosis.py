@@ -1,0 +1,371 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Why a deployment is not healthy, and what to do: pure functions over what the API returns.
+
+The status playbook reads a namespace (Deployments, ReplicaSets, pods, events, quota, the TGI
+container's log) and hands it here. `pod_progress` already says what a pod is doing in one line;
+this module turns that state into a diagnosis: the problem, its cause (with the evidence it was
+read from: an event, a termination message, a log line) and the fix in the collection's own terms
+(variables and playbooks). No Ansible, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Dict, List, Optional  # noqa: UP035
+
+from ansible_collections.haw.icc.plugins.module_utils import pod_progress, tgi_logs
+from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
+
+JSON = Dict[str, Any]  # noqa: UP006
+
+# "0/5 nodes are available: 2 Insufficient nvidia.com/gpu, 3 node(s) had taint {...}, ..."
+_INSUFFICIENT_GPU = re.compile(r"(\d+) Insufficient nvidia\.com/gpu")
+_UNTOLERATED = re.compile(r"(\d+) node\(s\) had (?:untolerated )?taint \{([^}:]*)")
+_SELECTOR = re.compile(r"(\d+) node\(s\) didn't match (?:Pod's )?node (?:selector|affinity)")
+# "exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=1,
+#  limited: requests.nvidia.com/gpu=2"
+_QUOTA = re.compile(
+    r"exceeded quota: (?P<name>[^,]+), requested: (?P<requested>[^,]+), used: (?P<used>[^,]+), "
+    r"limited: (?P<limited>[^,\s]+)"
+)
+
+
+@dataclass
+class Diagnosis:
+    """One application of a namespace (TGI or Open WebUI), as the status playbook shows it."""
+
+    app: str
+    state: str  # ready, starting, downloading, pending, failed, absent
+    summary: str  # pod_progress's line, e.g. "tgi: 0/1 ready — pod ...: Running for 2m, ..."
+    problem: str = ""  # what is wrong, one line ("" when healthy)
+    cause: str = ""
+    fix: List[str] = field(default_factory=list)  # noqa: UP006
+    evidence: List[str] = field(default_factory=list)  # noqa: UP006  quoted lines it rests on
+    download: Optional[JSON] = None  # noqa: UP045  tgi_logs.download_progress, while downloading
+    pod: str = ""
+    restarts: int = 0
+
+    def as_dict(self) -> JSON:
+        return asdict(self)
+
+
+def _quantity_of(text: str) -> int | None:
+    match = re.search(r"=(\d+)", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _newest_pod(rollout: pod_progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
+    names = {view.name for view in rollout.pods}
+    chosen = rollout.pod or next((view.name for view in rollout.pods), "")
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("name") == chosen and chosen in names:
+            return pod
+    return None
+
+
+def container_parts(pod: JSON | None, name: str) -> tuple[JSON, JSON]:
+    """(spec, status) of one container of a pod (empty dicts when absent)."""
+    pod = pod or {}
+    spec = next(
+        (c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == name), {}
+    )
+    status = next(
+        (
+            s
+            for s in (pod.get("status") or {}).get("containerStatuses") or []
+            if s.get("name") == name
+        ),
+        {},
+    )
+    return spec, status
+
+
+def _terminated(status: JSON) -> JSON:
+    state = status.get("state") or {}
+    return (status.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
+
+
+def _scheduling(message: str, gpus: int, gpu_type: str) -> tuple[str, list[str]]:
+    """Cause and fixes for a pod the scheduler cannot place, from its FailedScheduling message."""
+    wanted = f"{gpus} x {gpu_type}" if gpus else "its resources"
+    if _INSUFFICIENT_GPU.search(message):
+        cause = (
+            f"no {gpu_type} node has {gpus} GPU{'s' if gpus != 1 else ''} free right now "
+            "(other pods hold them)"
+        )
+        fixes = ["wait: the pod starts by itself when the GPUs are released"]
+        if gpus > 1:
+            fewer = f"ansible-playbook playbooks/scale.yml -e tgi_gpu_count={gpus - 1}"
+            fixes.insert(0, f"ask for fewer GPUs: {fewer}")
+        fixes.append("or another GPU type: -e tgi_gpu_type=<type> (see README: GPU types)")
+        return cause, fixes
+    taint = _UNTOLERATED.search(message)
+    if _SELECTOR.search(message) or taint:
+        cause = f"no node offers {wanted}: the GPU type matches no node the pod may run on"
+        return cause, [
+            "check tgi_gpu_type against the cluster's GPU types (the taint of the GPU nodes), "
+            "then run deploy.yml again"
+        ]
+    return f"the scheduler cannot place the pod: {message}", [
+        "read the scheduler's message above; fewer GPUs or less memory (tgi_memory_request) may fit"
+    ]
+
+
+def _quota(message: str) -> tuple[str, list[str]]:
+    match = _QUOTA.search(message)
+    if not match:
+        return f"the namespace's quota refuses the pod: {message}", [
+            "ask for fewer resources, or ask the ICC admins for a larger quota"
+        ]
+    requested = _quantity_of(match["requested"])
+    used = _quantity_of(match["used"])
+    limited = _quantity_of(match["limited"])
+    cause = (
+        f"ResourceQuota {match['name']} allows {match['limited']}; {match['used']} are in use "
+        f"and the pod asks for {match['requested']}"
+    )
+    fixes = []
+    if limited is not None and used is not None and "nvidia.com/gpu" in match["limited"]:
+        left = max(limited - used, 0)
+        if left and requested and left < requested:
+            fixes.append(
+                f"ask for at most {left} GPU{'s' if left != 1 else ''}: "
+                f"ansible-playbook playbooks/scale.yml -e tgi_gpu_count={left}"
+            )
+        if used:
+            fixes.append("free GPUs held by other Deployments of this namespace (kubectl get pods)")
+    fixes.append("or ask the ICC admins for a larger quota")
+    return cause, fixes
+
+
+def _crash(
+    terminated: JSON, log_lines: list[str], capacity: JSON | None
+) -> tuple[str, str, list[str], list[str]]:
+    """(problem kind, cause, fixes, evidence) for a container that crashed."""
+    message = terminated.get("message") or ""
+    lines = [*message.splitlines(), *log_lines]
+    failures = tgi_logs.known_failures(lines)
+    evidence = [pod_progress.first_useful_line(message)] if message.strip() else []
+    if terminated.get("reason") == "OOMKilled" or any(f["kind"] == "cuda-oom" for f in failures):
+        cause = "the model does not fit into the GPUs' memory (the process was killed loading it)"
+        fixes = []
+        if capacity:
+            memory = capacity.get("memory") or {}
+            if memory.get("per_gpu_gib") is not None:
+                cause = (
+                    f"the model needs about {memory['per_gpu_gib']} GiB per GPU, and one GPU "
+                    f"offers {memory.get('usable_per_gpu_gib')} GiB (the capacity check's estimate)"
+                )
+            fixes += list(capacity.get("recommendations") or [])[:4]
+        fixes = fixes or [
+            "a smaller model (change_model.yml), more GPUs (scale.yml), 8-bit weights "
+            "(-e tgi_quantize=bitsandbytes) or fewer tokens (tgi_max_total_tokens)"
+        ]
+        evidence += [f["line"] for f in failures[:2]]
+        return "OOMKilled", cause, fixes, _unique(evidence)
+    if failures:
+        first = failures[0]
+        return first["kind"], first["cause"], [first["fix"]], _unique([*evidence, first["line"]])
+    code = terminated.get("exitCode")
+    cause = f"TGI exited with code {code}" + (f": {evidence[0]}" if evidence else "")
+    return "Crashed", cause, ["read the whole log: ansible-playbook playbooks/logs.yml"], evidence
+
+
+def _unique(lines: list[str]) -> list[str]:
+    seen, out = set(), []
+    for line in lines:
+        if line and line not in seen:
+            seen.add(line)
+            out.append(line)
+    return out
+
+
+def diagnose(
+    app: str,
+    deployment: JSON | None,
+    replicasets: list[JSON],
+    pods: list[JSON],
+    events: list[JSON],
+    now: datetime,
+    container: str,
+    log_lines: list[str] | None = None,
+    capacity: JSON | None = None,
+    total_bytes: int | None = None,
+) -> Diagnosis:
+    """The state of one application and, when it is not healthy, why and what to do.
+
+    `log_lines` are the newest lines of the app's main container (its previous run's, after a
+    crash); `capacity` is gpu_capacity_check's result for the deployed settings, used to explain
+    an out-of-memory kill; `total_bytes` the model's weights on the Hub, for download progress.
+    """
+    log_lines = log_lines or []
+    if deployment is None:
+        return Diagnosis(
+            app,
+            "absent",
+            f"{app}: not deployed",
+            problem=f"{app} is not deployed in this namespace",
+            cause="no Deployment of that name",
+            fix=["ansible-playbook playbooks/deploy.yml"],
+        )
+    rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
+    pod = _newest_pod(rollout, pods)
+    view = next((v for v in rollout.pods if pod and v.name == pod["metadata"]["name"]), None)
+    result = Diagnosis(
+        app,
+        "ready" if rollout.done else "starting",
+        rollout.summary,
+        pod=rollout.pod or (view.name if view else ""),
+        restarts=view.restarts if view else 0,
+    )
+    if rollout.done:
+        return result
+    spec, status = container_parts(pod, container)
+    gpus = pod_gpus(pod) if pod else 0
+    gpu_type = gpu_type_of((pod or {}).get("spec")) or "GPU"
+    reason = rollout.reason or (view.summary if view else rollout.summary)
+    if "exceeded quota" in rollout.summary or "exceeded quota" in reason:
+        result.state, result.problem = "pending", f"{app} cannot create its pod"
+        result.cause, result.fix = _quota(rollout.summary)
+        result.evidence = [rollout.summary.split(" — ", 1)[-1]]
+    elif view is not None and "unschedulable" in view.summary:
+        message = view.summary.split("unschedulable: ", 1)[-1]
+        result.state, result.problem = "pending", f"pod {view.name} is Pending"
+        result.cause, result.fix = _scheduling(message, gpus, gpu_type)
+        result.evidence = [message]
+    elif view is not None and any(word in view.summary for word in pod_progress.IMAGE_FAILURES):
+        result.state, result.problem = "failed", f"pod {view.name} cannot pull its image"
+        result.cause = f"the image {spec.get('image')} cannot be pulled"
+        variable = "tgi_image" if app == "tgi" else "open_webui_image"
+        result.fix = [
+            f"check the image name and tag ({variable}); the catalog's pinned images exist"
+        ]
+        result.evidence = [view.summary]
+    elif view is not None and "CreateContainerConfigError" in view.summary:
+        result.state, result.problem = "failed", f"pod {view.name} cannot start its container"
+        result.cause = "its configuration refers to something missing (usually a Secret or a key)"
+        result.fix = ["ansible-playbook playbooks/deploy.yml (creates the Secrets it needs)"]
+        result.evidence = [view.summary]
+    elif view is not None and (view.failed or int(status.get("restartCount") or 0) > 0):
+        kind, cause, fixes, evidence = _crash(_terminated(status), log_lines, capacity)
+        result.state = "failed"
+        result.problem = f"pod {view.name}: {kind} (restart {view.restarts})"
+        result.cause, result.fix, result.evidence = cause, fixes, evidence
+    elif app == "tgi" and view is not None and status.get("state", {}).get("running"):
+        _starting(result, view.name, log_lines, total_bytes)
+    else:
+        result.problem = rollout.summary
+        if rollout.failed:
+            result.state = "failed"
+            result.cause = rollout.reason
+    return result
+
+
+def _starting(result: Diagnosis, pod: str, log_lines: list[str], total_bytes: int | None) -> None:
+    """A TGI container that runs but does not serve yet: downloading (how far) or loading."""
+    progress = tgi_logs.download_progress(log_lines, total_bytes)
+    if progress is not None and tgi_logs.startup_phase(log_lines) == "downloading":
+        result.state, result.download = "downloading", progress
+        result.problem = f"pod {pod} is downloading the model"
+        result.cause = _download_text(progress)
+        result.fix = ["nothing to do but wait (status.yml shows the progress)"]
+    else:
+        result.problem = f"pod {pod} is loading the model"
+        result.cause = "the startup probe waits until TGI serves"
+        result.fix = ["wait; past tgi_startup_timeout_seconds, read logs.yml"]
+
+
+def gpu_type_of(pod_spec: JSON | None) -> str | None:
+    """The GPU type a pod (or pod template) spec asks for: the key of its GPU toleration."""
+    for toleration in (pod_spec or {}).get("tolerations") or []:
+        key = toleration.get("key") or ""
+        if key.startswith("gpu-"):
+            return key
+    return None
+
+
+def _download_text(progress: JSON) -> str:
+    parts = [f"{progress.get('files_done')}/{progress.get('files_total')} files"]
+    if progress.get("bytes_total"):
+        parts.append(
+            f"{progress['bytes_done'] / 2**30:.1f} of {progress['bytes_total'] / 2**30:.1f} GiB"
+        )
+    if progress.get("percent") is not None:
+        parts.append(f"{progress['percent']:.0f}%")
+    if progress.get("eta_seconds") is not None:
+        parts.append(f"about {pod_progress.format_duration(progress['eta_seconds'])} left")
+    return "download in progress: " + ", ".join(parts)
+
+
+# --- a whole course ------------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("NAMESPACE", "TGI", "MODEL", "GPUS", "OPEN WEBUI", "PROBLEM")
+
+
+def status_row(status: JSON) -> JSON:
+    """One namespace's status (the deployment_status module's result) as a table row."""
+    if not status.get("tgi"):  # the namespace's play failed before its status was read
+        return {
+            "namespace": status.get("namespace", "?"),
+            "tgi": "unknown",
+            "model": "",
+            "gpus": "",
+            "open_webui": "unknown",
+            "problem": status.get("error") or "status not read (see the errors above)",
+        }
+    tgi, webui = status["tgi"], status.get("open_webui") or {}
+    gpu = tgi.get("gpu") or {}
+    problem = next(
+        (
+            f"{app.get('problem')}: {app.get('cause')}"
+            for app in (tgi, webui)
+            if app and app.get("state") != "ready"
+        ),
+        "",
+    )
+    return {
+        "namespace": status.get("namespace", "?"),
+        "tgi": tgi.get("state", "?"),
+        "model": tgi.get("model") or "",
+        "gpus": f"{gpu.get('count')} x {gpu.get('type')}" if gpu.get("count") else "",
+        "open_webui": webui.get("state", "?"),
+        "problem": problem,
+    }
+
+
+def status_table(statuses: list[JSON], width: int = 60) -> list[str]:
+    """Aligned text lines, one per namespace, the problem clipped to `width` characters."""
+    rows = [status_row(status) for status in statuses]
+    cells = [list(TABLE_COLUMNS)] + [
+        [
+            row["namespace"],
+            row["tgi"],
+            row["model"],
+            row["gpus"],
+            row["open_webui"],
+            row["problem"] if len(row["problem"]) <= width else row["problem"][: width - 1] + "…",
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
+
+
+def status_document(statuses: list[JSON], generated: str) -> JSON:
+    """The status of every namespace as one JSON document (icc_status_file)."""
+    namespaces = {}
+    for status in statuses:
+        name = status.get("namespace", "?")
+        namespaces[name] = {
+            "healthy": bool(status.get("healthy")),
+            "row": status_row(status),
+            "tgi": status.get("tgi") or None,
+            "open_webui": status.get("open_webui") or None,
+            "warnings": list(status.get("warnings") or []),
+        }
+    return {"generated": generated, "namespaces": namespaces}

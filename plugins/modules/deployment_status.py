@@ -1,0 +1,405 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: deployment_status
+short_description: Is TGI and Open WebUI up in a namespace, and if not, why and what to do
+version_added: 0.3.0
+author: haw.icc developers (@haw-hamburg)
+description:
+  - Reads the namespace's Deployments, ReplicaSets, pods, events and Services (and the Ingresses
+    when present) and the newest log lines of a container that is not ready, through the API
+    server. Namespace-only rights suffice; nothing is written.
+  - For each application gives its state (C(ready), C(starting), C(downloading), C(pending),
+    C(failed), C(absent)), the model, image, GPUs and multi-GPU mode, node, ready since,
+    restarts and how to reach it.
+  - When an application is not healthy, gives a diagnosis read from conditions, events, the
+    container state and its log - Pending for lack of GPUs or over quota, a crash loop with
+    TGI's message, an out-of-memory kill with the capacity check's numbers (O(capacity)), an
+    image that cannot be pulled, a download in progress with files, bytes and time left - and
+    the fix in the collection's terms.
+options:
+  namespace:
+    description: The namespace to look at.
+    type: str
+    required: true
+  tgi_name:
+    description: Name of TGI's Deployment and Service (the role's C(tgi_name)).
+    type: str
+    default: tgi
+  open_webui_name:
+    description: Name of Open WebUI's Deployment and Service (the role's C(open_webui_name)).
+    type: str
+    default: open-webui
+  expected_model:
+    description: The model the inventory asks for; a different model served is reported.
+    type: str
+  capacity:
+    description:
+      - The result of M(haw.icc.gpu_capacity_check) for the namespace's settings. Its memory
+        estimate and recommendations explain an out-of-memory kill, and its weights size is the
+        total of a download in progress.
+    type: dict
+  log_lines:
+    description: How many of the newest log lines of a container that is not ready to read.
+    type: int
+    default: 400
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: How is my deployment?
+  haw.icc.deployment_status:
+    namespace: wabc123-default
+    expected_model: Qwen/Qwen2.5-1.5B-Instruct
+  register: status
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ status.lines }}"
+"""
+
+RETURN = r"""
+namespace:
+  description: The namespace looked at.
+  returned: always
+  type: str
+healthy:
+  description: Both applications are ready.
+  returned: always
+  type: bool
+tgi:
+  description:
+    - TGI's state and diagnosis (C(app), C(state), C(summary), C(problem), C(cause), C(fix),
+      C(evidence), C(download), C(pod), C(restarts)) with C(model), C(revision), C(image),
+      C(gpu) (C(type), C(count), C(mode)), C(node), C(ready_since) and C(access).
+  returned: always
+  type: dict
+open_webui:
+  description: Open WebUI's state and diagnosis, shaped like RV(tgi).
+  returned: always
+  type: dict
+lines:
+  description: A readable block for the namespace, one line per fact.
+  returned: always
+  type: list
+  elements: str
+warnings:
+  description: What could not be read (for example logs, when forbidden).
+  returned: when there are any
+  type: list
+  elements: str
+"""
+
+import copy
+import json
+from datetime import datetime, timezone
+
+from ansible_collections.haw.icc.plugins.module_utils import diagnosis, pod_progress
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
+from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+try:
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+except ImportError:  # reported by AnsibleK8SModule's requirement check
+    ApiException = OSError
+
+REQUEST_TIMEOUT = (10, 30)
+GIB = 2**30
+
+
+def argspec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        tgi_name=dict(type="str", default="tgi"),
+        open_webui_name=dict(type="str", default="open-webui"),
+        expected_model=dict(type="str"),
+        capacity=dict(type="dict"),
+        log_lines=dict(type="int", default=400),
+    )
+    return spec
+
+
+class NamespaceReader:
+    """The namespace's objects as plain dicts; a read that is refused gives a warning."""
+
+    def __init__(self, api_client, namespace, warnings):
+        self.core = k8s.CoreV1Api(api_client)
+        self.apps = k8s.AppsV1Api(api_client)
+        self.networking = k8s.NetworkingV1Api(api_client)
+        self.namespace = namespace
+        self.warnings = warnings
+
+    def _json(self, method, *args, **kwargs):
+        response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        return json.loads(response.data or b"{}")
+
+    def items(self, method, what):
+        try:
+            return self._json(method, self.namespace).get("items") or []
+        except ApiException as error:
+            if error.status not in (403, 404):
+                raise
+            self.warnings.append(f"cannot list {what} in {self.namespace}: {api_message(error)}")
+            return []
+
+    def deployment(self, name):
+        try:
+            return self._json(self.apps.read_namespaced_deployment, name, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def log_lines(self, pod, container, tail, previous):
+        """The newest lines of a container's log (its previous run's with `previous`)."""
+        try:
+            text = self.core.read_namespaced_pod_log(
+                pod,
+                self.namespace,
+                container=container,
+                tail_lines=tail,
+                previous=previous,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            which = "previous " if previous else ""
+            self.warnings.append(
+                f"cannot read the {which}log of {pod}/{container}: {api_message(error)}"
+            )
+            return []
+        return (text or "").splitlines()
+
+
+def _flag(args, name):
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _main_container(deployment, name):
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {})
+    containers = containers.get("containers") or []
+    return next(
+        (c for c in containers if c.get("name") == name), containers[0] if containers else {}
+    )
+
+
+def _gpu_mode(count, shards):
+    if not count:
+        return "cpu"
+    if count == 1:
+        return "single-gpu"
+    return "tensor-sharding" if shards and shards > 1 else "layer-split"
+
+
+def _ready_since(pod):
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            return condition.get("lastTransitionTime")
+    return None
+
+
+def _access(namespace, service, ingresses):
+    """How to reach a Service: in the cluster, through a port-forward, and its Ingress hosts."""
+    if service is None:
+        return []
+    name = service["metadata"]["name"]
+    port = (service.get("spec", {}).get("ports") or [{}])[0].get("port")
+    ways = [
+        f"in the namespace: http://{name}:{port}",
+        f"port-forward: kubectl -n {namespace} port-forward svc/{name} {port} "
+        f"(then http://localhost:{port})",
+    ]
+    for ingress in ingresses:
+        for rule in (ingress.get("spec") or {}).get("rules") or []:
+            paths = ((rule.get("http") or {}).get("paths")) or []
+            if any(
+                ((p.get("backend") or {}).get("service") or {}).get("name") == name for p in paths
+            ):
+                scheme = "https" if (ingress.get("spec") or {}).get("tls") else "http"
+                ways.append(f"ingress: {scheme}://{rule.get('host')}/")
+    return ways
+
+
+def describe_app(reader, app, name, container_name, objects, now, log_tail, capacity):
+    """Diagnosis of one application, with what the status shows about its pod and template."""
+    deployment = reader.deployment(name)
+    replicasets, pods, events = objects["replicasets"], objects["pods"], objects["events"]
+    log_lines = []
+    if deployment is not None:
+        rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
+        pod_name = rollout.pod or next((v.name for v in rollout.pods if not v.ready), "")
+        pod = next((p for p in pods if p["metadata"]["name"] == pod_name), None)
+        if pod is not None and not rollout.done:
+            _spec, status = diagnosis.container_parts(pod, container_name)
+            state = status.get("state") or {}
+            crashed = int(status.get("restartCount") or 0) > 0 and not state.get("running")
+            if status:
+                log_lines = reader.log_lines(pod_name, container_name, log_tail, crashed)
+    total_bytes = None
+    sizing = (capacity or {}).get("sizing") or {}
+    if sizing.get("weights_gib"):
+        total_bytes = int(float(sizing["weights_gib"]) * GIB)
+    found = diagnosis.diagnose(
+        app,
+        deployment,
+        replicasets,
+        pods,
+        events,
+        now,
+        container_name,
+        log_lines,
+        capacity,
+        total_bytes,
+    ).as_dict()
+    if deployment is None:
+        return found
+    container = _main_container(deployment, container_name)
+    args = list(container.get("args") or [])
+    count = pod_gpus({"spec": {"containers": [container]}})
+    shards = _flag(args, "--num-shard")
+    tolerations = (deployment["spec"]["template"]["spec"].get("tolerations")) or []
+    gpu_type = next(
+        (t.get("key") for t in tolerations if (t.get("key") or "").startswith("gpu-")), None
+    )
+    serving = [
+        p
+        for p in pods
+        if _ready_since(p) and p["metadata"].get("labels", {}).get("app.kubernetes.io/name") == app
+    ]
+    found.update(
+        image=container.get("image"),
+        node=(serving[0]["spec"].get("nodeName") if serving else None),
+        ready_since=_ready_since(serving[0]) if serving else None,
+    )
+    if app == "tgi":
+        found.update(
+            model=_flag(args, "--model-id"),
+            revision=_flag(args, "--revision"),
+            gpu={
+                "type": gpu_type,
+                "count": count,
+                "mode": _gpu_mode(count, int(shards) if shards and shards.isdigit() else None),
+            },
+        )
+    return found
+
+
+def block(namespace, tgi, webui, expected_model):
+    """The readable status of one namespace."""
+    lines = [f"namespace {namespace}"]
+    for app in (tgi, webui):
+        title = "TGI" if app["app"] == "tgi" else "Open WebUI"
+        lines.append(f"{title}: {app['state'].upper()} - {app['summary']}")
+        if app["state"] == "absent":
+            lines.append(f"  fix: {app['fix'][0]}")
+            continue
+        if app["app"] == "tgi":
+            gpu = app.get("gpu") or {}
+            model = app.get("model") or "?"
+            lines.append(
+                f"  model {model}"
+                + (f" @ {app['revision']}" if app.get("revision") else "")
+                + f"; {gpu.get('count')} x {gpu.get('type') or 'CPU'} ({gpu.get('mode')})"
+            )
+            if expected_model and app.get("model") and app["model"] != expected_model:
+                lines.append(
+                    f"  drift: the inventory asks for {expected_model}; run deploy.yml or "
+                    "change_model.yml to apply it"
+                )
+        lines.append(f"  image {app.get('image')}")
+        if app.get("node") or app.get("ready_since"):
+            lines.append(
+                f"  node {app.get('node') or '?'}, ready since {app.get('ready_since') or '-'}, "
+                f"restarts {app.get('restarts', 0)}"
+            )
+        for way in app.get("access") or []:
+            lines.append(f"  reach it {way}")
+        if app["problem"] and app["state"] != "ready":
+            lines.append(f"  problem: {app['problem']}")
+            if app["cause"]:
+                lines.append(f"  cause: {app['cause']}")
+            for quote in app["evidence"][:3]:
+                lines.append(f"  seen: {quote}")
+            for fix in app["fix"]:
+                lines.append(f"  fix: {fix}")
+    return lines
+
+
+def main():
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
+    )
+    params = module.params
+    namespace = params["namespace"]
+    warnings = []
+    result = dict(
+        changed=False, namespace=namespace, healthy=False, tgi={}, open_webui={}, lines=[]
+    )
+    api_client, _found = connect(module, result)
+    reader = NamespaceReader(api_client, namespace, warnings)
+    now = datetime.now(timezone.utc)  # noqa: UP017 - modules may run on older Pythons
+    try:
+        objects = dict(
+            replicasets=reader.items(reader.apps.list_namespaced_replica_set, "ReplicaSets"),
+            pods=reader.items(reader.core.list_namespaced_pod, "pods"),
+            events=reader.items(reader.core.list_namespaced_event, "events"),
+        )
+        services = {
+            s["metadata"]["name"]: s
+            for s in reader.items(reader.core.list_namespaced_service, "Services")
+        }
+        ingresses = reader.items(reader.networking.list_namespaced_ingress, "Ingresses")
+        apps = {}
+        for key, app, name, container in (
+            ("tgi", "tgi", params["tgi_name"], "tgi"),
+            ("open_webui", "open-webui", params["open_webui_name"], "open-webui"),
+        ):
+            capacity = params["capacity"] if key == "tgi" else None
+            apps[key] = describe_app(
+                reader, app, name, container, objects, now, params["log_lines"], capacity
+            )
+            apps[key]["access"] = _access(namespace, services.get(name), ingresses)
+    except ApiException as error:
+        module.fail_json(
+            msg=f"Reading namespace {namespace} failed: {api_message(error)}", **result
+        )
+    result.update(
+        tgi=apps["tgi"],
+        open_webui=apps["open_webui"],
+        healthy=all(a["state"] == "ready" for a in apps.values()),
+        lines=block(namespace, apps["tgi"], apps["open_webui"], params["expected_model"]),
+    )
+    for warning in warnings:
+        module.warn(warning)
+    if warnings:
+        result["warnings"] = warnings
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
