@@ -105,13 +105,13 @@ def test_start_status_stop_run_exactly_the_recorded_processes(inventory, kubectl
     folder = tmp_path / "forwards"
     settings = {"icc_port_forward_dir": str(folder), "icc_port_forward_tgi_port": 13333}
     pids: list[int] = []
+
+    def forward(action: str):
+        extra = {**settings, "icc_port_forward": action}
+        return run_playbook("access.yml", inventory, extra_vars=extra, env=kubectl)
+
     try:
-        started = run_playbook(
-            "access.yml",
-            inventory,
-            extra_vars={**settings, "icc_port_forward": "start"},
-            env=kubectl,
-        )
+        started = forward("start")
         assert started.rc == 0, started.output[-3000:]
         assert started.changed(NAMESPACE) == 2
         pids = [
@@ -127,29 +127,14 @@ def test_start_status_stop_run_exactly_the_recorded_processes(inventory, kubectl
         assert "(kubectl stand-in)" in (folder / f"{NAMESPACE}-tgi.log").read_text()
         assert f"TGI API: running (pid {pids[0]}) → http://127.0.0.1:13333/v1" in started.output
 
-        again = run_playbook(
-            "access.yml",
-            inventory,
-            extra_vars={**settings, "icc_port_forward": "start"},
-            env=kubectl,
-        )
+        again = forward("start")
         assert again.rc == 0 and again.changed(NAMESPACE) == 0, again.output[-3000:]
         assert len(Path(kubectl["KUBECTL_RECORD"]).read_text().splitlines()) == 2
 
-        status = run_playbook(
-            "access.yml",
-            inventory,
-            extra_vars={**settings, "icc_port_forward": "status"},
-            env=kubectl,
-        )
+        status = forward("status")
         assert f"Open WebUI: running (pid {pids[1]}) → http://127.0.0.1:8080" in status.output
 
-        stopped = run_playbook(
-            "access.yml",
-            inventory,
-            extra_vars={**settings, "icc_port_forward": "stop"},
-            env=kubectl,
-        )
+        stopped = forward("stop")
         assert stopped.rc == 0, stopped.output[-3000:]
         assert f"TGI API: stopped (pid {pids[0]})" in stopped.output
         deadline = time.monotonic() + 10
