@@ -1,0 +1,115 @@
+"""The student reads pod logs through the API server and reaches pods through its service proxy,
+as operating playbooks do: both go through the sandbox's simulated kubelets and pod network."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kubernetes import client
+from views import V100, gpu_container, pod_manifest
+from waiting import wait_until
+
+TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"
+WEBUI = "ghcr.io/open-webui/open-webui:v0.6.5"
+READY_AFTER = "sandbox.haw.icc/ready-after-seconds"
+
+
+def create_pod(core, namespace, name, container, annotations=None, labels=None):
+    manifest = pod_manifest(name, container, tolerate=(V100,))
+    manifest["metadata"] |= {"annotations": annotations or {}, "labels": labels or {"app": name}}
+    core.create_namespaced_pod(namespace, manifest)
+
+
+def logs(core, namespace, name, **options) -> str:
+    return core.read_namespaced_pod_log(name, namespace, **options)
+
+
+def terminated(core, namespace, name):
+    status = core.read_namespaced_pod(name, namespace).status
+    last = (status.container_statuses or [None])[0]
+    return last is not None and last.last_state.terminated is not None
+
+
+@pytest.fixture
+def student(student_client) -> client.CoreV1Api:
+    return client.CoreV1Api(student_client)
+
+
+def test_tgi_logs_grow_while_the_weights_download(student, namespace):
+    # 7B in bfloat16: 3 files of about 5 GB, each ~16 s of the 60 s before Ready.
+    args = ["--model-id", "Qwen/Qwen2.5-7B-Instruct", "--num-shard", "1"]
+    create_pod(student, namespace, "tgi", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "60"})
+    first = wait_until(
+        lambda: logs(student, namespace, "tgi"), 20, "the first log lines of the TGI pod"
+    )
+    assert "text_generation_launcher: Args {" in first
+    time.sleep(20)
+    second = logs(student, namespace, "tgi")
+    assert second.startswith(first)
+    assert second.count("Download: [") > first.count("Download: [")
+    assert "Downloaded /data/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/" in second
+    tail = logs(student, namespace, "tgi", tail_lines=1, timestamps=True)
+    assert tail.count("\n") == 1 and tail.endswith(second.splitlines()[-1] + "\n")
+    assert logs(student, namespace, "tgi", since_seconds=1) in second
+
+
+def test_a_crash_loop_keeps_claps_error_in_the_previous_logs(student, namespace):
+    args = ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--max-parallel-loading-workers", "2"]
+    create_pod(student, namespace, "bad", gpu_container("tgi", TGI, 1, args))
+    wait_until(lambda: terminated(student, namespace, "bad"), 30, "the first crash")
+    previous = logs(student, namespace, "bad", previous=True)
+    assert "error: unexpected argument '--max-parallel-loading-workers' found" in previous
+
+
+def test_an_oom_killed_tgi_logs_cudas_out_of_memory(student, namespace):
+    args = ["--model-id", "meta-llama/Llama-2-13b-chat-hf", "--num-shard", "1"]
+    create_pod(student, namespace, "oom", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "2"})
+    wait_until(lambda: terminated(student, namespace, "oom"), 30, "the OOM kill")
+    previous = logs(student, namespace, "oom", previous=True)
+    assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in previous
+    assert "Shard 0 failed to start" in previous
+
+
+def test_the_service_proxy_reaches_tgi_and_open_webui(sandbox, student, namespace):
+    if sandbox.pod_network is None:
+        pytest.skip("this sandbox has loopback pod IPs (not started as root): no service proxy")
+    tgi = gpu_container("tgi", TGI, 1, ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct"])
+    tgi["ports"] = [{"name": "http", "containerPort": 80}]
+    create_pod(student, namespace, "tgi", tgi, {READY_AFTER: "1"})
+    webui = {
+        "name": "open-webui",
+        "image": WEBUI,
+        "ports": [{"name": "http", "containerPort": 8080}],
+    }
+    create_pod(student, namespace, "webui", webui)
+    for name, port in (("tgi", 80), ("webui", 8080)):
+        student.create_namespaced_service(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"app": name},
+                    "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+                },
+            },
+        )
+
+    def proxied(service: str, path: str):
+        response = student.connect_get_namespaced_service_proxy_with_path(
+            f"{service}:http", namespace, path, _preload_content=False
+        )
+        body = response.data.decode()
+        return json.loads(body) if body.startswith(("{", "[")) else body
+
+    models = wait_until(lambda: proxied("tgi", "v1/models"), 30, "TGI through the proxy")
+    assert models["data"][0]["id"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert proxied("tgi", "info")["model_id"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert "tgi_request_count" in proxied("tgi", "metrics")
+    assert proxied("tgi", "health") == ""  # 200, empty; an error status would raise
+    health = wait_until(lambda: proxied("webui", "health"), 30, "Open WebUI through the proxy")
+    assert health == {"status": True}
+    ip = student.read_namespaced_pod("tgi", namespace).status.pod_ip
+    addresses = student.read_namespaced_endpoints("tgi", namespace).subsets[0].addresses
+    assert [a.ip for a in addresses] == [ip] and not ip.startswith("127.")
