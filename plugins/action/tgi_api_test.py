@@ -65,6 +65,39 @@ def _bytes(data: Any) -> bytes:
     return data if isinstance(data, bytes) else str(data).encode()
 
 
+def _api_request(
+    api: Any, method: str, resource: str, body: dict | None, timeout: int
+) -> tuple[int, Any]:
+    """(status, body) of a request to a path of the API server, with the client's credentials,
+    whatever the status, with the newer generated client (param_serialize) or the older one."""
+    headers = {"Content-Type": "application/json", "Accept": "*/*"}
+    if hasattr(api, "param_serialize"):
+        method, url, headers, data, form = api.param_serialize(
+            method, resource, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = api.call_api(
+            method,
+            url,
+            header_params=headers,
+            body=data,
+            post_params=form,
+            _request_timeout=timeout,
+        )
+        response.read()
+        return response.status, response.data
+    response = api.call_api(
+        resource,
+        method,
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
+    return response.status, response.data
+
+
 def proxy_transport(api: Any, namespace: str, service: str, port: int, timeout: int) -> Transport:
     """Requests through the API server's service proxy, with the user's credentials.
 
@@ -73,18 +106,10 @@ def proxy_transport(api: Any, namespace: str, service: str, port: int, timeout: 
 
     def send(method: str, path: str, body: dict | None, _key: str | None) -> Reply:
         started = time.monotonic()
+        resource = service_proxy_path(namespace, service, port, path)
         try:
-            response = api.call_api(
-                service_proxy_path(namespace, service, port, path),
-                method,
-                header_params={"Content-Type": "application/json", "Accept": "*/*"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=timeout,
-            )
-            return Reply(response.status, _bytes(response.data), time.monotonic() - started)
+            status, data = _api_request(api, method, resource, body, timeout)
+            return Reply(status, _bytes(data), time.monotonic() - started)
         except ApiException as error:
             return Reply(
                 error.status or None,
