@@ -62,8 +62,8 @@ options:
     default: 3333
   tgi_api_key:
     description:
-      - TGI's API key. Unset, it is read from O(tgi_api_key_secret) in the namespace (only when
-        O(tgi_url) is given: the proxy cannot carry it).
+      - TGI's API key. Unset, it is read from O(tgi_api_key_secret) in the namespace, and only
+        when O(tgi_url) is given, since the proxy cannot carry it.
       - Not to be confused with O(api_key), the token for the Kubernetes API.
     type: str
   tgi_api_key_secret:
@@ -175,7 +175,7 @@ checks:
       type: bool
       sample: true
     skipped:
-      description: Whether it could not run here; O(checks[].detail) says why.
+      description: Whether it could not run here; RV(checks[].detail) says why.
       type: bool
       sample: false
     detail:
@@ -221,7 +221,7 @@ ARGUMENT_SPEC = dict(
     open_webui_service_port=dict(type="int", default=8080),
     gpu_test=dict(type="bool", default=True),
     prompt=dict(type="str", default="Say hello in one short sentence."),
-    max_tokens=dict(type="int", default=32),
+    max_tokens=dict(type="int", default=32, no_log=False),
     request_timeout=dict(type="int", default=120),
     url_validate_certs=dict(type="bool", default=True),
     **copy.deepcopy(AUTH_ARG_SPEC),
