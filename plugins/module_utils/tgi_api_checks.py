@@ -41,6 +41,12 @@ PROXY_DROPS_KEY = (
     "not testable through the API server's proxy (it removes the Authorization header): "
     "set {variable} to an Ingress URL or a port-forward"
 )
+# Said when the API server cannot connect to the pod. A NetworkPolicy that admits only pods
+# (like the tgi_server role's) may keep it out, depending on the cluster's network plugin.
+PROXY_BLOCKED = (
+    " (if a NetworkPolicy admits only pods, the API server's proxy is kept out too: use a "
+    "port-forward, see access.yml, and icc_test_tgi_url)"
+)
 GPU_ENV_PREFIXES = ("CUDA_", "NCCL_", "NVIDIA_")
 
 
@@ -130,9 +136,10 @@ def why_not(reply: Reply) -> str:
         return f"no answer: {reply.error or 'connection failed'}"
     body = reply.json()
     if isinstance(body, dict) and body.get("kind") == "Status":
-        return (
+        said = (
             f"the API server answered {reply.status}: {body.get('message') or body.get('reason')}"
         )
+        return said + (PROXY_BLOCKED if "error trying to reach service" in said else "")
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return f"{reply.status}: {body['error']}"
     text = reply.body[:200].decode("utf-8", "replace").strip()

@@ -130,6 +130,17 @@ def test_the_api_servers_own_answer_is_quoted_from_its_status():
     )
 
 
+def test_a_proxy_that_cannot_reach_the_pod_hints_at_the_network_policy():
+    status = {
+        "kind": "Status",
+        "code": 503,
+        "message": "error trying to reach service: dial tcp 10.1.2.3:80: i/o timeout",
+    }
+    detail = t.check_health(t.Reply(503, json.dumps(status).encode())).detail
+    assert detail.startswith("the API server answered 503: error trying to reach service: dial")
+    assert detail.endswith("use a port-forward, see access.yml, and icc_test_tgi_url)")
+
+
 def test_chat_reply_without_usage_fails():
     transport = canned({("POST", "/v1/chat/completions"): t.Reply(200, b'{"choices": []}', 0.5)})
     reply = transport("POST", "/v1/chat/completions", None, KEY)
