@@ -19,7 +19,7 @@ description:
     sample and GPU, numbers without units) and C(<namespace>-<time>.png) (utilisation, memory in
     GiB, and TGI's tokens per second and queue over time) into O(directory).
   - When the exec into the pod fails (no right to C(pods/exec), a node that does not allow it,
-    no C(nvidia-smi) in the image), it says so once and goes on with TGI's metrics alone: the
+    no C(nvidia-smi) in the image), it says so once and goes on with TGI's metrics alone; the
     GPU columns of the CSV file stay empty. When C(/metrics) cannot be read, the TGI columns of
     that sample stay empty.
   - Runs on the Ansible controller as an action plugin; only reads from the cluster. Several

@@ -44,6 +44,13 @@ def recorded_nvidia_smi(tmp_path) -> Path:
     return script
 
 
+def monitor(inventory: Path, samples: int, cwd: Path | None = None, **settings: str):
+    """monitor.yml with one second between samples, settings as -e icc_monitor_<name>=..."""
+    extra_vars = {"icc_monitor_interval": "1", "icc_monitor_samples": str(samples)}
+    extra_vars.update({f"icc_monitor_{name}": value for name, value in settings.items()})
+    return run_playbook("monitor.yml", inventory, extra_vars=extra_vars, cwd=cwd or REPO_ROOT)
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -75,17 +82,7 @@ def test_monitor_two_namespaces_writes_csv_and_png_each(
     assert deployed.rc == 0, deployed.output
 
     out = tmp_path / "monitor out"  # a folder that does not exist yet, with a space
-    run = run_playbook(
-        "monitor.yml",
-        inventory,
-        extra_vars={
-            "icc_monitor_interval": "1",
-            "icc_monitor_samples": "3",
-            "icc_monitor_dir": str(out),
-            "icc_monitor_gpu_command": str(recorded_nvidia_smi),
-        },
-        timeout=300,
-    )
+    run = monitor(inventory, 3, dir=str(out), gpu_command=str(recorded_nvidia_smi))
     assert run.rc == 0, run.output
     for name in namespaces:
         for number in (1, 2, 3):
@@ -126,17 +123,8 @@ def test_a_failing_gpu_source_is_said_once_and_tgi_columns_stay(tmp_path, sandbo
     )
     broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
 
-    run = run_playbook(
-        "monitor.yml",
-        inventory,
-        extra_vars={
-            "icc_monitor_interval": "1",
-            "icc_monitor_samples": "2",
-            "icc_monitor_gpu_command": str(broken),
-        },
-        cwd=tmp_path,  # the default folder is where ansible-playbook runs
-        timeout=300,
-    )
+    # Without icc_monitor_dir the files go where ansible-playbook runs.
+    run = monitor(inventory, 2, cwd=tmp_path, gpu_command=str(broken))
     assert run.rc == 0, run.output
     said = f"GPU figures: command {broken} failed (exit status 9: NVIDIA-SMI has failed"
     assert run.output.count(said) == 2, run.output  # once while sampling, once in the summary
@@ -150,16 +138,7 @@ def test_a_failing_gpu_source_is_said_once_and_tgi_columns_stay(tmp_path, sandbo
     assert_png(only_file(tmp_path, namespace, ".png"))
 
     exec_out = tmp_path / "exec"
-    run = run_playbook(
-        "monitor.yml",
-        inventory,
-        extra_vars={
-            "icc_monitor_interval": "1",
-            "icc_monitor_samples": "2",
-            "icc_monitor_dir": str(exec_out),
-        },
-        timeout=300,
-    )
+    run = monitor(inventory, 2, dir=str(exec_out))
     assert run.rc == 0, run.output
     said = re.findall(r"GPU figures: exec into pod (tgi-[\w-]+) failed \(", run.output)
     assert len(said) == 2 and said[0] == said[1], run.output
