@@ -183,3 +183,19 @@ def test_a_gpu_command_that_does_not_exist_is_refused_before_sampling(tmp_path, 
     assert f"gpu_command: {missing} is not an executable file or on PATH" in run.output
     assert "sample 1/" not in run.output
     assert not list(tmp_path.glob("wabc123-default-*"))
+
+
+@pytest.mark.sandbox
+def test_check_mode_samples_nothing_and_writes_nothing(tmp_path, sandbox):
+    inventory = write_inventory(tmp_path, ["wabc123-default"], sandbox.student_kubeconfig)
+    out = tmp_path / "check"
+    run = run_playbook(
+        "monitor.yml",
+        inventory,
+        "--check",
+        extra_vars={"icc_monitor_samples": "2", "icc_monitor_dir": str(out)},
+    )
+    assert run.rc == 0, run.output
+    assert "check mode: would sample namespace wabc123-default 2 times every 5 s" in run.output
+    assert run.total_changed() == 0
+    assert not out.exists()

@@ -1,0 +1,143 @@
+"""gpu_monitor's pure parts: CSV rows and cells, the local command, the API server's exec errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from ansible_collections.haw.icc.plugins.action.gpu_monitor import (
+    COLUMNS,
+    _command,
+    _csv_row,
+    _exec_error,
+    _exec_status,
+    _rows,
+    draw_plot,
+)
+from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import parse_gpu_csv
+from kubernetes.client.rest import ApiException
+
+DATA = Path(__file__).parent / "data"
+NOW = datetime(2026, 3, 2, 10, 15, 0, tzinfo=UTC)
+FIGURES = {"queue_size": 3.0, "batch_size": 2.0, "generated_tokens_total": 2283.0}
+
+
+def test_one_row_per_gpu_with_tgi_figures_on_each():
+    gpus = parse_gpu_csv((DATA / "nvidia_smi_v100.csv").read_text())
+    rows = [_csv_row(row) for row in _rows(NOW, 5.0, gpus, FIGURES, 41.25)]
+    assert [row["gpu"] for row in rows] == ["0", "1"]
+    assert rows[0]["time"] == "2026-03-02T10:15:00Z"
+    assert rows[0]["seconds"] == "5"
+    assert rows[0]["memory_used_mib"] == "14813"
+    assert rows[0]["power_w"] == "182.35"
+    assert rows[1]["tgi_queue_size"] == "3"
+    assert rows[1]["tgi_tokens_per_second"] == "41.25"
+    assert rows[1]["tgi_mean_time_per_token_seconds"] == ""  # not in FIGURES
+    assert list(rows[0]) == list(COLUMNS)
+
+
+def test_without_gpus_one_row_with_empty_gpu_columns():
+    (row,) = (_csv_row(row) for row in _rows(NOW, 0.0, None, FIGURES, None))
+    assert row["gpu"] == row["utilization_percent"] == row["gpu_name"] == ""
+    assert row["tgi_generated_tokens_total"] == "2283"
+    (row,) = (_csv_row(row) for row in _rows(NOW, 0.0, None, None, None))
+    assert row["tgi_queue_size"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [(None, ""), (3, "3"), (3.0, "3"), (0.0297, "0.0297"), (1e-05, "0.00001"), (1 / 3, "0.333333")],
+)
+def test_cells_are_plain_numbers(value, cell):
+    row = _csv_row({"seconds": value})
+    assert row["seconds"] == cell
+    if cell:
+        float(cell)
+
+
+@pytest.mark.parametrize(
+    ("value", "argv"),
+    [
+        (None, None),
+        ("", None),
+        ([], None),
+        ("sh -c 'echo a b'", ["sh", "-c", "echo a b"]),
+        (["sh"], ["sh"]),
+    ],
+)
+def test_gpu_command(value, argv):
+    assert _command(value) == argv
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("   ", "gpu_command is empty"),
+        ({"a": 1}, "gpu_command must be a command line"),
+        ("/no/such/nvidia-smi-stand-in", "/no/such/nvidia-smi-stand-in is not an executable"),
+    ],
+)
+def test_bad_gpu_command(value, message):
+    with pytest.raises(ValueError, match=message):
+        _command(value)
+
+
+def handshake(status: str, body: str) -> ApiException:
+    return ApiException(
+        status=0, reason=f"Handshake status {status} -+-+- {{'a': 'b'}} -+-+- {body}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            handshake("404 Not Found", "404 page not found"),
+            "Handshake status 404 Not Found: 404 page not found",
+        ),
+        (
+            handshake(
+                "500 Internal Server Error",
+                '{"kind":"Status","message":"error dialing backend: x"}',
+            ),
+            "error dialing backend: x",
+        ),
+        (OSError("Connection refused"), "Connection refused"),
+    ],
+)
+def test_exec_errors_in_the_api_servers_words(error, message):
+    assert _exec_error(error) == message
+
+
+def test_a_forbidden_exec_quotes_the_status():
+    error = ApiException(status=403, reason="Forbidden")
+    error.body = (
+        '{"message": "pods \\"tgi-1\\" is forbidden: cannot create resource \\"pods/exec\\""}'
+    )
+    assert _exec_error(error) == 'pods "tgi-1" is forbidden: cannot create resource "pods/exec"'
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        ("", None),
+        ('{"metadata":{},"status":"Success"}', None),
+        (
+            '{"status":"Failure","message":"command terminated with non-zero exit code: 9",'
+            '"reason":"NonZeroExitCode"}',
+            "command terminated with non-zero exit code: 9",
+        ),
+        ("not json", "not json"),
+    ],
+)
+def test_exec_status_channel(status, failure):
+    assert _exec_status(status) == failure
+
+
+def test_plot_is_a_png(tmp_path):
+    gpus = parse_gpu_csv((DATA / "nvidia_smi_v100.csv").read_text())
+    rows = _rows(NOW, 0.0, gpus, FIGURES, None) + _rows(NOW, 5.0, gpus, FIGURES, 12.0)
+    path = tmp_path / "plot.png"
+    draw_plot(str(path), rows, "wabc123-default")
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
