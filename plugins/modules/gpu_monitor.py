@@ -15,9 +15,9 @@ description:
     run in the pod by exec), and TGI's own figures from its C(/metrics) endpoint, read through
     the API server's service proxy (queue size, batch size, requests, generated tokens, mean
     time per token).
-  - Prints one line per sample, and at the end writes C(<namespace>-<time>.csv) (one row per
-    sample and GPU, numbers without units) and C(<namespace>-<time>.png) (utilisation, memory in
-    GiB, and TGI's tokens per second and queue over time) into O(directory).
+  - Prints one line per sample and writes C(<namespace>-<time>.csv) into O(directory) as it
+    goes (one row per sample and GPU, numbers without units), then C(<namespace>-<time>.png)
+    (utilisation, memory in GiB, and TGI's tokens per second and queue over time).
   - When the exec into the pod fails (no right to C(pods/exec), a node that does not allow it,
     no C(nvidia-smi) in the image), it says so once and goes on with TGI's metrics alone; the
     GPU columns of the CSV file stay empty. When C(/metrics) cannot be read, the TGI columns of
