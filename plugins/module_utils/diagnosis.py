@@ -265,11 +265,15 @@ def diagnose(
 
 def _starting(result: Diagnosis, pod: str, log_lines: list[str], total_bytes: int | None) -> None:
     """A TGI container that runs but does not serve yet: downloading (how far) or loading."""
-    progress = tgi_logs.download_progress(log_lines, total_bytes)
-    if progress is not None and tgi_logs.startup_phase(log_lines) == "downloading":
+    if tgi_logs.startup_phase(log_lines) == "downloading":
+        progress = tgi_logs.download_progress(log_lines, total_bytes)
         result.state, result.download = "downloading", progress
         result.problem = f"pod {pod} is downloading the model"
-        result.cause = _download_text(progress)
+        result.cause = (
+            _download_text(progress)
+            if progress
+            else ("the download has started; the file count is known once the first file is done")
+        )
         result.fix = ["nothing to do but wait (status.yml shows the progress)"]
     else:
         result.problem = f"pod {pod} is loading the model"
@@ -295,7 +299,8 @@ def _download_text(progress: JSON) -> str:
     if progress.get("percent") is not None:
         parts.append(f"{progress['percent']:.0f}%")
     if progress.get("eta_seconds") is not None:
-        parts.append(f"about {pod_progress.format_duration(progress['eta_seconds'])} left")
+        eta = pod_progress.format_duration(progress["eta_seconds"])
+        parts.append(f"about {eta} left by TGI's estimate at the last file")
     return "download in progress: " + ", ".join(parts)
 
 

@@ -140,26 +140,36 @@ def test_an_oom_killed_model_gets_the_capacity_numbers_and_alternatives(inventor
     assert "fix: " in run.output and "tgi_gpu_count: 2" in run.output
 
 
+# 7.6B parameters in bfloat16: three weight files of about 5 GB, downloaded one after the other.
+SEVERAL_FILES = {"tgi_model_id": "Qwen/Qwen2.5-7B-Instruct", "tgi_gpu_type": "gpu-tesla-v100s"}
+
+
 @pytest.mark.sandbox
-def test_a_download_in_progress_grows_and_the_json_has_one_entry_per_namespace(
+def test_a_download_in_progress_grows_and_the_json_has_its_entry(
     inventory, namespace, admin_client, tmp_path
 ):
-    deployed(inventory)
+    deployed(inventory, **SEVERAL_FILES)
+    # A download of minutes, as for a real 15 GB model (the new pod downloads afresh).
     edit_tgi(admin_client, namespace, annotations={READY_AFTER: "240"})
     document = tmp_path / "status.json"
 
-    first = until_status_says(inventory, "TGI: DOWNLOADING", icc_status_file=str(document))
-    before = float(re.search(r"download in progress: .*?([\d.]+)%", first.output).group(1))
+    first = until_status_says(
+        inventory,
+        "download in progress: 1/3 files",
+        timeout=150,
+        icc_status_file=str(document),
+        **SEVERAL_FILES,
+    )
+    assert "TGI: DOWNLOADING" in first.output
+    assert re.search(r"1/3 files, [\d.]+ of [\d.]+ GiB, 33%, about \dm\d\ds left", first.output)
     entry = json.loads(document.read_text())["namespaces"][namespace]
     assert entry["tgi"]["state"] == "downloading"
+    assert entry["tgi"]["download"]["files_done"] == 1
 
-    def grown():
-        run = status(inventory)
-        found = re.search(r"download in progress: .*?([\d.]+)%", run.output)
-        return found is not None and float(found.group(1)) > before
-
-    wait_until(grown, 120, f"the download to grow past {before}%", interval=5)
-    assert "left" in first.output  # an estimate of the time left
+    later = until_status_says(
+        inventory, "download in progress: 2/3 files", timeout=150, **SEVERAL_FILES
+    )
+    assert "67%" in later.output
 
 
 @pytest.mark.sandbox
