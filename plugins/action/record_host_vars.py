@@ -22,10 +22,19 @@ try:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.representer import RoundTripRepresenter
 except ImportError as error:  # reported as a task failure
     RUAMEL_ERROR: ImportError | None = error
 else:
     RUAMEL_ERROR = None
+
+    class _HostVarsRepresenter(RoundTripRepresenter):
+        """`key: null` spelled out, on a class of its own: registering it on ruamel's shared
+        representer would change every other round trip in the same process."""
+
+    _HostVarsRepresenter.add_representer(
+        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
 
 NEW_FILE_HEADER = (
     "---\n# Variables of this namespace; haw.icc records model and GPU choices here.\n"
@@ -36,9 +45,7 @@ def _yaml() -> Any:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never fold a long model id onto two lines
-    yaml.representer.add_representer(
-        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
+    yaml.Representer = _HostVarsRepresenter
     return yaml
 
 
