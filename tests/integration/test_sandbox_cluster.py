@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from kubernetes import client
 from views import V100, gpu_container, pod_manifest
@@ -37,7 +39,9 @@ def terminated_state(core: client.CoreV1Api, namespace: str, name: str):
 
 
 @pytest.mark.sandbox
-def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(admin_client, core, namespace):
+def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(
+    sandbox, admin_client, core, namespace
+):
     labels = {"app": "two-gpus"}
     deployment = {
         "apiVersion": "apps/v1",
@@ -73,7 +77,9 @@ def test_gpu_deployment_lands_on_a_v100_node_and_becomes_ready(admin_client, cor
     node = core.read_node(pod.spec.node_name)
     assert node.metadata.labels["gpu-type"] == V100
     assert pod.status.container_statuses[0].ready
-    assert pod.status.pod_ip.startswith("127.")
+    # Pod IPs stay on this machine: the sandbox's local-only pod network, else loopback.
+    network = ipaddress.ip_network(sandbox.pod_network or "127.0.0.0/8")
+    assert ipaddress.ip_address(pod.status.pod_ip) in network
     wait_until(
         lambda: (
             apps.read_namespaced_deployment(
