@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ansible_collections.haw.icc.plugins.module_utils.role_settings import role_settings
+from ansible_collections.haw.icc.plugins.module_utils.role_settings import (
+    playbook_settings,
+    role_settings,
+)
 from ansible_collections.haw.icc.plugins.modules.role_settings import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
 
@@ -27,27 +30,36 @@ def role_options(role: str) -> dict[str, Any]:
 
 class ActionModule(ControllerAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
+    ONE_OF = ("role", "options")
 
     def act(
         self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
     ) -> dict[str, Any]:
-        try:
-            options = role_options(args["role"])
-        except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
-            result.update(
-                failed=True, msg=f"role {args['role']!r} of haw.icc: no argument spec ({error})"
-            )
-            return result
+        if args["options"]:
+            options, what = args["options"], "the playbook's options"
+        else:
+            what = f"the variables of haw.icc.{args['role']}"
+            try:
+                options = role_options(args["role"])
+            except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+                result.update(
+                    failed=True,
+                    msg=f"role {args['role']!r} of haw.icc: no argument spec ({error})",
+                )
+                return result
         # The variables as the play sees them, templated like Ansible's own role validation does.
         values = self._templar.template({n: task_vars[n] for n in options if n in task_vars})
-        settings, errors = role_settings(args["role"], options, values)
+        if args["options"]:
+            settings, errors = playbook_settings(options, values)
+        else:
+            settings, errors = role_settings(args["role"], options, values)
         if errors:
-            heading = args["heading"] or f"Invalid variables of the role haw.icc.{args['role']}"
+            heading = args["heading"] or f"Invalid {what}"
             result.update(
                 failed=True,
                 errors=errors,
                 msg=heading + ":\n" + "\n".join(f"- {error}" for error in errors),
             )
             return result
-        result.update(settings=settings, msg=f"the variables of haw.icc.{args['role']} are valid")
+        result.update(settings=settings, msg=f"{what} are valid")
         return result

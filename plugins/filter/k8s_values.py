@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
     SECRET_VERSIONS_ANNOTATION,
+    duration_seconds,
     secret_versions,
     value_errors,
 )
@@ -29,4 +30,5 @@ class FilterModule:
         return {
             "k8s_value_errors": k8s_value_errors,
             "k8s_secret_versions": k8s_secret_versions,
+            "duration_seconds": duration_seconds,
         }

@@ -120,6 +120,19 @@ def is_image(value: Any) -> bool:
     return isinstance(value, str) and IMAGE_REFERENCE.fullmatch(value) is not None
 
 
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+
+
+def duration_seconds(value: Any) -> int | None:
+    """`90`, `90s`, `15m`, `2h`, `1h30m` as seconds (for sinceSeconds and the like); None when
+    it is not such a duration, or zero."""
+    match = _DURATION.match(str(value).strip())
+    if not str(value).strip() or not match or not any(match.groups()):
+        return None
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs or None
+
+
 def quantity_times(value: Any, factor: int) -> str:
     """Multiplies a quantity by a whole factor, keeping its unit: ('1Gi', 4) -> '4Gi'."""
     if not is_quantity(value):
@@ -162,6 +175,10 @@ KINDS: dict[str, tuple[Any, str]] = {
         is_ingress_host,
         "a DNS host name such as llm.example.org (lower-case, no spaces, no IP address, "
         "optionally starting with '*.')",
+    ),
+    "duration": (
+        lambda value: value == "" or duration_seconds(value) is not None,
+        "a duration such as 90s, 15m, 2h or 1h30m",
     ),
     "port": (is_port, f"a port number, an integer in 1..{PORT_MAX}"),
     "quantity": (

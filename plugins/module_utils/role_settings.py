@@ -245,6 +245,35 @@ ROLE_PROBLEMS: dict[str, Callable[[Mapping[str, Any], frozenset], list[str]]] = 
 }
 
 
+# Keys of a playbook's own options beyond an argument spec's: checked after the conversion.
+PLAYBOOK_OPTION_KEYS = ("default", "minimum", "kind")
+
+
+def playbook_settings(
+    options: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """(a playbook's own options typed, defaults filled in; every problem, naming each variable).
+
+    `options` are shaped like a role argument spec's, plus `default`, `minimum` (for numbers) and
+    `kind` (a k8s_values kind). Defaults live here rather than in play vars, which would outrank
+    the inventory's values."""
+    specs = {
+        name: {k: v for k, v in option.items() if k not in PLAYBOOK_OPTION_KEYS}
+        for name, option in options.items()
+    }
+    typed, errors = typed_variables(specs, values)
+    refused = {error.split(":", 1)[0].split(" ", 1)[0] for error in errors}
+    for name, option in options.items():
+        if typed[name] is None and name not in refused:
+            typed[name] = option.get("default")
+        minimum = option.get("minimum")
+        if minimum is not None and typed[name] is not None and typed[name] < minimum:
+            errors.append(f"{name}: {values.get(name)!r} is not allowed: at least {minimum}")
+    kinds = {name: option["kind"] for name, option in options.items() if "kind" in option}
+    errors += value_errors({n: typed[n] for n in kinds if n not in refused}, kinds)
+    return typed, errors
+
+
 def role_settings(
     role: str, options: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:

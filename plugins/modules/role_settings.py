@@ -25,10 +25,18 @@ author:
   - haw.icc developers (@haw-hamburg)
 options:
   role:
-    description: The collection's role whose variables to check.
+    description:
+      - The collection's role whose variables to check.
+      - Exactly one of O(role) and O(options) is given.
     type: str
-    required: true
     choices: [tgi_server, open_webui, icc_secret, gpu_scale]
+  options:
+    description:
+      - A playbook's own variables, shaped like a role argument spec's C(options) (C(type),
+        C(choices), C(elements), C(no_log)), plus C(default) (used when the variable is unset;
+        the inventory may set it, unlike play vars), C(minimum) for numbers and C(kind), a kind
+        of value such as C(duration), C(port) or C(dns_label).
+    type: dict
   heading:
     description: First line of the failure message, for example what was refused and where.
     type: str
@@ -57,6 +65,14 @@ EXAMPLES = r"""
     heading: "Refusing to deploy TGI to {{ icc_namespace }}"
   register: __tgi_checked
 
+- name: Type and check a playbook's own options
+  haw.icc.role_settings:
+    heading: Refusing to read the logs
+    options:
+      icc_logs_tail: {type: int, default: 200, minimum: 1}
+      icc_logs_since: {type: str, kind: duration}
+  register: __icc_logs_checked
+
 - name: Use the typed values from now on
   ansible.builtin.set_fact:
     __tgi: "{{ __tgi_checked.settings }}"
@@ -84,9 +100,8 @@ msg:
 from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 
 ARGUMENT_SPEC = dict(
-    role=dict(
-        type="str", required=True, choices=["tgi_server", "open_webui", "icc_secret", "gpu_scale"]
-    ),
+    role=dict(type="str", choices=["tgi_server", "open_webui", "icc_secret", "gpu_scale"]),
+    options=dict(type="dict"),
     heading=dict(type="str"),
 )
 

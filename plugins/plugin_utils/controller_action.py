@@ -20,10 +20,15 @@ class ControllerAction(ActionBase):
     _supports_check_mode = True
     _supports_async = False
     ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {}
+    # Option names of which exactly one must be given, when the plugin has such a choice.
+    ONE_OF: ClassVar[tuple[str, ...]] = ()
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        one_of = [list(self.ONE_OF)] if self.ONE_OF else None
+        _validation, args = self.validate_argument_spec(
+            argument_spec=self.ARGUMENT_SPEC, mutually_exclusive=one_of, required_one_of=one_of
+        )
         result["changed"] = False
         return self.act(result, args, task_vars or {})
 

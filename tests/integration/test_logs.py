@@ -65,6 +65,11 @@ def test_bad_options_are_refused_before_anything_is_read(inventory, namespace, s
         extra_vars={"icc_logs_app": "db", "icc_logs_tail": "x", "icc_logs_since": "soon"},
     )
     assert run.rc != 0
-    for variable in ("icc_logs_app", "icc_logs_tail", "icc_logs_since"):
-        assert variable in run.output
+    for line in (
+        "- icc_logs_app: 'db' is not allowed: one of tgi, webui, open-webui, both",
+        "- icc_logs_tail: 'x' is not an integer",
+        "- icc_logs_since: 'soon' is not allowed: a duration such as 90s, 15m, 2h or 1h30m",
+    ):
+        assert line in run.output.splitlines(), run.output
     assert "Read the logs" not in run.output
+    assert sandbox.student_writes(namespace) == []

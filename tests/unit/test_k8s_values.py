@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
     KINDS,
+    duration_seconds,
     is_dns1123_label,
     is_quantity,
     quantity_times,
@@ -114,3 +115,16 @@ def test_value_errors_name_each_bad_variable_and_hide_secret_values():
     assert errors[1].startswith("tgi_cache_size: '-5Gi' is not allowed: a positive Kubernetes")
     assert errors[2].startswith("tgi_api_key: its value is not allowed")
     assert "s3cret" not in " ".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), (" 5m ", 300)],
+)
+def test_a_duration_in_seconds(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "15 m", "1d", "-5s", "0", "m"])
+def test_what_is_no_duration(text):
+    assert duration_seconds(text) is None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.haw.icc.plugins.module_utils.role_settings import (
+    playbook_settings,
     role_settings,
     typed_variables,
 )
@@ -165,3 +166,47 @@ def test_unset_options_are_none_and_a_missing_required_one_is_named():
     )
     assert typed == {"a": None, "b": None}
     assert errors == ["b is required"]
+
+
+# --- a playbook's own options -------------------------------------------------------------------
+
+PLAYBOOK_OPTIONS = {
+    "icc_logs_app": {"type": "str", "choices": ["tgi", "both"], "default": "both"},
+    "icc_logs_tail": {"type": "int", "default": 200, "minimum": 1},
+    "icc_logs_since": {"type": "str", "kind": "duration"},
+    "icc_logs_previous": {"type": "bool", "default": False},
+}
+
+
+def test_playbook_options_typed_from_strings_with_defaults_for_the_unset():
+    typed, errors = playbook_settings(
+        PLAYBOOK_OPTIONS, {"icc_logs_tail": "50", "icc_logs_previous": "yes"}
+    )
+    assert errors == []
+    assert typed == {
+        "icc_logs_app": "both",
+        "icc_logs_tail": 50,
+        "icc_logs_since": None,
+        "icc_logs_previous": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"icc_logs_tail": "x"}, "icc_logs_tail: 'x' is not an integer"),
+        ({"icc_logs_tail": "0"}, "icc_logs_tail: '0' is not allowed: at least 1"),
+        ({"icc_logs_app": "db"}, "icc_logs_app: 'db' is not allowed: one of tgi, both"),
+        (
+            {"icc_logs_since": "soon"},
+            "icc_logs_since: 'soon' is not allowed: a duration such as 90s, 15m, 2h or 1h30m",
+        ),
+        (
+            {"icc_logs_previous": "maybe"},
+            "icc_logs_previous: 'maybe' is not true or false (yes/no, on/off and 1/0 work too)",
+        ),
+    ],
+)
+def test_a_bad_playbook_option_gets_one_line_naming_it(values, message):
+    _typed, errors = playbook_settings(PLAYBOOK_OPTIONS, values)
+    assert errors == [message]
