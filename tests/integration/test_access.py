@@ -88,17 +88,21 @@ def test_bad_settings_are_refused_one_line_each(inventory):
         extra_vars={
             "icc_port_forward": "begin",
             "icc_port_forward_tgi_port": "70000",
-            "icc_port_forward_webui_port": "70000",
+            "icc_port_forward_webui_port": "x",
         },
     )
     assert run.rc != 0
     for line in (
-        "- icc_port_forward must be print, start, status or stop, not begin",
-        "- icc_port_forward_tgi_port must be a port number from 1 to 65535",
-        "- icc_port_forward_webui_port must be a port number from 1 to 65535",
-        "- icc_port_forward_tgi_port and icc_port_forward_webui_port must differ (both are 70000)",
+        "- icc_port_forward: 'begin' is not allowed: one of print, start, status, stop",
+        "- icc_port_forward_tgi_port: 70000 is not allowed: a port number, an integer in 1..65535",
+        "- icc_port_forward_webui_port: 'x' is not an integer",
     ):
         assert line in run.output, run.output[-3000:]
+
+    same = {"icc_port_forward_tgi_port": "4000", "icc_port_forward_webui_port": "4000"}
+    run = run_playbook("access.yml", inventory, extra_vars=same)
+    assert run.rc != 0
+    assert "icc_port_forward_webui_port must differ (both are 4000)" in run.output
 
 
 def test_start_status_stop_run_exactly_the_recorded_processes(inventory, kubectl, tmp_path):
