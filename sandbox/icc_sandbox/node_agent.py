@@ -672,6 +672,16 @@ class StandIns:
             )
             return None
 
+    def busy(self, pod_uid: str, container: str, now: float, recent: float) -> bool:
+        """Whether the container's TGI stand-in has a request in flight or had one in the
+        last `recent` seconds (what makes its simulated GPUs busy)."""
+        serving = self.running.get((pod_uid, container))
+        standin = serving.standin if serving is not None else None
+        if not isinstance(standin, TgiStandIn):
+            return False
+        metrics = standin.metrics
+        return metrics.in_flight > 0 or now - metrics.last_active < recent
+
     def _close(self, key: tuple[str, str]) -> None:
         serving = self.running.pop(key)
         if serving.standin is not None:
@@ -989,10 +999,11 @@ def main(argv: list[str] | None = None) -> int:
     kubelets = Kubelets(api, nodes, timing)
     try:
         kubelets.start()
-        log.info("kubelet endpoints (pod logs): %s", kubelets.ports)
+        log.info("kubelet endpoints (pod logs, exec): %s", kubelets.ports)
     except OSError as error:
-        log.warning("no kubelet endpoints, so no pod logs: %s", error)
+        log.warning("no kubelet endpoints, so no pod logs and no exec: %s", error)
     agent = NodeAgent(api, nodes, timing, kubelets.ports)
+    kubelets.busy = agent.standins.busy  # exec's nvidia-smi shows load while TGI answers
 
     stopping = False
 

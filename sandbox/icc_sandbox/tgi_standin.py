@@ -202,6 +202,7 @@ class _Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.count = self.success = self.failure = self.in_flight = 0
+        self.last_active = 0.0  # time.time() a request last came or went (the GPU load of exec)
         self.hists = {
             "tgi_request_duration": _Histogram(0.001, 0.01, 0.1, 1.0, 10.0),
             "tgi_request_input_length": _Histogram(16, 64, 256, 1024, 4096),
@@ -213,6 +214,7 @@ class _Metrics:
         with self._lock:
             self.count += 1
             self.in_flight += 1
+            self.last_active = time.time()
         try:
             yield
         except ApiError:
@@ -222,6 +224,7 @@ class _Metrics:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.last_active = time.time()
 
     def succeeded(self, gens: list[_Gen], started: float) -> None:
         with self._lock:
