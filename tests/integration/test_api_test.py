@@ -1,6 +1,7 @@
 """test.yml, the API smoke test, against a deployment in the sandbox, with the student's rights.
 
-The sandbox has no Ingress controller and no kubelet port-forward. Its pods' IPs are reachable
+The GPU test execs nvidia-smi and env in the TGI pod: the sandbox's kubelets serve exec. The
+sandbox has no Ingress controller and no kubelet port-forward. Its pods' IPs are reachable
 from this machine, and each Ready TGI pod is served by the TGI stand-in (which checks the API
 key like TGI does), so `http://<pod IP>:<container port>` stands in for the port-forward or
 Ingress URL a user would give in icc_test_tgi_url.
@@ -12,10 +13,13 @@ import base64
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 from views import FAST, FIRST_MODEL, SMALLER_MODEL, tgi_url
+from waiting import wait_until
 
 from playbooks import run_playbook, write_inventory
 
@@ -109,10 +113,10 @@ def test_direct_url_runs_every_check_with_the_key_from_the_secret(deployed, dire
     assert check_line(run.output, "ok", "no key refused") == "401 without an API key"
     assert check_line(run.output, "ok", "wrong key refused") == "401 with a wrong key"
     assert check_line(run.output, "ok", "open-webui health").startswith("200")
-    # The sandbox's nodes serve no exec: the GPU test says so instead of failing.
-    gpu = check_line(run.output, "skip", "gpu")
-    assert gpu.startswith("exec into pod tgi-"), gpu
-    assert "not served here" in gpu or "forbidden" in gpu, gpu
+    # nvidia-smi and env run in the TGI pod through exec: the API server, the node's kubelet.
+    gpu = check_line(run.output, "ok", "gpu")
+    assert re.match(r"1 x GPU: Tesla V100-PCIE-16GB 16384 MiB; driver 550\.\d+\.\d+; ", gpu), gpu
+    assert "CUDA_VERSION=12.4" in gpu and "NVIDIA_VISIBLE_DEVICES=GPU-" in gpu, gpu
     key = base64.b64decode(core.read_namespaced_secret("tgi-api-key", namespace).data["api-key"])
     assert key.decode() not in run.output
 
@@ -164,3 +168,66 @@ def test_bad_settings_are_refused_one_line_each_before_any_request(deployed):
     ):
         assert line in run.output, run.output[-3000:]
     assert "Run the API test" not in run.output
+
+
+# What a user without exec may do in the namespace: read and proxy, but not pods/exec.
+NO_EXEC_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "pods/log", "services", "endpoints", "secrets", "configmaps"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get", "create"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "replicasets", "statefulsets"],
+        "verbs": ["get", "list", "watch"],
+    },
+]
+
+
+def kubeconfig_without_exec(core, sandbox, namespace: str, directory: Path) -> Path:
+    """A kubeconfig of a service account whose Role grants no pods/exec."""
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "no-exec"}})
+    rbac.create_namespaced_role(
+        namespace, {"metadata": {"name": "no-exec"}, "rules": NO_EXEC_RULES}
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "no-exec"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-exec"},
+            "subjects": [{"kind": "ServiceAccount", "name": "no-exec", "namespace": namespace}],
+        },
+    )
+
+    def token() -> str | None:
+        account = core.read_namespaced_service_account("no-exec", namespace)
+        for ref in account.secrets or []:
+            data = core.read_namespaced_secret(ref.name, namespace).data or {}
+            if data.get("token"):
+                return base64.b64decode(data["token"]).decode()
+        return None
+
+    value = wait_until(token, 30, "the service account's token")
+    config = yaml.safe_load(sandbox.student_kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": value}
+    path = directory / "no-exec.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.sandbox
+def test_without_rights_to_exec_the_gpu_test_is_skipped_saying_why(
+    deployed, direct, core, sandbox, tmp_path
+):
+    namespace, _ = deployed
+    kubeconfig = kubeconfig_without_exec(core, sandbox, namespace, tmp_path)
+    inventory = write_inventory(tmp_path, [namespace], kubeconfig, **FAST)
+    run = run_playbook("test.yml", inventory, extra_vars=direct)
+    assert run.rc == 0, run.output[-4000:]
+    assert check_line(run.output, "skip", "gpu") == (
+        "you may not exec into pods in this namespace (RBAC: create on pods/exec)"
+    )
+    assert check_line(run.output, "ok", "chat with the key").startswith("200")

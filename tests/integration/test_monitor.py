@@ -109,20 +109,41 @@ def test_monitor_two_namespaces_writes_csv_and_png_each(
 
 
 @pytest.mark.sandbox
-def test_a_failing_gpu_source_is_said_once_and_tgi_columns_stay(tmp_path, sandbox, namespace):
-    """Without GPU figures the CSV has TGI's columns only: nvidia-smi without a driver, then
-    the exec into the pod, which the sandbox's kubelet stand-in does not serve (as a node that
-    does not allow exec)."""
+def test_exec_samples_the_pods_gpus_and_a_failing_source_is_said_once(tmp_path, sandbox, namespace):
+    """Without icc_monitor_gpu_command nvidia-smi runs in the TGI pod through exec (the API
+    server, then the node's kubelet): a row per GPU the pod holds, with numbers. A failing GPU
+    command (nvidia-smi without a driver) leaves TGI's columns only and is said once."""
     inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
     deployed = run_playbook("deploy.yml", inventory)
     assert deployed.rc == 0, deployed.output
+
+    exec_out = tmp_path / "exec"
+    run = monitor(inventory, 2, dir=str(exec_out))
+    assert run.rc == 0, run.output
+    assert "GPU figures" not in run.output, run.output
+    for number in (1, 2):
+        assert re.search(
+            rf"\[{re.escape(namespace)}\] sample {number}/2: GPU0 \d+% [\d.]+/16\.0 GiB \d+ C "
+            r"\d+ W; TGI queue 0",
+            run.output,
+        ), run.output
+    rows = read_csv(only_file(exec_out, namespace, ".csv"))
+    assert [row["gpu"] for row in rows] == ["0", "0"]  # the deployment's one GPU, twice
+    for row in rows:
+        assert row["gpu_name"] == "Tesla V100-PCIE-16GB", row
+        for column in GPU_COLUMNS:
+            float(row[column])  # a number in every GPU column
+        assert 0 < float(row["memory_used_mib"]) < float(row["memory_total_mib"]) == 16384
+        assert float(row["power_limit_w"]) == 250
+        assert row["tgi_queue_size"] == "0", row
+    assert_png(only_file(exec_out, namespace, ".png"))
+
     broken = tmp_path / "nvidia-smi-no-driver.sh"
     broken.write_text(
         "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the "
         'NVIDIA driver."\nexit 9\n'
     )
     broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
-
     # Without icc_monitor_dir the files go where ansible-playbook runs.
     run = monitor(inventory, 2, cwd=tmp_path, gpu_command=str(broken))
     assert run.rc == 0, run.output
@@ -136,16 +157,6 @@ def test_a_failing_gpu_source_is_said_once_and_tgi_columns_stay(tmp_path, sandbo
         assert all(row[column] == "" for column in GPU_COLUMNS), row
         assert row["tgi_queue_size"] != "", row
     assert_png(only_file(tmp_path, namespace, ".png"))
-
-    exec_out = tmp_path / "exec"
-    run = monitor(inventory, 2, dir=str(exec_out))
-    assert run.rc == 0, run.output
-    said = re.findall(r"GPU figures: exec into pod (tgi-[\w-]+) failed \(", run.output)
-    assert len(said) == 2 and said[0] == said[1], run.output
-    assert f"[{namespace}] sample 2/2: no GPU figures; TGI queue 0" in run.output
-    rows = read_csv(only_file(exec_out, namespace, ".csv"))
-    assert [row["gpu"] for row in rows] == ["", ""]
-    assert all(row["tgi_queue_size"] == "0" for row in rows), rows
 
 
 @pytest.mark.sandbox

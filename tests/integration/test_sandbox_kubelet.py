@@ -1,5 +1,6 @@
-"""The student reads pod logs through the API server and reaches pods through its service proxy,
-as operating playbooks do: both go through the sandbox's simulated kubelets and pod network."""
+"""The student reads pod logs and execs into pods through the API server and reaches pods through
+its service proxy, as operating playbooks do: all go through the sandbox's simulated kubelets and
+pod network."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 import time
 
 import pytest
+from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import parse_gpu_csv, query_command
 from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
 from views import V100, gpu_container, pod_manifest
 from waiting import wait_until
 
@@ -30,6 +34,16 @@ def terminated(core, namespace, name):
     status = core.read_namespaced_pod(name, namespace).status
     last = (status.container_statuses or [None])[0]
     return last is not None and last.last_state.terminated is not None
+
+
+def ready(core, namespace, name) -> bool:
+    conditions = core.read_namespaced_pod(name, namespace).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def running(core, namespace, name) -> bool:
+    statuses = core.read_namespaced_pod(name, namespace).status.container_statuses or [None]
+    return statuses[0] is not None and statuses[0].state.running is not None
 
 
 @pytest.fixture
@@ -113,3 +127,62 @@ def test_the_service_proxy_reaches_tgi_and_open_webui(sandbox, student, namespac
     ip = student.read_namespaced_pod("tgi", namespace).status.pod_ip
     addresses = student.read_namespaced_endpoints("tgi", namespace).subsets[0].addresses
     assert [a.ip for a in addresses] == [ip] and not ip.startswith("127.")
+
+
+def run_in_pod(core, namespace, name, command, container="tgi"):
+    """(stdout, stderr, status channel as a dict) of an exec through the API server."""
+    response = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        namespace,
+        command=command,
+        container=container,
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _preload_content=False,
+    )
+    response.run_forever(timeout=20)
+    assert not response.is_open(), "the kubelet did not close the exec stream"
+    out, err, status = response.read_stdout(), response.read_stderr(), response.read_channel(3)
+    response.close()
+    return out, err, json.loads(status)
+
+
+def test_exec_runs_nvidia_smi_and_env_in_a_two_gpu_pod(student, namespace):
+    """The student's exec goes through the API server to the node's kubelet (WebSocket, v4)."""
+    args = ["--model-id", "Qwen/Qwen2.5-7B-Instruct", "--num-shard", "1"]
+    create_pod(student, namespace, "tgi", gpu_container("tgi", TGI, 2, args), {READY_AFTER: "1"})
+    wait_until(lambda: ready(student, namespace, "tgi"), 30, "the TGI pod to be Ready")
+    out, err, status = run_in_pod(student, namespace, "tgi", query_command())
+    assert status == {"metadata": {}, "status": "Success"} and err == ""
+    gpus = parse_gpu_csv(out)
+    assert [gpu["index"] for gpu in gpus] == [0, 1]
+    for gpu in gpus:
+        assert gpu["name"] == "Tesla V100-PCIE-16GB" and gpu["memory.total"] == 16384
+        assert 0 < gpu["memory.used"] < 16384 and gpu["power.limit"] == 250
+    env, _, _ = run_in_pod(student, namespace, "tgi", ["env"])
+    uuids = ",".join(gpu["uuid"] for gpu in gpus)
+    assert f"NVIDIA_VISIBLE_DEVICES={uuids}\n" in env and "HOSTNAME=tgi\n" in env
+
+    bad_field = ["nvidia-smi", "--query-gpu=watts", "--format=csv"]
+    out, _, status = run_in_pod(student, namespace, "tgi", bad_field)
+    assert out == 'Field "watts" is not a valid field to query.\n\n'
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+    _, _, status = run_in_pod(student, namespace, "tgi", ["bash"])
+    assert status["reason"] == "InternalError"
+    assert 'exec: "bash": executable file not found in $PATH' in status["message"]
+
+
+def test_exec_into_a_crash_looping_container_is_refused_by_the_kubelet(student, namespace):
+    args = ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--max-parallel-loading-workers", "2"]
+    create_pod(student, namespace, "bad", gpu_container("tgi", TGI, 1, args))
+    wait_until(lambda: terminated(student, namespace, "bad"), 30, "the first crash")
+    wait_until(lambda: not running(student, namespace, "bad"), 30, "the back-off")
+    with pytest.raises(ApiException) as error:
+        run_in_pod(student, namespace, "bad", ["env"])
+    # The kubelet's answer, relayed by the API server as the handshake's status and body.
+    assert "Handshake status 500" in str(error.value)
+    assert 'container not found ("tgi")' in str(error.value)
