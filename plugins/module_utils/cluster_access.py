@@ -209,7 +209,9 @@ def api_client(module: Any = None, auth: dict[str, Any] | None = None) -> tuple[
         client = get_api_client(module) if module is not None else get_api_client(**params)
         api = client.client.client
         server = api.configuration.host
-        found.server, found.version = server, k8s.VersionApi(api).get_code().git_version
+        found.version = k8s.VersionApi(api).get_code().git_version
+        # Read again: with an empty K8S_AUTH_HOST exported, the host is filled in only by then.
+        found.server = server = api.configuration.host
     except (CoreException, k8s_config.ConfigException) as error:
         raise ConnectionProblem(f"cannot use {found.describe()}: {error}") from error
     except ApiException as error:
