@@ -26,10 +26,14 @@ _UNTOLERATED = re.compile(r"(\d+) node\(s\) had (?:untolerated )?taint \{([^}:]*
 _SELECTOR = re.compile(r"(\d+) node\(s\) didn't match (?:Pod's )?node (?:selector|affinity)")
 # "exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=1,
 #  limited: requests.nvidia.com/gpu=2"
+# With several resources each field lists them all: "requested: requests.memory=8Gi,requests.
+# nvidia.com/gpu=1, used: ..., limited: ...".
 _QUOTA = re.compile(
-    r"exceeded quota: (?P<name>[^,]+), requested: (?P<requested>[^,]+), used: (?P<used>[^,]+), "
-    r"limited: (?P<limited>[^,\s]+)"
+    r"exceeded quota: (?P<name>[^,]+), requested: (?P<requested>\S+), used: (?P<used>\S+), "
+    r"limited: (?P<limited>[^\s,]+(?:,[^\s,]+)*)"
 )
+GPU_QUOTA = "requests.nvidia.com/gpu"
+CUDA_OOM = "cuda-out-of-memory"
 
 
 @dataclass
@@ -51,9 +55,21 @@ class Diagnosis:
         return asdict(self)
 
 
-def _quantity_of(text: str) -> int | None:
-    match = re.search(r"=(\d+)", text or "")
-    return int(match.group(1)) if match else None
+def _amounts(text: str) -> dict[str, str]:
+    """'requests.memory=8Gi,requests.nvidia.com/gpu=1' as {resource: amount}."""
+    pairs = (part.split("=", 1) for part in (text or "").strip(",").split(",") if "=" in part)
+    return {key: value for key, value in pairs}
+
+
+def _whole(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def playbook(name: str, namespace: str | None, *extra: str) -> str:
+    """The command of one of the collection's playbooks for this namespace (the same from a
+    checkout and from the installed collection)."""
+    limit = f" -l {namespace}" if namespace else ""
+    return " ".join((f"ansible-playbook haw.icc.{name}{limit}", *extra))
 
 
 def _newest_pod(rollout: pod_progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
@@ -87,18 +103,28 @@ def _terminated(status: JSON) -> JSON:
     return (status.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
 
 
-def _scheduling(message: str, gpus: int, gpu_type: str) -> tuple[str, list[str]]:
-    """Cause and fixes for a pod the scheduler cannot place, from its FailedScheduling message."""
+def _scheduling(
+    message: str, gpus: int, gpu_type: str, per_node: int | None, namespace: str | None
+) -> tuple[str, list[str]]:
+    """Cause and fixes for a pod the scheduler cannot place, from its FailedScheduling message.
+
+    `per_node`: the most GPUs of the type one node has (the catalog's gpus_per_node)."""
     wanted = f"{gpus} x {gpu_type}" if gpus else "its resources"
     if _INSUFFICIENT_GPU.search(message):
+        if per_node and gpus > per_node:
+            scale = playbook("scale", namespace, f"-e tgi_gpu_count={per_node}")
+            return (
+                f"a {gpu_type} node has {per_node} GPUs, and all GPUs of a pod are on one node: "
+                f"{gpus} can never be scheduled"
+            ), [f"ask for at most {per_node}: {scale}"]
         cause = (
             f"no {gpu_type} node has {gpus} GPU{'s' if gpus != 1 else ''} free right now "
             "(other pods hold them)"
         )
         fixes = ["wait: the pod starts by itself when the GPUs are released"]
         if gpus > 1:
-            fewer = f"ansible-playbook playbooks/scale.yml -e tgi_gpu_count={gpus - 1}"
-            fixes.insert(0, f"ask for fewer GPUs: {fewer}")
+            scale = playbook("scale", namespace, f"-e tgi_gpu_count={gpus - 1}")
+            fixes.insert(0, f"ask for fewer GPUs: {scale}")
         fixes.append("or another GPU type: -e tgi_gpu_type=<type> (see README: GPU types)")
         return cause, fixes
     taint = _UNTOLERATED.search(message)
@@ -106,71 +132,92 @@ def _scheduling(message: str, gpus: int, gpu_type: str) -> tuple[str, list[str]]
         cause = f"no node offers {wanted}: the GPU type matches no node the pod may run on"
         return cause, [
             "check tgi_gpu_type against the cluster's GPU types (the taint of the GPU nodes), "
-            "then run deploy.yml again"
+            f"then {playbook('deploy', namespace)}"
         ]
     return f"the scheduler cannot place the pod: {message}", [
         "read the scheduler's message above; fewer GPUs or less memory (tgi_memory_request) may fit"
     ]
 
 
-def _quota(message: str) -> tuple[str, list[str]]:
+def _quota(message: str, namespace: str | None) -> tuple[str, list[str]]:
     match = _QUOTA.search(message)
     if not match:
         return f"the namespace's quota refuses the pod: {message}", [
             "ask for fewer resources, or ask the ICC admins for a larger quota"
         ]
-    requested = _quantity_of(match["requested"])
-    used = _quantity_of(match["used"])
-    limited = _quantity_of(match["limited"])
-    cause = (
-        f"ResourceQuota {match['name']} allows {match['limited']}; {match['used']} are in use "
-        f"and the pod asks for {match['requested']}"
+    requested, used, limited = (
+        _amounts(match[field]) for field in ("requested", "used", "limited")
+    )
+    over = [name for name in limited if name in requested] or list(limited)
+    cause = f"ResourceQuota {match['name']} allows " + ", ".join(
+        f"{name}={limited[name]} ({used.get(name, '0')} in use, the pod asks for "
+        f"{requested.get(name, '?')})"
+        for name in over
     )
     fixes = []
-    if limited is not None and used is not None and "nvidia.com/gpu" in match["limited"]:
-        left = max(limited - used, 0)
-        if left and requested and left < requested:
-            fixes.append(
-                f"ask for at most {left} GPU{'s' if left != 1 else ''}: "
-                f"ansible-playbook playbooks/scale.yml -e tgi_gpu_count={left}"
-            )
-        if used:
-            fixes.append("free GPUs held by other Deployments of this namespace (kubectl get pods)")
+    if GPU_QUOTA in over:
+        left = max((_whole(limited[GPU_QUOTA]) or 0) - (_whole(used.get(GPU_QUOTA)) or 0), 0)
+        asked = _whole(requested.get(GPU_QUOTA))
+        if left and asked and left < asked:
+            scale = playbook("scale", namespace, f"-e tgi_gpu_count={left}")
+            fixes.append(f"ask for at most {left} GPU{'s' if left != 1 else ''}: {scale}")
+        if _whole(used.get(GPU_QUOTA)):
+            fixes.append("free GPUs held by other Deployments of this namespace")
+    if "requests.memory" in over or "limits.memory" in over:
+        fixes.append("ask for less memory: tgi_memory_request / tgi_memory_limit")
     fixes.append("or ask the ICC admins for a larger quota")
     return cause, fixes
 
 
 def _crash(
-    terminated: JSON, log_lines: list[str], capacity: JSON | None
+    terminated: JSON,
+    spec: JSON,
+    log_lines: list[str],
+    capacity: JSON | None,
+    namespace: str | None,
 ) -> tuple[str, str, list[str], list[str]]:
-    """(problem kind, cause, fixes, evidence) for a container that crashed."""
+    """(problem kind, cause, fixes, evidence) for a container that crashed.
+
+    CUDA out of memory is the GPUs' memory: the capacity check's estimate explains it. OOMKilled
+    without it is the container's own memory limit (host RAM), which the kernel enforces."""
     message = terminated.get("message") or ""
-    lines = [*message.splitlines(), *log_lines]
-    failures = tgi_logs.known_failures(lines)
+    failures = tgi_logs.known_failures([*message.splitlines(), *log_lines])
     evidence = [pod_progress.first_useful_line(message)] if message.strip() else []
-    if terminated.get("reason") == "OOMKilled" or any(f["kind"] == "cuda-oom" for f in failures):
-        cause = "the model does not fit into the GPUs' memory (the process was killed loading it)"
+    cuda = next((f for f in failures if f["kind"] == CUDA_OOM), None)
+    if cuda is not None:
+        cause = "the model does not fit into the GPUs' memory (CUDA out of memory while loading)"
         fixes = []
-        if capacity:
-            memory = capacity.get("memory") or {}
-            if memory.get("per_gpu_gib") is not None:
-                cause = (
-                    f"the model needs about {memory['per_gpu_gib']} GiB per GPU, and one GPU "
-                    f"offers {memory.get('usable_per_gpu_gib')} GiB (the capacity check's estimate)"
-                )
-            fixes += list(capacity.get("recommendations") or [])[:4]
-        fixes = fixes or [
-            "a smaller model (change_model.yml), more GPUs (scale.yml), 8-bit weights "
-            "(-e tgi_quantize=bitsandbytes) or fewer tokens (tgi_max_total_tokens)"
-        ]
-        evidence += [f["line"] for f in failures[:2]]
-        return "OOMKilled", cause, fixes, _unique(evidence)
+        memory = (capacity or {}).get("memory") or {}
+        if memory.get("per_gpu_gib") is not None:
+            cause = (
+                f"the model needs about {memory['per_gpu_gib']} GiB per GPU, and one GPU "
+                f"offers {memory.get('usable_per_gpu_gib')} GiB (the capacity check's estimate)"
+            )
+            fixes += list((capacity or {}).get("recommendations") or [])[:4]
+        fixes = fixes or [cuda["fix"]]
+        kind = "OOMKilled" if terminated.get("reason") == "OOMKilled" else "CUDA out of memory"
+        return kind, cause, fixes, _unique([*evidence, cuda["line"]])
+    if terminated.get("reason") == "OOMKilled":
+        deploy = playbook("deploy", namespace)
+        limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+        cause = (
+            "the container used more memory than its limit"
+            + (f" ({limit})" if limit else "")
+            + " and the kernel killed it: host memory, not the GPUs' (TGI loads the weights "
+            "through it)"
+        )
+        return (
+            "OOMKilled",
+            cause,
+            [f"a higher tgi_memory_limit (and tgi_memory_request): {deploy}"],
+            evidence,
+        )
     if failures:
         first = failures[0]
         return first["kind"], first["cause"], [first["fix"]], _unique([*evidence, first["line"]])
     code = terminated.get("exitCode")
     cause = f"TGI exited with code {code}" + (f": {evidence[0]}" if evidence else "")
-    return "Crashed", cause, ["read the whole log: ansible-playbook playbooks/logs.yml"], evidence
+    return "Crashed", cause, [f"read the whole log: {playbook('logs', namespace)}"], evidence
 
 
 def _unique(lines: list[str]) -> list[str]:
@@ -193,12 +240,16 @@ def diagnose(
     log_lines: list[str] | None = None,
     capacity: JSON | None = None,
     total_bytes: int | None = None,
+    namespace: str | None = None,
+    gpus_per_node: int | None = None,
 ) -> Diagnosis:
     """The state of one application and, when it is not healthy, why and what to do.
 
     `log_lines` are the newest lines of the app's main container (its previous run's, after a
     crash); `capacity` is gpu_capacity_check's result for the deployed settings, used to explain
-    an out-of-memory kill; `total_bytes` the model's weights on the Hub, for download progress.
+    an out-of-memory kill; `total_bytes` the model's weights on the Hub, for download progress;
+    `namespace` goes into the commands of the fixes; `gpus_per_node` is the catalog's figure for
+    the pod's GPU type.
     """
     log_lines = log_lines or []
     if deployment is None:
@@ -208,7 +259,7 @@ def diagnose(
             f"{app}: not deployed",
             problem=f"{app} is not deployed in this namespace",
             cause="no Deployment of that name",
-            fix=["ansible-playbook playbooks/deploy.yml"],
+            fix=[playbook("deploy", namespace)],
         )
     rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
     pod = _newest_pod(rollout, pods)
@@ -228,12 +279,12 @@ def diagnose(
     reason = rollout.reason or (view.summary if view else rollout.summary)
     if "exceeded quota" in rollout.summary or "exceeded quota" in reason:
         result.state, result.problem = "pending", f"{app} cannot create its pod"
-        result.cause, result.fix = _quota(rollout.summary)
-        result.evidence = [rollout.summary.split(" — ", 1)[-1]]
+        result.cause, result.fix = _quota(rollout.summary, namespace)
+        # The quota's own words are in the summary line already.
     elif view is not None and "unschedulable" in view.summary:
         message = view.summary.split("unschedulable: ", 1)[-1]
         result.state, result.problem = "pending", f"pod {view.name} is Pending"
-        result.cause, result.fix = _scheduling(message, gpus, gpu_type)
+        result.cause, result.fix = _scheduling(message, gpus, gpu_type, gpus_per_node, namespace)
         result.evidence = [message]
     elif view is not None and any(word in view.summary for word in pod_progress.IMAGE_FAILURES):
         result.state, result.problem = "failed", f"pod {view.name} cannot pull its image"
@@ -246,15 +297,17 @@ def diagnose(
     elif view is not None and "CreateContainerConfigError" in view.summary:
         result.state, result.problem = "failed", f"pod {view.name} cannot start its container"
         result.cause = "its configuration refers to something missing (usually a Secret or a key)"
-        result.fix = ["ansible-playbook playbooks/deploy.yml (creates the Secrets it needs)"]
+        result.fix = [f"{playbook('deploy', namespace)} (creates the Secrets it needs)"]
         result.evidence = [view.summary]
     elif view is not None and (view.failed or int(status.get("restartCount") or 0) > 0):
-        kind, cause, fixes, evidence = _crash(_terminated(status), log_lines, capacity)
+        kind, cause, fixes, evidence = _crash(
+            _terminated(status), spec, log_lines, capacity, namespace
+        )
         result.state = "failed"
         result.problem = f"pod {view.name}: {kind} (restart {view.restarts})"
         result.cause, result.fix, result.evidence = cause, fixes, evidence
     elif app == "tgi" and view is not None and status.get("state", {}).get("running"):
-        _starting(result, view.name, log_lines, total_bytes)
+        _starting(result, view.name, log_lines, total_bytes, namespace)
     else:
         result.problem = rollout.summary
         if rollout.failed:
@@ -263,7 +316,13 @@ def diagnose(
     return result
 
 
-def _starting(result: Diagnosis, pod: str, log_lines: list[str], total_bytes: int | None) -> None:
+def _starting(
+    result: Diagnosis,
+    pod: str,
+    log_lines: list[str],
+    total_bytes: int | None,
+    namespace: str | None,
+) -> None:
     """A TGI container that runs but does not serve yet: downloading (how far) or loading."""
     if tgi_logs.startup_phase(log_lines) == "downloading":
         progress = tgi_logs.download_progress(log_lines, total_bytes)
@@ -278,7 +337,7 @@ def _starting(result: Diagnosis, pod: str, log_lines: list[str], total_bytes: in
     else:
         result.problem = f"pod {pod} is loading the model"
         result.cause = "the startup probe waits until TGI serves"
-        result.fix = ["wait; past tgi_startup_timeout_seconds, read logs.yml"]
+        result.fix = [f"wait; past tgi_startup_timeout_seconds: {playbook('logs', namespace)}"]
 
 
 def gpu_type_of(pod_spec: JSON | None) -> str | None:
@@ -372,5 +431,6 @@ def status_document(statuses: list[JSON], generated: str) -> JSON:
             "tgi": status.get("tgi") or None,
             "open_webui": status.get("open_webui") or None,
             "warnings": list(status.get("warnings") or []),
+            "error": status.get("error"),
         }
     return {"generated": generated, "namespaces": namespaces}

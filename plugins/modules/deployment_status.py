@@ -47,6 +47,12 @@ options:
     description: How many of the newest log lines of a container that is not ready to read.
     type: int
     default: 400
+  catalog:
+    description:
+      - Entries laid over the built-in GPU catalog (C(icc_gpu_catalog)); its C(gpus_per_node)
+        tells a pod asking for more GPUs than any node has from one waiting for free GPUs.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -113,6 +119,10 @@ from datetime import datetime, timezone
 from ansible_collections.haw.icc.plugins.module_utils import diagnosis, pod_progress
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
 from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
+from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
+    CatalogError,
+    merged_catalog,
+)
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -136,6 +146,7 @@ def argspec():
         expected_model=dict(type="str"),
         capacity=dict(type="dict"),
         log_lines=dict(type="int", default=400),
+        catalog=dict(type="dict", default={}),
     )
     return spec
 
@@ -245,7 +256,7 @@ def _access(namespace, service, ingresses):
     return ways
 
 
-def describe_app(reader, app, name, container_name, objects, now, log_tail, capacity):
+def describe_app(reader, app, name, container_name, objects, now, log_tail, capacity, catalog):
     """Diagnosis of one application, with what the status shows about its pod and template."""
     deployment = reader.deployment(name)
     replicasets, pods, events = objects["replicasets"], objects["pods"], objects["events"]
@@ -264,6 +275,8 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     sizing = (capacity or {}).get("sizing") or {}
     if sizing.get("weights_gib"):
         total_bytes = int(float(sizing["weights_gib"]) * GIB)
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    gpu_type = diagnosis.gpu_type_of(template.get("spec"))
     found = diagnosis.diagnose(
         app,
         deployment,
@@ -275,6 +288,8 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         log_lines,
         capacity,
         total_bytes,
+        reader.namespace,
+        (catalog.get(gpu_type) or {}).get("gpus_per_node"),
     ).as_dict()
     if deployment is None:
         return found
@@ -282,10 +297,6 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     args = list(container.get("args") or [])
     count = pod_gpus({"spec": {"containers": [container]}})
     shards = _flag(args, "--num-shard")
-    tolerations = (deployment["spec"]["template"]["spec"].get("tolerations")) or []
-    gpu_type = next(
-        (t.get("key") for t in tolerations if (t.get("key") or "").startswith("gpu-")), None
-    )
     serving = [
         p
         for p in pods
@@ -362,6 +373,10 @@ def main():
     )
     api_client, _found = connect(module, result)
     reader = NamespaceReader(api_client, namespace, warnings)
+    try:
+        catalog = merged_catalog(params["catalog"])
+    except CatalogError as error:
+        module.fail_json(msg=f"icc_gpu_catalog: {error}", **result)
     now = datetime.now(timezone.utc)  # noqa: UP017 - modules may run on older Pythons
     try:
         objects = dict(
@@ -381,7 +396,7 @@ def main():
         ):
             capacity = params["capacity"] if key == "tgi" else None
             apps[key] = describe_app(
-                reader, app, name, container, objects, now, params["log_lines"], capacity
+                reader, app, name, container, objects, now, params["log_lines"], capacity, catalog
             )
             apps[key]["access"] = _access(namespace, services.get(name), ingresses)
     except ApiException as error:

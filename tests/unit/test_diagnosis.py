@@ -58,7 +58,7 @@ def new_pod(**kwargs: Any) -> dict[str, Any]:
     return make_pod("tgi-new-a", owner="tgi-new", **kwargs)
 
 
-def run(pods, events=(), logs=(), capacity=None, total=None, rs=(NEW_RS,), dep=None):
+def run(pods, events=(), logs=(), capacity=None, total=None, rs=(NEW_RS,), dep=None, per_node=4):
     return diagnose(
         "tgi",
         dep if dep is not None else tgi_deployment(),
@@ -70,13 +70,15 @@ def run(pods, events=(), logs=(), capacity=None, total=None, rs=(NEW_RS,), dep=N
         list(logs),
         capacity,
         total,
+        "wabc123-default",
+        per_node,
     )
 
 
 def test_absent_says_deploy() -> None:
-    found = diagnose("tgi", None, [], [], [], NOW, "tgi")
+    found = diagnose("tgi", None, [], [], [], NOW, "tgi", namespace="wabc123-default")
     assert found.state == "absent"
-    assert found.fix == ["ansible-playbook playbooks/deploy.yml"]
+    assert found.fix == ["ansible-playbook haw.icc.deploy -l wabc123-default"]
 
 
 def test_ready_has_no_problem() -> None:
@@ -107,8 +109,18 @@ def test_pending_for_lack_of_gpus_names_the_gpus_and_fewer_as_the_fix() -> None:
     found = run([pod], events=[event("tgi-new-a", "FailedScheduling", GPU_UNSCHEDULABLE)])
     assert found.state == "pending"
     assert "no gpu-tesla-v100 node has 2 GPUs free" in found.cause
-    assert found.fix[0].endswith("scale.yml -e tgi_gpu_count=1")
+    assert found.fix[0] == (
+        "ask for fewer GPUs: ansible-playbook haw.icc.scale -l wabc123-default -e tgi_gpu_count=1"
+    )
     assert found.evidence == [GPU_UNSCHEDULABLE]
+
+    beyond = run(
+        [pod], events=[event("tgi-new-a", "FailedScheduling", GPU_UNSCHEDULABLE)], per_node=1
+    )
+    assert "a gpu-tesla-v100 node has 1 GPUs" in beyond.cause and "can never" in beyond.cause
+    assert beyond.fix == [
+        "ask for at most 1: ansible-playbook haw.icc.scale -l wabc123-default -e tgi_gpu_count=1"
+    ]
 
 
 def test_over_quota_gives_the_numbers_and_what_fits() -> None:
@@ -127,9 +139,40 @@ def test_over_quota_gives_the_numbers_and_what_fits() -> None:
     )
     found = run([], rs=[failing])
     assert found.state == "pending"
-    assert "ResourceQuota gpu allows requests.nvidia.com/gpu=1" in found.cause
-    assert "asks for requests.nvidia.com/gpu=2" in found.cause
-    assert any("tgi_gpu_count=1" in fix for fix in found.fix)
+    assert found.cause == (
+        "ResourceQuota gpu allows requests.nvidia.com/gpu=1 (0 in use, the pod asks for 2)"
+    )
+    assert any(fix.endswith("-e tgi_gpu_count=1") for fix in found.fix)
+
+
+# The API server's words when a quota limits several resources (seen in the sandbox).
+MIXED_QUOTA = (
+    'pods "tgi-new-b" is forbidden: exceeded quota: compute, requested: requests.memory=8Gi,'
+    "requests.nvidia.com/gpu=1, used: requests.memory=0,requests.nvidia.com/gpu=0, limited: "
+    "requests.memory=4Gi,requests.nvidia.com/gpu=0"
+)
+
+
+def test_a_quota_on_several_resources_keeps_each_figure() -> None:
+    failing = replicaset(
+        "tgi-new",
+        "10",
+        conditions=[
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": MIXED_QUOTA,
+                "lastTransitionTime": ago(300),
+            }
+        ],
+    )
+    found = run([], rs=[failing])
+    assert found.cause == (
+        "ResourceQuota compute allows requests.memory=4Gi (0 in use, the pod asks for 8Gi), "
+        "requests.nvidia.com/gpu=0 (0 in use, the pod asks for 1)"
+    )
+    assert any("tgi_memory_request" in fix for fix in found.fix)
 
 
 def test_crash_loop_from_a_bad_flag_quotes_the_launcher_and_names_tgi_extra_args() -> None:
@@ -157,10 +200,34 @@ def test_oom_kill_explains_with_the_capacity_numbers_and_alternatives() -> None:
     )
     found = run([pod], logs=OOM_LOG, capacity=CAPACITY)
     assert found.state == "failed"
-    assert "OOMKilled" in found.problem
+    assert "OOMKilled" in found.problem  # as the sandbox reports a model too big for its GPUs
     assert "29.6 GiB per GPU" in found.cause and "15.0 GiB" in found.cause
     assert found.fix == CAPACITY["recommendations"]
     assert any("CUDA out of memory" in line for line in found.evidence)
+
+
+def test_cuda_out_of_memory_in_a_crash_loop_gets_the_capacity_numbers_too() -> None:
+    pod = new_pod(
+        statuses=[
+            waiting("CrashLoopBackOff", restartCount=1, lastState=terminated("Error", "", 1))
+        ],
+        conditions=scheduled(False),
+    )
+    found = run([pod], logs=OOM_LOG, capacity=CAPACITY)
+    assert "CUDA out of memory" in found.problem
+    assert "29.6 GiB per GPU" in found.cause
+
+
+def test_oom_killed_without_cuda_is_the_memory_limit() -> None:
+    pod = new_pod(
+        statuses=[
+            waiting("CrashLoopBackOff", restartCount=2, lastState=terminated("OOMKilled", "", 137))
+        ],
+        conditions=scheduled(False),
+    )
+    found = run([pod], capacity=CAPACITY)
+    assert "more memory than its limit (32Gi)" in found.cause
+    assert found.fix[0].startswith("a higher tgi_memory_limit")
 
 
 def test_image_pull_failure_names_the_image_variable() -> None:
