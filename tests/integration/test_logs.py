@@ -53,8 +53,24 @@ def test_an_oom_kill_is_summarised_with_the_fix(inventory, namespace):
     assert run.rc == 0, run.output
     assert "CUDA out of memory" in run.output
     summary = run.output.split("Summarize the known failures", 1)[1]
-    assert "cuda-oom" in summary or "out of memory" in summary.lower()
+    assert "cuda-out-of-memory: " in summary
     assert "Fix:" in summary and ("tgi_gpu_count" in summary or "tgi_quantize" in summary)
+
+
+@pytest.mark.sandbox
+def test_an_app_without_a_previous_run_does_not_hide_the_other(inventory, namespace, tmp_path):
+    assert run_playbook("deploy.yml", inventory).rc == 0
+
+    run = run_playbook("logs.yml", inventory, extra_vars={"icc_logs_previous": True}, cwd=tmp_path)
+
+    assert run.rc != 0  # nothing could be read: no container restarted
+    assert 'tgi: not read: previous terminated container \\"tgi\\"' in run.output
+    assert "open-webui: not read: previous terminated container" in run.output
+    assert "Traceback" not in run.output and "HTTP response headers" not in run.output
+
+    run = run_playbook("logs.yml", inventory, extra_vars={"icc_logs_dir": "saved"}, cwd=tmp_path)
+    assert run.rc == 0, run.output
+    assert (tmp_path / "saved" / f"{namespace}-tgi.log").exists()  # relative to where it ran
 
 
 @pytest.mark.sandbox
