@@ -64,7 +64,13 @@ def test_print_shows_both_port_forwards_the_urls_and_the_ingress(inventory):
     run = run_playbook(
         "access.yml",
         inventory,
-        extra_vars={"tgi_ingress_enabled": True, "tgi_ingress_host": "llm.example.org"},
+        extra_vars={
+            "tgi_ingress_enabled": True,
+            "tgi_ingress_host": "llm.example.org",
+            "tgi_ingress_tls_secret": "llm-tls",
+            "open_webui_ingress_enabled": True,
+            "open_webui_ingress_host": "chat.example.org",
+        },
     )
     assert run.rc == 0, run.output[-3000:]
     for line in (
@@ -72,13 +78,39 @@ def test_print_shows_both_port_forwards_the_urls_and_the_ingress(inventory):
         "http://127.0.0.1:3333/v1",
         f"Open WebUI: kubectl -n {NAMESPACE} port-forward svc/open-webui 8080:8080 → "
         "http://127.0.0.1:8080",
-        "TGI API through its Ingress: https://llm.example.org/v1",
-        "Open WebUI Ingress: off (open_webui_ingress_enabled)",
+        "TGI API through its Ingress: https://llm.example.org/v1",  # with TLS
+        "Open WebUI through its Ingress: http://chat.example.org",  # without
         f"-l {NAMESPACE} -e icc_test_tgi_url=http://127.0.0.1:3333 "
         "-e icc_test_open_webui_url=http://127.0.0.1:8080",
     ):
         assert line in run.output, run.output[-3000:]
     assert run.total_changed() == 0
+
+
+def test_check_mode_starts_and_stops_nothing_but_still_wants_kubectl(inventory, kubectl, tmp_path):
+    folder = tmp_path / "not-there-yet"
+    settings = {"icc_port_forward_dir": str(folder)}
+    run = run_playbook(
+        "access.yml",
+        inventory,
+        "--check",
+        extra_vars={**settings, "icc_port_forward": "start"},
+        env=kubectl,
+    )
+    assert run.rc == 0, run.output[-3000:]
+    assert "check mode: would start TGI API and Open WebUI" in run.output
+    assert not folder.exists()
+    run = run_playbook(
+        "access.yml", inventory, "--check", extra_vars={**settings, "icc_port_forward": "stop"}
+    )
+    assert run.rc == 0, run.output[-3000:]
+    missing = run_playbook(
+        "access.yml",
+        inventory,
+        "--check",
+        extra_vars={**settings, "icc_port_forward": "start", "icc_kubectl": str(tmp_path / "no")},
+    )
+    assert missing.rc != 0 and "is not an executable" in missing.output
 
 
 def test_bad_settings_are_refused_one_line_each(inventory):
