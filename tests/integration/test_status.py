@@ -87,18 +87,17 @@ def test_a_healthy_namespace_shows_model_gpus_node_and_how_to_reach_it(inventory
 
 
 @pytest.mark.sandbox
-def test_pending_for_lack_of_gpus_says_no_node_has_them_and_to_ask_for_fewer(
+def test_pending_for_more_gpus_than_a_node_has_says_so_and_what_fits(
     inventory, namespace, admin_client
 ):
     deployed(inventory)
     edit_tgi(admin_client, namespace, gpus(8))  # no node has 8 V100s
 
     run = until_status_says(inventory, "TGI: PENDING")
-    assert "no gpu-tesla-v100 node has 8 GPUs free" in run.output
+    assert "a gpu-tesla-v100 node has 4 GPUs" in run.output and "can never be" in run.output
     assert "Insufficient nvidia.com/gpu" in run.output  # the scheduler's own words, quoted
-    assert "fix: ask for fewer GPUs: ansible-playbook playbooks/scale.yml -e tgi_gpu_count=7" in (
-        run.output
-    )
+    scale = f"ansible-playbook haw.icc.scale -l {namespace} -e tgi_gpu_count=4"
+    assert f"fix: ask for at most 4: {scale}" in run.output
 
 
 @pytest.mark.sandbox
@@ -110,9 +109,9 @@ def test_over_quota_gives_the_quota_numbers_and_what_fits(
     edit_tgi(admin_client, namespace, gpus(3))
 
     run = until_status_says(inventory, "TGI: PENDING")
-    assert "ResourceQuota gpu-quota allows requests.nvidia.com/gpu=2" in run.output
-    assert "asks for requests.nvidia.com/gpu=3" in run.output
-    assert "tgi_gpu_count=2" in run.output
+    assert "ResourceQuota gpu-quota allows requests.nvidia.com/gpu=2 (" in run.output
+    assert "the pod asks for 3)" in run.output
+    assert f"ask for at most 2 GPUs: ansible-playbook haw.icc.scale -l {namespace}" in run.output
 
 
 @pytest.mark.sandbox
@@ -191,6 +190,6 @@ def test_a_course_gets_one_row_and_one_json_entry_per_namespace(tmp_path, namesp
         assert sorted(entries) == sorted([namespace, second])
         assert entries[namespace]["healthy"] is True
         assert entries[second]["tgi"]["state"] == "absent"
-        assert "ansible-playbook playbooks/deploy.yml" in entries[second]["tgi"]["fix"]
+        assert f"ansible-playbook haw.icc.deploy -l {second}" in entries[second]["tgi"]["fix"]
     finally:
         core.delete_namespace(second)
