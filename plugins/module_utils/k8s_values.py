@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 try:
     from kubernetes.utils import parse_quantity
@@ -120,6 +121,20 @@ def is_image(value: Any) -> bool:
     return isinstance(value, str) and IMAGE_REFERENCE.fullmatch(value) is not None
 
 
+def is_base_url(value: Any) -> bool:
+    """An http(s) URL with a host, optionally a valid port and a path prefix; no query."""
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError:
+        return False
+    return not (parts.query or parts.fragment)
+
+
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
@@ -179,6 +194,11 @@ KINDS: dict[str, tuple[Any, str]] = {
     "duration": (
         lambda value: value == "" or duration_seconds(value) is not None,
         "a duration such as 90s, 15m, 2h or 1h30m",
+    ),
+    "endpoint": (
+        lambda value: value in ("proxy", "ingress") or is_base_url(value),
+        "proxy, ingress or an http(s):// base URL (a host, optionally a port and a path; "
+        "no query)",
     ),
     "port": (is_port, f"a port number, an integer in 1..{PORT_MAX}"),
     "quantity": (

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansible_collections.haw.icc.plugins.module_utils.k8s_values import is_base_url
 from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
     parse_gpu_csv,
     query_command,
@@ -104,16 +105,14 @@ def skipped(name: str, reason: str) -> Check:
 
 def url_problem(variable: str, url: str) -> str | None:
     """What is wrong with a base URL given in `variable`, or None."""
+    if is_base_url(url):
+        return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{variable} must be an http:// or https:// URL with a host, not {url!r}"
     if parts.query or parts.fragment:
         return f"{variable} must be a base URL without a query or fragment, not {url!r}"
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
-    except ValueError:
-        return f"{variable} has an invalid port: {url!r}"
-    return None
+    return f"{variable} has an invalid port: {url!r}"
 
 
 def join_url(base: str, path: str) -> str:

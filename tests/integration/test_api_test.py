@@ -158,13 +158,16 @@ def test_bad_settings_are_refused_one_line_each_before_any_request(deployed):
             "icc_test_gpu": "perhaps",
         },
     )
+    port = run_playbook("test.yml", inventory, extra_vars={"icc_test_tgi_url": "http://h:99999"})
+    assert "- icc_test_tgi_url: 'http://h:99999' is not allowed" in port.output
     assert run.rc != 0
     for line in (
-        "- icc_test_tgi_url must be proxy, ingress or an http(s):// URL without a query",
+        "- icc_test_tgi_url: 'ftp://example.invalid' is not allowed: proxy, ingress or an "
+        "http(s):// base URL (a host, optionally a port and a path; no query)",
         "- icc_test_open_webui_url=ingress needs open_webui_ingress_enabled: true and "
         "open_webui_ingress_host",
-        "- icc_test_max_tokens must be a whole number of at least 1, not many",
-        "- icc_test_gpu must be true or false",
+        "- icc_test_max_tokens: 'many' is not an integer",
+        "- icc_test_gpu: 'perhaps' is not true or false (yes/no, on/off and 1/0 work too)",
     ):
         assert line in run.output, run.output[-3000:]
     assert "Run the API test" not in run.output
