@@ -173,10 +173,8 @@ def test_bad_monitor_settings_are_refused_before_sampling(tmp_path, sandbox):
         },
     )
     assert run.rc != 0
-    assert 'icc_monitor_interval must be a whole number of seconds, at least 1 (got "0")' in (
-        run.output
-    )
-    assert 'icc_monitor_samples must be a whole number, at least 1 (got "twelve")' in run.output
+    assert "- icc_monitor_interval: '0' is not allowed: at least 1" in run.output
+    assert "- icc_monitor_samples: 'twelve' is not an integer" in run.output
     assert "sample 1/" not in run.output
     assert not out.exists()
 
