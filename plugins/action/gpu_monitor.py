@@ -22,7 +22,10 @@ from typing import Any
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+    REQUEST_TIMEOUT,
+    api_message,
+)
 from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
     parse_gpu_csv,
     query_command,
@@ -173,6 +176,7 @@ class Sampler:
                     f"{_describe(gpus, figures, rate)}"
                 )
         result.update(
+            changed=True,  # it wrote files
             csv=csv_path,
             png=None,
             columns=list(COLUMNS),
@@ -282,15 +286,22 @@ class Sampler:
 
     def _figures(self) -> dict[str, Any] | None:
         from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             response = self.core.connect_get_namespaced_service_proxy_with_path(
-                self.proxy_name, self.namespace, "metrics", _preload_content=False
+                self.proxy_name,
+                self.namespace,
+                "metrics",
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
             )
             text = response.data.decode("utf-8", errors="replace")
             return tgi_server_figures(parse_samples(text))
         except ApiException as error:
             self._problem(f"TGI metrics: {self.metrics_path}: {api_message(error)}")
+        except (HTTPError, OSError) as error:  # a timeout or a dropped connection: next sample
+            self._problem(f"TGI metrics: {self.metrics_path}: {error}")
         except ValueError as error:
             self._problem(f"TGI metrics: {self.metrics_path} is not Prometheus text ({error})")
         except Exception as error:  # connection errors of urllib3

@@ -54,6 +54,10 @@ CONNECTION_HINT = (
 )
 
 
+# Connect and read timeouts (seconds) of every API call the collection makes itself.
+REQUEST_TIMEOUT = (10, 30)
+
+
 class ConnectionProblem(Exception):
     """The cluster cannot be used: why, in words, and where the credentials came from."""
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+    REQUEST_TIMEOUT,
+    api_message,
+)
 from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus, pod_key
 from ansible_collections.haw.icc.plugins.module_utils.deployments import label_selector
 
@@ -19,7 +22,6 @@ try:
 except ImportError:  # reported by the module's requirement check
     ApiException = HTTPError = OSError
 
-REQUEST_TIMEOUT = (10, 30)  # connect, read (seconds) for every API call
 UNFINISHED_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 

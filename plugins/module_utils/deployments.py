@@ -13,7 +13,10 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+    REQUEST_TIMEOUT,
+    api_message,
+)
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
     describe_rollout,
@@ -27,7 +30,6 @@ except ImportError:  # the action plugins get their client from cluster_access, 
     pass
 
 FIELD_MANAGER = "haw.icc"  # the roles' server-side apply uses the same manager
-REQUEST_TIMEOUT = (10, 30)  # connect, read (seconds) for every API call
 
 
 class ApiProblem(Exception):

@@ -197,8 +197,7 @@ KINDS: dict[str, tuple[Any, str]] = {
     ),
     "endpoint": (
         lambda value: value in ("proxy", "ingress") or is_base_url(value),
-        "proxy, ingress or an http(s):// base URL (a host, optionally a port and a path; "
-        "no query)",
+        "proxy, ingress or an http(s):// base URL (a host, optionally a port and a path; no query)",
     ),
     "port": (is_port, f"a port number, an integer in 1..{PORT_MAX}"),
     "quantity": (

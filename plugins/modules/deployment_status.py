@@ -117,7 +117,11 @@ import json
 from datetime import datetime, timezone
 
 from ansible_collections.haw.icc.plugins.module_utils import diagnosis, pod_progress
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+    REQUEST_TIMEOUT,
+    api_message,
+    connect,
+)
 from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
 from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     CatalogError,
@@ -133,7 +137,6 @@ try:
 except ImportError:  # reported by AnsibleK8SModule's requirement check
     ApiException = OSError
 
-REQUEST_TIMEOUT = (10, 30)
 GIB = 2**30
 
 
