@@ -54,6 +54,18 @@ def tgi_deployment(gpus: int = 1) -> dict[str, Any]:
     return deployment(template={"spec": {"containers": [container]}}, **NOT_READY)
 
 
+def refused_replicaset(message: str) -> dict[str, Any]:
+    """The newest ReplicaSet, whose pods the API server refuses (a quota) with `message`."""
+    failure = {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": message,
+        "lastTransitionTime": ago(300),
+    }
+    return replicaset("tgi-new", "10", conditions=[failure])
+
+
 def new_pod(**kwargs: Any) -> dict[str, Any]:
     return make_pod("tgi-new-a", owner="tgi-new", **kwargs)
 
@@ -124,20 +136,7 @@ def test_pending_for_lack_of_gpus_names_the_gpus_and_fewer_as_the_fix() -> None:
 
 
 def test_over_quota_gives_the_numbers_and_what_fits() -> None:
-    failing = replicaset(
-        "tgi-new",
-        "10",
-        conditions=[
-            {
-                "type": "ReplicaFailure",
-                "status": "True",
-                "reason": "FailedCreate",
-                "message": QUOTA,
-                "lastTransitionTime": ago(300),
-            }
-        ],
-    )
-    found = run([], rs=[failing])
+    found = run([], rs=[refused_replicaset(QUOTA)])
     assert found.state == "pending"
     assert found.cause == (
         "ResourceQuota gpu allows requests.nvidia.com/gpu=1 (0 in use, the pod asks for 2)"
@@ -154,20 +153,7 @@ MIXED_QUOTA = (
 
 
 def test_a_quota_on_several_resources_keeps_each_figure() -> None:
-    failing = replicaset(
-        "tgi-new",
-        "10",
-        conditions=[
-            {
-                "type": "ReplicaFailure",
-                "status": "True",
-                "reason": "FailedCreate",
-                "message": MIXED_QUOTA,
-                "lastTransitionTime": ago(300),
-            }
-        ],
-    )
-    found = run([], rs=[failing])
+    found = run([], rs=[refused_replicaset(MIXED_QUOTA)])
     assert found.cause == (
         "ResourceQuota compute allows requests.memory=4Gi (0 in use, the pod asks for 8Gi), "
         "requests.nvidia.com/gpu=0 (0 in use, the pod asks for 1)"
