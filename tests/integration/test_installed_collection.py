@@ -136,3 +136,21 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     limits = tgi_pod(core, namespace).spec.containers[0].resources.limits
     assert limits["nvidia.com/gpu"] == "2"
     assert list(workdir.iterdir()) == [workdir / "rendered"]
+
+    # The operating playbooks by name: what they write lands where they run, never in the
+    # installed collection (a folder named "logs" there once shadowed haw.icc.logs).
+    for name, options, written in (
+        ("haw.icc.status", ["-e", "icc_status_file=status.json"], "status.json"),
+        ("haw.icc.logs", ["-e", "icc_logs_dir=logs"], "logs"),
+        ("haw.icc.monitor", ["-e", "icc_monitor_samples=1", "-e", "icc_monitor_dir=monitor"],
+         "monitor"),
+        ("haw.icc.test", [], None),
+    ):  # fmt: skip
+        run = run_ansible([*playbook, name, *options], env=env, cwd=workdir, config=None)
+        assert run.rc == 0, run.output
+        if written:
+            assert (workdir / written).exists(), run.output
+    assert not list((installed / "ansible_collections/haw/icc/playbooks").glob("*.json"))
+    assert not (installed / "ansible_collections/haw/icc/playbooks/logs").exists()
+    again = run_ansible([*playbook, "haw.icc.logs"], env=env, cwd=workdir, config=None)
+    assert again.rc == 0, again.output
