@@ -23,6 +23,7 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
+from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.deployments import (
     FIELD_MANAGER,
     ApiProblem,
@@ -45,10 +46,7 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
-    GPU_RESOURCE,
-    tgi_workload,
-)
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
 from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     ConnectionProblem,
@@ -83,16 +81,6 @@ def find_container(deployment: dict[str, Any], name: str) -> tuple[int, dict[str
         f"Deployment {meta.get('name')} has no container named {name!r} (its containers: "
         f"{names}); set the container option to the TGI container's name"
     )
-
-
-def gpu_request(container: dict[str, Any]) -> int:
-    """The container's request of nvidia.com/gpu (a whole number); absent means 0."""
-    resources = container.get("resources") or {}
-    value = (resources.get("requests") or {}).get(GPU_RESOURCE)
-    if value is None:
-        value = (resources.get("limits") or {}).get(GPU_RESOURCE)
-    amount = quantity_value(value) if value is not None else 0
-    return int(amount) if amount is not None else 0
 
 
 def _without_defaults(value: Any) -> Any:
@@ -279,7 +267,7 @@ def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
     """What --diff shows: the model and GPUs, then the owned parts (Secrets by reference)."""
     view = {
         "model_id": model_of(spec["args"]),
-        "gpus": gpu_request({"resources": spec["resources"]}),
+        "gpus": container_gpus({"resources": spec["resources"]}),
         **spec,
         "env": normalize_env(spec["env"]),
     }

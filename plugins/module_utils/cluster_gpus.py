@@ -33,7 +33,8 @@ def gpu_quantity(value) -> int:
         return 0
 
 
-def _container_gpus(container) -> int:
+def container_gpus(container) -> int:
+    """GPUs one container asks for (its request, else its limit); none -> 0."""
     resources = container.get("resources") or {}
     # Extended resources need request == limit; the API server copies a lone limit into the
     # request, but objects built by hand may carry only the limit.
@@ -51,8 +52,8 @@ def pod_gpus(pod) -> int:
     before them (the largest one counts). The pod needs the larger of the two.
     """
     spec = pod.get("spec") or {}
-    running = sum(_container_gpus(c) for c in spec.get("containers") or [])
-    init = max((_container_gpus(c) for c in spec.get("initContainers") or []), default=0)
+    running = sum(container_gpus(c) for c in spec.get("containers") or [])
+    init = max((container_gpus(c) for c in spec.get("initContainers") or []), default=0)
     return max(running, init)
 
 

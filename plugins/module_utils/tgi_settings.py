@@ -26,7 +26,9 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     merged_catalog,
 )
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
+    PORT_MAX,
     is_image,
+    is_port,
     quantity_value,
     value_errors,
 )
@@ -180,7 +182,6 @@ _PREFIX = "tgi_"
 _HUB_PART = re.compile(r"(?![-.])[A-Za-z0-9._-]{1,96}(?<![-.])")
 _SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MAX_PORT = 65535
 
 
 class TgiSettingsError(ValueError):
@@ -314,8 +315,8 @@ def _check_memory_fraction(fraction: Any) -> list[str]:
 
 
 def _check_port(port: Any) -> list[str]:
-    if not (_is_int(port) and 1 <= port <= _MAX_PORT):
-        return [f"tgi_container_port: {port!r} is not allowed: an integer in 1..{_MAX_PORT}"]
+    if not is_port(port):
+        return [f"tgi_container_port: {port!r} is not allowed: an integer in 1..{PORT_MAX}"]
     return []
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils import multi_gpu
+from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import GPU_RESOURCE
 from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     CPU,
     compute_capability,
@@ -34,8 +35,6 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
     resolved_settings,
     validate_tgi_settings,
 )
-
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def architecture_of(settings: Mapping[str, Any]) -> str | None:

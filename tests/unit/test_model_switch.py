@@ -23,7 +23,6 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     annotation_ops,
     describe_change,
     find_container,
-    gpu_request,
     live_spec,
     model_of,
     normalize_env,
@@ -33,6 +32,7 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     switch_result,
     wanted_spec,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.deployments import (
     ApiProblem,
 )
@@ -268,7 +268,7 @@ class FakeCluster:
         revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
         self.replicasets["tgi"] = f"tgi-rs{revision}"
         pod = f"tgi-{revision}-abcde"
-        if gpu_request(container) == self.unschedulable_gpus:
+        if container_gpus(container) == self.unschedulable_gpus:
             reason = f"pod {pod}: Unschedulable: 0/3 nodes available: 3 Insufficient nvidia.com/gpu"
             summary = f"tgi: 0/1 ready — {reason}"
             return RolloutProgress("tgi", False, summary, True, reason, revision=revision, pod=pod)
@@ -466,8 +466,8 @@ def test_model_of_reads_the_model_id_flag(args, model):
         ({"limits": {"nvidia.com/gpu": "1"}}, 1),  # request defaults to the limit
     ],
 )
-def test_gpu_request(resources, gpus):
-    assert gpu_request({"resources": resources}) == gpus
+def test_container_gpus(resources, gpus):
+    assert container_gpus({"resources": resources}) == gpus
 
 
 def test_switch_patch_tests_the_version_and_the_container_then_writes_what_differs():
