@@ -378,7 +378,8 @@ def simulate_container(
         events.append(_event("Unhealthy", "Warning", failure, name))
     status = base | {
         "ready": ready,
-        "started": True,
+        # As the kubelet: a container with a startup probe counts as started once it passes.
+        "started": ready or not container.get("startupProbe"),
         "restartCount": 0,
         "state": {"running": {"startedAt": iso(started)}},
     }

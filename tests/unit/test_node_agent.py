@@ -109,6 +109,19 @@ def test_valid_tgi_becomes_ready_after_its_load_delay():
     assert {"type": "Ready", "status": "True"} in ready["conditions"]
 
 
+def test_a_startup_probe_keeps_the_container_unstarted_until_it_passes():
+    probe = {"httpGet": {"path": "/health", "port": 80}}
+    spec = pod(tgi(["--model-id", "x/y-1b"], startupProbe=probe, readinessProbe=probe))
+    loading = simulate_pod(spec, V100, started=0, now=4, timing=TIMING).status
+    assert loading["containerStatuses"][0]["started"] is False
+    serving = simulate_pod(spec, V100, started=0, now=5, timing=TIMING).status
+    assert serving["containerStatuses"][0]["started"] is True
+    plain = pod(tgi(["--model-id", "x/y-1b"], readinessProbe=probe))
+    assert simulate_pod(plain, V100, started=0, now=1, timing=TIMING).status["containerStatuses"][
+        0
+    ]["started"]
+
+
 def test_the_ready_delay_can_be_set_per_pod():
     spec = pod(
         tgi(["--model-id", "x/y-1b"]), annotations={"sandbox.haw.icc/ready-after-seconds": "0"}
