@@ -46,7 +46,10 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+    flag_value,
+    tgi_workload,
+)
 from ansible_collections.haw.icc.plugins.modules.tgi_model_switch import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     ConnectionProblem,
@@ -182,17 +185,6 @@ def same_spec(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return _comparable(live) == _comparable(wanted)
 
 
-def model_of(args: list[str] | None) -> str | None:
-    """The --model-id of a TGI command line ('--model-id X' or '--model-id=X'), else None."""
-    args = [str(arg) for arg in args or []]
-    for position, arg in enumerate(args):
-        if arg == "--model-id" and position + 1 < len(args):
-            return args[position + 1]
-        if arg.startswith("--model-id="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _set_op(base: str, field: str, present: bool, value: Any) -> list[dict[str, Any]]:
     path = f"{base}/{field}"
     if value in (None, [], {}):
@@ -266,7 +258,7 @@ def annotation_ops(
 def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
     """What --diff shows: the model and GPUs, then the owned parts (Secrets by reference)."""
     view = {
-        "model_id": model_of(spec["args"]),
+        "model_id": flag_value(spec["args"], "--model-id"),
         "gpus": container_gpus({"resources": spec["resources"]}),
         **spec,
         "env": normalize_env(spec["env"]),

@@ -65,6 +65,30 @@ def choose_mode(settings: Mapping[str, Any], catalog: Mapping) -> multi_gpu.Mult
     )
 
 
+def flag_value(args: list[Any] | None, flag: str) -> str | None:
+    """The value of `flag` in a TGI command line ('--flag X' or '--flag=X'), else None: the
+    reading back of what _args writes."""
+    args = [str(arg) for arg in args or []]
+    for position, arg in enumerate(args):
+        if arg == flag and position + 1 < len(args):
+            return args[position + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def mode_of(args: list[Any] | None, count: int) -> str:
+    """The multi-GPU mode a running TGI command line with `count` GPUs is in (as _args sets
+    --num-shard for each mode)."""
+    if not count:
+        return multi_gpu.CPU
+    if count == 1:
+        return multi_gpu.SINGLE
+    shards = flag_value(args, "--num-shard")
+    many = shards is not None and shards.isdigit() and int(shards) > 1
+    return multi_gpu.TENSOR_SHARDING if many else multi_gpu.LAYER_SPLIT
+
+
 def _float_arg(value: float) -> str:
     text = repr(float(value))
     if not math.isfinite(float(value)):  # pragma: no cover - refused by validation

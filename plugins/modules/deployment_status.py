@@ -127,6 +127,7 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     CatalogError,
     merged_catalog,
 )
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import flag_value, mode_of
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -205,29 +206,12 @@ class NamespaceReader:
         return (text or "").splitlines()
 
 
-def _flag(args, name):
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _main_container(deployment, name):
     containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {})
     containers = containers.get("containers") or []
     return next(
         (c for c in containers if c.get("name") == name), containers[0] if containers else {}
     )
-
-
-def _gpu_mode(count, shards):
-    if not count:
-        return "cpu"
-    if count == 1:
-        return "single-gpu"
-    return "tensor-sharding" if shards and shards > 1 else "layer-split"
 
 
 def _ready_since(pod):
@@ -299,7 +283,6 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     container = _main_container(deployment, container_name)
     args = list(container.get("args") or [])
     count = pod_gpus({"spec": {"containers": [container]}})
-    shards = _flag(args, "--num-shard")
     serving = [
         p
         for p in pods
@@ -312,12 +295,12 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     )
     if app == "tgi":
         found.update(
-            model=_flag(args, "--model-id"),
-            revision=_flag(args, "--revision"),
+            model=flag_value(args, "--model-id"),
+            revision=flag_value(args, "--revision"),
             gpu={
                 "type": gpu_type,
                 "count": count,
-                "mode": _gpu_mode(count, int(shards) if shards and shards.isdigit() else None),
+                "mode": mode_of(args, count),
             },
         )
     return found

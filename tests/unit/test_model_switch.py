@@ -24,7 +24,6 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     describe_change,
     find_container,
     live_spec,
-    model_of,
     normalize_env,
     same_spec,
     should_roll_back,
@@ -50,7 +49,7 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     wait_for_rollouts,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import NCCL_ENV_DEFAULTS
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import flag_value, tgi_workload
 from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 
 NAMESPACE = "wabc123-default"
@@ -264,7 +263,7 @@ class FakeCluster:
     def rollout(self, deployment, events, grace) -> RolloutProgress:
         self.polls += 1
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        model = model_of(container["args"])
+        model = flag_value(container["args"], "--model-id")
         revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
         self.replicasets["tgi"] = f"tgi-rs{revision}"
         pod = f"tgi-{revision}-abcde"
@@ -453,8 +452,8 @@ def test_the_role_settings_give_exactly_the_live_pod():
         (None, None),
     ],
 )
-def test_model_of_reads_the_model_id_flag(args, model):
-    assert model_of(args) == model
+def test_flag_value_reads_the_model_id_flag(args, model):
+    assert flag_value(args, "--model-id") == model
 
 
 @pytest.mark.parametrize(
@@ -827,7 +826,7 @@ def test_without_rollback_the_failed_revision_stays():
 
     assert result["failed"] is True and result["rolled_back"] is False
     assert cluster.writes == 1
-    assert model_of(cluster.container["args"]) == BIG_MODEL
+    assert flag_value(cluster.container["args"], "--model-id") == BIG_MODEL
     assert "was not rolled back (rollback: false)" in result["msg"]
     assert f"Go back to model {OLD_MODEL} on 1 GPU" in result["msg"]
 
@@ -838,7 +837,7 @@ def test_a_model_not_ready_in_time_is_rolled_back():
     result, _lines = run_switch(cluster, with_model(NEW_MODEL), timeout=20)
 
     assert result["rolled_back"] is True and result["failed"] is True
-    assert model_of(cluster.container["args"]) == OLD_MODEL
+    assert flag_value(cluster.container["args"], "--model-id") == OLD_MODEL
     assert "timed out after 20s waiting for Deployment(s) tgi" in result["msg"]
     assert "raise the timeout (now 20s)" in result["msg"]
     assert result["elapsed"] >= 20
@@ -972,7 +971,7 @@ def test_action_rolls_back_a_crashing_model(fake_api):
 
     assert result["failed"] is True and result["rolled_back"] is True
     assert "OOMKilled" in result["msg"]
-    assert model_of(fake_api.cluster.container["args"]) == OLD_MODEL
+    assert flag_value(fake_api.cluster.container["args"], "--model-id") == OLD_MODEL
 
 
 def test_action_checks_its_numbers(fake_api):

@@ -14,7 +14,11 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     TGI_IMAGE_SM70,
 )
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+    flag_value,
+    mode_of,
+    tgi_workload,
+)
 
 BASE: dict[str, Any] = {
     "tgi_model_id": "Qwen/Qwen2.5-1.5B-Instruct",
@@ -165,3 +169,24 @@ def test_bad_pod_settings_are_refused_naming_the_variable() -> None:
         "tgi_multi_gpu_mode",
         "tgi_memory_request",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "count", "mode"),
+    [
+        ([], 0, "cpu"),
+        (["--num-shard", "1"], 1, "single-gpu"),
+        (["--num-shard", "2", "--sharded", "true"], 2, "tensor-sharding"),
+        (["--num-shard=1"], 2, "layer-split"),
+        ([], 3, "layer-split"),
+    ],
+)
+def test_the_mode_is_read_back_from_the_command_line(args, count, mode):
+    assert mode_of(args, count) == mode
+
+
+def test_the_command_line_reads_back_its_own_mode_and_model():
+    settings = {**BASE, "tgi_gpu_count": 2, "tgi_model_id": "bigscience/bloom-7b1"}
+    workload = tgi_workload(settings)
+    assert mode_of(workload["args"], 2) == workload["multi_gpu"]["mode"]
+    assert flag_value(workload["args"], "--model-id") == "bigscience/bloom-7b1"
