@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional  # noqa: UP035
+from typing import Any, Callable, Dict, List, Optional  # noqa: UP035
 
 from ansible_collections.haw.icc.plugins.module_utils import pod_progress, tgi_logs
 from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
@@ -72,7 +72,8 @@ def playbook(name: str, namespace: str | None, *extra: str) -> str:
     return " ".join((f"ansible-playbook haw.icc.{name}{limit}", *extra))
 
 
-def _newest_pod(rollout: pod_progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
+def _pod_in_question(rollout: pod_progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
+    """The pod pod_progress describes (the failed or not ready one), else the first new one."""
     names = {view.name for view in rollout.pods}
     chosen = rollout.pod or next((view.name for view in rollout.pods), "")
     for pod in pods:
@@ -237,7 +238,7 @@ def diagnose(
     events: list[JSON],
     now: datetime,
     container: str,
-    log_lines: list[str] | None = None,
+    read_log: Callable[[str, bool], list[str]] | None = None,
     capacity: JSON | None = None,
     total_bytes: int | None = None,
     namespace: str | None = None,
@@ -245,13 +246,13 @@ def diagnose(
 ) -> Diagnosis:
     """The state of one application and, when it is not healthy, why and what to do.
 
-    `log_lines` are the newest lines of the app's main container (its previous run's, after a
-    crash); `capacity` is gpu_capacity_check's result for the deployed settings, used to explain
-    an out-of-memory kill; `total_bytes` the model's weights on the Hub, for download progress;
-    `namespace` goes into the commands of the fixes; `gpus_per_node` is the catalog's figure for
-    the pod's GPU type.
+    `read_log(pod, previous)` gives the newest lines of the main container of a pod that is not
+    ready (its previous run's after a crash); it is called at most once. `capacity` is
+    gpu_capacity_check's result for the deployed settings, used to explain an out-of-memory
+    kill; `total_bytes` the model's weights on the Hub, for download progress; `namespace` goes
+    into the commands of the fixes; `gpus_per_node` is the catalog's figure for the pod's GPU
+    type.
     """
-    log_lines = log_lines or []
     if deployment is None:
         return Diagnosis(
             app,
@@ -262,7 +263,7 @@ def diagnose(
             fix=[playbook("deploy", namespace)],
         )
     rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
-    pod = _newest_pod(rollout, pods)
+    pod = _pod_in_question(rollout, pods)
     view = next((v for v in rollout.pods if pod and v.name == pod["metadata"]["name"]), None)
     result = Diagnosis(
         app,
@@ -274,6 +275,10 @@ def diagnose(
     if rollout.done:
         return result
     spec, status = container_parts(pod, container)
+    crashed = int(status.get("restartCount") or 0) > 0 and not (status.get("state") or {}).get(
+        "running"
+    )
+    log_lines = read_log(view.name, crashed) if read_log and view and status else []
     gpus = pod_gpus(pod) if pod else 0
     gpu_type = gpu_type_of((pod or {}).get("spec")) or "GPU"
     reason = rollout.reason or (view.summary if view else rollout.summary)

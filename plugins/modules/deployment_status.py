@@ -113,16 +113,16 @@ warnings:
 """
 
 import copy
-import json
 from datetime import datetime, timezone
 
-from ansible_collections.haw.icc.plugins.module_utils import diagnosis, pod_progress
+from ansible_collections.haw.icc.plugins.module_utils import diagnosis
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
     REQUEST_TIMEOUT,
     api_message,
     connect,
 )
 from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
+from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import ClusterReader
 from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     CatalogError,
     merged_catalog,
@@ -155,23 +155,16 @@ def argspec():
     return spec
 
 
-class NamespaceReader:
-    """The namespace's objects as plain dicts; a read that is refused gives a warning."""
+class NamespaceReader(ClusterReader):
+    """The namespace's objects as plain dicts; a list that is refused gives a warning."""
 
     def __init__(self, api_client, namespace, warnings):
-        self.core = k8s.CoreV1Api(api_client)
-        self.apps = k8s.AppsV1Api(api_client)
+        super().__init__(k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client), namespace, warnings)
         self.networking = k8s.NetworkingV1Api(api_client)
-        self.namespace = namespace
-        self.warnings = warnings
-
-    def _json(self, method, *args, **kwargs):
-        response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-        return json.loads(response.data or b"{}")
 
     def items(self, method, what):
         try:
-            return self._json(method, self.namespace).get("items") or []
+            return self._items(method, self.namespace)
         except ApiException as error:
             if error.status not in (403, 404):
                 raise
@@ -180,7 +173,7 @@ class NamespaceReader:
 
     def deployment(self, name):
         try:
-            return self._json(self.apps.read_namespaced_deployment, name, self.namespace)
+            return self._call(self.apps.read_namespaced_deployment, name, self.namespace)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -247,17 +240,6 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     """Diagnosis of one application, with what the status shows about its pod and template."""
     deployment = reader.deployment(name)
     replicasets, pods, events = objects["replicasets"], objects["pods"], objects["events"]
-    log_lines = []
-    if deployment is not None:
-        rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
-        pod_name = rollout.pod or next((v.name for v in rollout.pods if not v.ready), "")
-        pod = next((p for p in pods if p["metadata"]["name"] == pod_name), None)
-        if pod is not None and not rollout.done:
-            _spec, status = diagnosis.container_parts(pod, container_name)
-            state = status.get("state") or {}
-            crashed = int(status.get("restartCount") or 0) > 0 and not state.get("running")
-            if status:
-                log_lines = reader.log_lines(pod_name, container_name, log_tail, crashed)
     total_bytes = None
     sizing = (capacity or {}).get("sizing") or {}
     if sizing.get("weights_gib"):
@@ -272,7 +254,7 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         events,
         now,
         container_name,
-        log_lines,
+        lambda pod, previous: reader.log_lines(pod, container_name, log_tail, previous),
         capacity,
         total_bytes,
         reader.namespace,

@@ -79,7 +79,7 @@ def run(pods, events=(), logs=(), capacity=None, total=None, rs=(NEW_RS,), dep=N
         list(events),
         NOW,
         "tgi",
-        list(logs),
+        lambda _pod, _previous: list(logs),
         capacity,
         total,
         "wabc123-default",
