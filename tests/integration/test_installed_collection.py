@@ -145,6 +145,7 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
         ("haw.icc.monitor", ["-e", "icc_monitor_samples=1", "-e", "icc_monitor_dir=monitor"],
          "monitor"),
         ("haw.icc.test", [], None),
+        ("haw.icc.access", [], None),
     ):  # fmt: skip
         run = run_ansible([*playbook, name, *options], env=env, cwd=workdir, config=None)
         assert run.rc == 0, run.output
@@ -154,3 +155,16 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     assert not (installed / "ansible_collections/haw/icc/playbooks/logs").exists()
     again = run_ansible([*playbook, "haw.icc.logs"], env=env, cwd=workdir, config=None)
     assert again.rc == 0, again.output
+
+    # login.yml needs no inventory: the student's kubeconfig stands in for the portal's download.
+    home = tmp_path / "home"
+    home.mkdir()
+    login = [
+        str(BIN / "ansible-playbook"), "haw.icc.login", "--check",
+        "-e", f"icc_login_kubeconfig={sandbox.student_kubeconfig}",
+        "-e", f"icc_login_inventory={inventory}",
+    ]  # fmt: skip
+    logged = run_ansible(login, env=env | {"HOME": str(home)}, cwd=workdir, config=None)
+    assert logged.rc == 0, logged.output
+    assert f"Next: ansible-playbook -i {inventory} haw.icc.deploy --limit" in logged.output
+    assert not (home / ".kube").exists()  # check mode
