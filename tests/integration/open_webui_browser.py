@@ -87,7 +87,10 @@ class OpenWebUISession:
             return [name for _, name in offered]
 
     def chat(self, model_id: str, message: str, timeout: float = ANSWER_TIMEOUT_S) -> Answer:
-        """Send `message` to `model_id` in a new chat and return the reply Open WebUI shows."""
+        """Send `message` (one line: Enter sends) to `model_id` in a new chat; the reply shown.
+
+        `model_id` may also be the name the picker shows. Fails if the picker lacks the model,
+        the reply is an error, or no complete reply comes within `timeout` seconds."""
         with self._step(f"chatting with {model_id!r}"):
             self._new_chat()
             offered = self._open_picker()
