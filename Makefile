@@ -12,7 +12,7 @@ SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test lint sanity molecule bench sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test e2e lint sanity molecule bench sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ $(COLLECTION_LINK):
 
 test: setup ## run every test: lint, unit, contract and sandbox integration tests
 	$(BIN)/python -m pytest
+
+e2e: setup ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
+	$(BIN)/python -m pytest -m e2e
 
 lint: setup ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,8 +56,24 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     else:
         print(f"# sandbox already running at {sandbox.server}", file=sys.stderr)
+    if args.real_open_webui:
+        _install_open_webui()
+        sandbox.use_real_open_webui(sandbox.student_namespace)
+        print(
+            f"# Open WebUI pods in {sandbox.student_namespace} run the real Open WebUI",
+            file=sys.stderr,
+        )
     print(sandbox.export_lines(), end="")
     return 0
+
+
+def _install_open_webui() -> None:
+    """Installs the real Open WebUI once (cached by version); its progress goes to stderr."""
+    subprocess.run(
+        ["bash", str(cluster.SANDBOX_DIR / "install-open-webui.sh")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def cmd_down(_args: argparse.Namespace) -> int:
@@ -147,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m icc_sandbox", description=__doc__.splitlines()[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start (or reuse) the sandbox and print KUBECONFIG exports")
+    up = commands.add_parser("up", help="start (or reuse) the sandbox and print KUBECONFIG exports")
+    up.add_argument(
+        "--real-open-webui",
+        action="store_true",
+        help="install (once) and run the real Open WebUI for the student namespace's Open WebUI",
+    )
     commands.add_parser("down", help="stop the recorded sandbox and remove its files")
     commands.add_parser("status", help="show the recorded sandbox")
     commands.add_parser("nodes", help="the simulated nodes, GPU types and GPUs in use")

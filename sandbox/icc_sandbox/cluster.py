@@ -8,6 +8,7 @@ free at start. Nothing listens outside 127.0.0.0/8 and the pod network, a privat
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -26,7 +27,10 @@ import yaml
 from icc_sandbox import pki as pki_files
 from icc_sandbox import pod_network
 from icc_sandbox.kubeapi import ApiError, KubeApi
+from icc_sandbox.open_webui_runtime import REAL_OPEN_WEBUI_LABEL
+from icc_sandbox.service_network import service_range
 
+DEFAULT_SERVICE_RANGE = "10.96.0.0/16"  # without a pod network (not root): no kube-proxy either
 PACKAGE_DIR = Path(__file__).resolve().parent
 SANDBOX_DIR = PACKAGE_DIR.parent
 DEFAULT_NODES_FILE = SANDBOX_DIR / "nodes.yml"
@@ -70,6 +74,12 @@ class Sandbox:
     student_namespace: str = STUDENT_NAMESPACE
     # The private range of pod IPs routed `local` on lo for this sandbox (None: loopback pod IPs)
     pod_network: str | None = None
+
+    @property
+    def service_range(self) -> str:
+        """ClusterIPs: inside the pod network when there is one, so the simulated kube-proxy's
+        listeners never leave the machine either."""
+        return service_range(self.pod_network) if self.pod_network else DEFAULT_SERVICE_RANGE
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -130,15 +140,28 @@ class Sandbox:
             f"export KUBECONFIG={self.student_kubeconfig}\n"
         )
 
-    def create_namespace(self, name: str, grant_student: bool = True) -> None:
-        """Creates a namespace; with grant_student the student is `admin` there, as on the ICC."""
+    def create_namespace(
+        self, name: str, grant_student: bool = True, real_open_webui: bool = False
+    ) -> None:
+        """Creates a namespace; with grant_student the student is `admin` there, as on the ICC.
+        With real_open_webui its Open WebUI pods run the real Open WebUI (open_webui_runtime)."""
         api = self.admin_api()
         api.ensure("/api/v1/namespaces", {"metadata": {"name": name}})
+        if real_open_webui:
+            self.use_real_open_webui(name)
         if grant_student:
             api.ensure(
                 f"/apis/rbac.authorization.k8s.io/v1/namespaces/{name}/rolebindings",
                 _student_admin_binding(self.student_user),
             )
+
+    def use_real_open_webui(self, namespace: str, real: bool = True) -> None:
+        """Open WebUI pods started in the namespace from now on run the real Open WebUI (when
+        installed: sandbox/install-open-webui.sh), or its health stand-in."""
+        self.admin_api().patch(
+            f"/api/v1/namespaces/{namespace}",
+            {"metadata": {"labels": {REAL_OPEN_WEBUI_LABEL: "real" if real else None}}},
+        )
 
     def wait_until_usable(self, namespace: str, timeout: float = 30.0) -> None:
         """Waits for the default ServiceAccount and its token: pods are refused before that."""
@@ -233,7 +256,7 @@ def start(
                 f"--service-account-signing-key-file={run_dir / 'pki/sa.key'}",
                 f"--token-auth-file={run_dir / 'tokens.csv'}",
                 "--authorization-mode=Node,RBAC",
-                "--service-cluster-ip-range=10.96.0.0/16",
+                f"--service-cluster-ip-range={sandbox.service_range}",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
@@ -266,6 +289,7 @@ def start(
                 "icc_sandbox.node_agent",
                 f"--kubeconfig={sandbox.admin_kubeconfig}",
                 f"--nodes={nodes_file}",
+                f"--work-dir={run_dir / 'agent'}",
                 *([f"--pod-network={sandbox.pod_network}"] if sandbox.pod_network else []),
                 *agent_args,
             ],
@@ -329,7 +353,7 @@ def _write_credentials(sandbox: Sandbox) -> None:
         "kube-apiserver",
         server_key,
         issuer=(ca_key, ca_cert),
-        ips=("127.0.0.1", "10.96.0.1"),
+        ips=("127.0.0.1", str(next(ipaddress.ip_network(sandbox.service_range).hosts()))),
         dns_names=("localhost", "kubernetes.default.svc"),
     )
     pki_files.write_pem(pki / "ca.crt", ca_cert)

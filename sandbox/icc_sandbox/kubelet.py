@@ -141,12 +141,14 @@ def exec_view(
         now=now,
         timing=timing,
         gpu_slots=slots,
-        env=container_env(pod, container, node, slots, _lookup(api), _kubernetes_ip(api)),
+        env=container_env(pod, container, node, slots, object_lookup(api), _kubernetes_ip(api)),
         busy=busy(pod["metadata"]["uid"], container["name"], now, BUSY_SECONDS),
     )
 
 
-def _lookup(api: KubeApi):
+def object_lookup(api: KubeApi):
+    """Secrets' and ConfigMaps' data by (kind, namespace, name), as env references need it."""
+
     def lookup(kind: str, namespace: str, name: str) -> dict[str, str] | None:
         plural = "secrets" if kind == "secret" else "configmaps"
         try:

@@ -27,17 +27,20 @@ import hashlib
 import ipaddress
 import logging
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
+from icc_sandbox.service_network import ServiceNetwork
 from icc_sandbox.tgi_launcher import (
     HF_TOKEN_VARIABLES,
     LaunchOutcome,
@@ -46,6 +49,9 @@ from icc_sandbox.tgi_launcher import (
 )
 from icc_sandbox.tgi_standin import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS, TgiStandIn
 from icc_sandbox.webui_standin import WebUiStandIn
+
+if TYPE_CHECKING:
+    from icc_sandbox.open_webui_runtime import OpenWebUiRuntime
 
 log = logging.getLogger("node-agent")
 
@@ -59,6 +65,7 @@ STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 KUBELET_VERSION = "v1.20.2"
 MAX_BACKOFF_SECONDS = 300.0
 SECRET_PLACEHOLDER = "<from-secret>"
+SERVICE_RANGE_SIZE = 4096  # a /20 at the start of the pod network holds the ClusterIPs
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,11 @@ class NodeSpec:
             return f"127.{10 + self.index}.{int(pod_uid[:2], 16)}.{last or 1}"
         network = ipaddress.ip_network(self.pod_network)
         digest = hashlib.sha256(f"{pod_uid}/{attempt}".encode()).digest()
-        # Skips the first and the last 256 addresses: no network or broadcast address.
-        offset = 256 + int.from_bytes(digest[:4], "big") % (network.num_addresses - 512)
+        # Skips the first /20 (the Service range, service_network.service_range) and the last 256
+        # addresses (broadcast, the dead resolver).
+        offset = SERVICE_RANGE_SIZE + int.from_bytes(digest[:4], "big") % (
+            network.num_addresses - SERVICE_RANGE_SIZE - 256
+        )
         return str(network.network_address + offset)
 
 
@@ -264,6 +274,52 @@ class PodView:
     events: list[JSON] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LiveContainer:
+    """A container that really runs here (the real Open WebUI): its state replaces the
+    simulated one."""
+
+    running: bool
+    ready: bool
+    started_at: float
+    restarts: int = 0
+    # (exit code, termination message, started, finished) of the last run that ended
+    last_exit: tuple[int, str, float, float] | None = None
+
+
+def live_status(base: JSON, live: LiveContainer, pod: JSON) -> JSON:
+    """The container status of a really running container, as the kubelet reports it."""
+    meta, name = pod["metadata"], base["name"]
+    status = base | {
+        "ready": live.ready,
+        "started": live.ready,  # the role's Open WebUI has a startup probe: started once ready
+        "restartCount": live.restarts,
+    }
+    if live.running:
+        status["state"] = {"running": {"startedAt": iso(live.started_at)}}
+    else:
+        status["state"] = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off restarting failed container={name} "
+                f"pod={meta['name']}_{meta['namespace']}({meta['uid']})",
+            }
+        }
+    if live.last_exit is not None:
+        code, message, began, ended = live.last_exit
+        status["lastState"] = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Error" if code else "Completed",
+                "message": message,
+                "startedAt": iso(began),
+                "finishedAt": iso(ended),
+                "containerID": base["containerID"],
+            }
+        }
+    return status
+
+
 def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
     override = pod["metadata"].get("annotations", {}).get(READY_AFTER_ANNOTATION)
     if override is not None:
@@ -319,9 +375,16 @@ def failing_run_seconds(pod: JSON, app: App, outcome: LaunchOutcome, timing: Tim
 
 
 def simulate_container(
-    pod: JSON, container: JSON, node: NodeSpec, started: float, now: float, timing: Timing
+    pod: JSON,
+    container: JSON,
+    node: NodeSpec,
+    started: float,
+    now: float,
+    timing: Timing,
+    live: LiveContainer | None = None,
 ) -> tuple[JSON, list[JSON]]:
-    """Container status and (reason, type, message) events for one container at time `now`."""
+    """Container status and (reason, type, message) events for one container at time `now`
+    (`live`: the state of a container that really runs here)."""
     app = app_for(container)
     pod_ip = pod_address(pod, node)
     name, image = container["name"], container.get("image", "")
@@ -335,6 +398,8 @@ def simulate_container(
         _event("Pulled", "Normal", f'Container image "{image}" already present on machine', name),
         _event("Started", "Normal", f"Started container {name}", name),
     ]
+    if live is not None:
+        return live_status(base, live, pod), events
     outcome = launch_outcome(container, node, pod) if app.kind == "tgi" else None
     elapsed = now - started
     if outcome is not None and not outcome.ok:
@@ -395,10 +460,19 @@ def _event(reason: str, kind: str, message: str, container: str) -> JSON:
     }
 
 
-def simulate_pod(pod: JSON, node: NodeSpec, started: float, now: float, timing: Timing) -> PodView:
+def simulate_pod(
+    pod: JSON,
+    node: NodeSpec,
+    started: float,
+    now: float,
+    timing: Timing,
+    live: dict[str, LiveContainer] | None = None,
+) -> PodView:
     statuses, events = [], []
     for container in pod["spec"]["containers"]:
-        status, container_events = simulate_container(pod, container, node, started, now, timing)
+        status, container_events = simulate_container(
+            pod, container, node, started, now, timing, (live or {}).get(container["name"])
+        )
         statuses.append(status)
         events.extend(container_events)
     all_ready = all(s["ready"] for s in statuses)
@@ -518,19 +592,24 @@ class ServedWebUi:
     port: int
 
 
-def served_webui(pod: JSON, view: PodView) -> dict[str, ServedWebUi]:
-    """The Open WebUI health stand-ins a pod should have, by container name, once Ready."""
+def served_webui(pod: JSON, view: PodView, live: Iterable[str] = ()) -> dict[str, ServedWebUi]:
+    """The Open WebUI health stand-ins a pod should have, by container name, once Ready (none
+    for the containers in `live`, where the real Open WebUI answers)."""
     if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
         return {}
     return {
         container["name"]: ServedWebUi(view.status["podIP"], app.port)
         for container in pod["spec"]["containers"]
-        if (app := app_for(container)).kind == "open-webui" and app.port is not None
+        if (app := app_for(container)).kind == "open-webui"
+        and app.port is not None
+        and container["name"] not in live
     }
 
 
-def served_apps(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi | ServedWebUi]:
-    return served_tgi(pod, node, view) | served_webui(pod, view)
+def served_apps(
+    pod: JSON, node: NodeSpec, view: PodView, live: Iterable[str] = ()
+) -> dict[str, ServedTgi | ServedWebUi]:
+    return served_tgi(pod, node, view) | served_webui(pod, view, live)
 
 
 def token_limits(container: JSON) -> tuple[int, int]:
@@ -705,8 +784,15 @@ class NodeAgent:
         nodes: Iterable[NodeSpec],
         timing: Timing,
         kubelet_ports: dict[str, int] | None = None,
+        work_dir: Path | None = None,
+        network: ServiceNetwork | None = None,
+        runtime: OpenWebUiRuntime | None = None,
     ) -> None:
         self.api = api
+        self.volumes_dir = (work_dir or Path(tempfile.gettempdir()) / "haw-icc-agent") / "volumes"
+        # The simulated kube-proxy and cluster DNS, and the real Open WebUI (None: not here)
+        self.network = network
+        self.runtime = runtime
         self.nodes = {node.name: node for node in nodes}
         self.timing = timing
         self.kubelet_ports = kubelet_ports or {}
@@ -717,8 +803,12 @@ class NodeAgent:
         self.standins = StandIns(api, sorted(networks))
 
     def close(self) -> None:
-        """Stops what the agent serves; the pods keep their status."""
+        """Stops what the agent serves and runs; the pods keep their status."""
         self.standins.close()
+        if self.runtime is not None:
+            self.runtime.close()
+        if self.network is not None:
+            self.network.close()
 
     # nodes
     def register_nodes(self) -> None:
@@ -766,6 +856,8 @@ class NodeAgent:
                         error,
                     )
         self.standins.keep_only(running)
+        if self.runtime is not None:
+            self.runtime.keep_only(running)
 
     def sync_pod(self, pod: JSON, node: NodeSpec, now: float) -> None:
         meta = pod["metadata"]
@@ -774,14 +866,17 @@ class NodeAgent:
             # What a kubelet confirms after the container stopped; without it a Recreate
             # rollout would wait forever for the old pod to go.
             self.standins.serve(pod, {})
+            if self.runtime is not None:
+                self.runtime.stop_pod(meta["uid"])
             self.api.delete(path, {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
             log.info("finished deleted pod %s/%s", meta["namespace"], meta["name"])
             return
         current = pod.get("status", {})
         started = parse_iso(current["startTime"]) if current.get("startTime") else float(int(now))
-        view = simulate_pod(pod, node, started, now, self.timing)
+        live = self.runtime.live(pod, node, now) if self.runtime is not None else {}
+        view = simulate_pod(pod, node, started, now, self.timing, live)
         # Before the status says Ready, so whoever sees Ready finds the stand-in answering.
-        self.standins.serve(pod, served_apps(pod, node, view))
+        self.standins.serve(pod, served_apps(pod, node, view, live))
         if status_differs(current, view.status):
             body = {
                 "metadata": {"uid": meta["uid"]},
@@ -834,7 +929,7 @@ class NodeAgent:
                 continue
             if claim.get("status", {}).get("phase") != "Pending":
                 continue
-            self.api.ensure("/api/v1/persistentvolumes", persistent_volume(claim))
+            self.api.ensure("/api/v1/persistentvolumes", persistent_volume(claim, self.volumes_dir))
             log.info("provisioned a volume for %s/%s", meta["namespace"], meta["name"])
         for volume in self.api.get("/api/v1/persistentvolumes").get("items", []):
             provisioned_by = (
@@ -845,10 +940,23 @@ class NodeAgent:
                 and volume.get("status", {}).get("phase") == "Released"
             ):
                 self.api.delete(f"/api/v1/persistentvolumes/{volume['metadata']['name']}")
+                path = Path(volume["spec"].get("hostPath", {}).get("path", "/"))
+                if path.parent == self.volumes_dir:  # only what this agent provisioned
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def sync_services(self) -> None:
+        if self.network is not None:
+            self.network.sync(
+                self.api.get("/api/v1/services").get("items", []),
+                self.api.get("/api/v1/endpoints").get("items", []),
+            )
+        if self.runtime is not None:
+            self.runtime.refresh()
 
     def tick(self, now: float) -> None:
         if now - self.last_heartbeat >= self.timing.heartbeat_seconds:
             self.heartbeat(now)
+        self.sync_services()
         self.sync_pods(now)
         self.sync_volumes()
 
@@ -946,7 +1054,9 @@ def node_status(node: NodeSpec, now: float, since: float, kubelet_port: int | No
     }
 
 
-def persistent_volume(claim: JSON) -> JSON:
+def persistent_volume(claim: JSON, volumes_dir: Path) -> JSON:
+    """A volume for the claim: a directory of its own below `volumes_dir` (created by whoever
+    mounts it first; removed when the volume is deleted)."""
     meta, spec = claim["metadata"], claim["spec"]
     return {
         "metadata": {
@@ -959,8 +1069,9 @@ def persistent_volume(claim: JSON) -> JSON:
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": spec["storageClassName"],
             "volumeMode": spec.get("volumeMode", "Filesystem"),
-            # Never mounted: there is no kubelet. The path only makes the object valid.
-            "hostPath": {"path": f"/var/lib/haw-icc-sandbox/{meta['uid']}"},
+            # The real Open WebUI keeps its data here (open_webui_runtime); other pods only
+            # simulate their use of it.
+            "hostPath": {"path": str(volumes_dir / f"pvc-{meta['uid']}")},
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -980,6 +1091,11 @@ def main(argv: list[str] | None = None) -> int:
         "--pod-network",
         help="a private range routed `local` on lo for pod IPs (default: loopback pod IPs)",
     )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="volumes, cluster DNS files and the real Open WebUI's files (default: a temp dir)",
+    )
     defaults = Timing()
     for name in Timing.__dataclass_fields__:
         parser.add_argument(
@@ -995,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
             "pods get loopback IPs: the API server refuses to proxy to them (no service proxy) "
             "and Services get no Endpoints"
         )
-    from icc_sandbox.kubelet import Kubelets  # it imports this module
+    from icc_sandbox.kubelet import Kubelets, object_lookup  # it imports this module
 
     kubelets = Kubelets(api, nodes, timing)
     try:
@@ -1003,7 +1119,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info("kubelet endpoints (pod logs, exec): %s", kubelets.ports)
     except OSError as error:
         log.warning("no kubelet endpoints, so no pod logs and no exec: %s", error)
-    agent = NodeAgent(api, nodes, timing, kubelets.ports)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="haw-icc-agent-"))
+    network = runtime = None
+    if args.pod_network is not None:
+        from icc_sandbox.open_webui_runtime import OpenWebUiRuntime  # it imports this module
+
+        network = ServiceNetwork(args.pod_network, work_dir / "dns")
+        runtime = OpenWebUiRuntime(api, work_dir, network, object_lookup(api))
+    agent = NodeAgent(api, nodes, timing, kubelets.ports, work_dir, network, runtime)
     kubelets.busy = agent.standins.busy  # exec's nvidia-smi shows load while TGI answers
 
     stopping = False

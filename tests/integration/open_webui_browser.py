@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
@@ -34,6 +35,14 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--disable-default-apps",
 )
+
+
+def resolver_rule(base_url: str) -> str:
+    """Chromium resolves only Open WebUI's own host: nothing else may be looked up (the
+    machine's resolver is not on loopback)."""
+    return f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {urlsplit(base_url).hostname}"
+
+
 VIEWPORT = {"width": 1280, "height": 800}
 PAGE_TIMEOUT_S = 30  # a page load or one click on a loaded 2-core machine
 PICKER_TIMEOUT_S = 20  # the model list comes from TGI's /v1/models through Open WebUI
@@ -196,10 +205,23 @@ def open_webui_session(
     executable = os.environ.get("ICC_CHROMIUM", "/usr/bin/chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=list(CHROMIUM_ARGS)
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_ARGS, resolver_rule(base_url)],
         )
         try:
             page = browser.new_page(viewport=VIEWPORT)
+            # Only Open WebUI itself: any other request (a font, an update check) is dropped.
+            origin = base_url.rstrip("/")
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith((origin + "/", "data:", "blob:"))
+                    or route.request.url == origin
+                    else route.abort()
+                ),
+            )
             page.set_default_timeout(PAGE_TIMEOUT_S * 1000)
             page.set_default_navigation_timeout(PAGE_TIMEOUT_S * 1000)
             # The "What's New" modal comes once per user and version, a moment after login, and

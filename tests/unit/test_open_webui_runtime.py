@@ -1,0 +1,212 @@
+"""The node agent's runtime for the real Open WebUI, with a small server in its place.
+
+The server here is a script named like `open-webui` that records what it was started with (its
+environment, the /etc/hosts and /etc/resolv.conf it sees, its directory) and answers /health:
+the seam the runtime drives. The real Open WebUI behind the same seam is the e2e test's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from icc_sandbox.kubeapi import ApiError
+from icc_sandbox.node_agent import NodeSpec, Timing, simulate_pod
+from icc_sandbox.open_webui_runtime import (
+    ROLE_DEFAULTS,
+    OpenWebUiRuntime,
+    host_path_of,
+    pinned_version,
+    probe_url,
+)
+from icc_sandbox.service_network import ServiceNetwork
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the runtime binds the pod's DNS files in a mount namespace (root)"
+)
+
+FAKE_SERVER = f"""#!{sys.executable}
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+args = sys.argv[1:]
+host, port = args[args.index("--host") + 1], int(args[args.index("--port") + 1])
+seen = {{"argv": args, "env": dict(os.environ), "cwd": os.getcwd(),
+        "hosts": open("/etc/hosts").read(), "resolv": open("/etc/resolv.conf").read()}}
+with open(os.path.join(os.environ["DATA_DIR"], "seen.json"), "w") as out:
+    json.dump(seen, out)
+if os.environ.get("FAIL_AT_START"):
+    print("database migration failed: boom", flush=True)
+    sys.exit(3)
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+HTTPServer((host, port), Health).serve_forever()
+"""
+
+NODE = NodeSpec(name="n", index=3, cpu="8", memory="32Gi")  # loopback pod IPs: no root route
+NAMESPACE = "chat"
+
+
+class FakeApi:
+    """The objects the runtime reads: labelled namespaces, a bound claim and its volume."""
+
+    def __init__(self, volume_dir: Path) -> None:
+        self.objects = {
+            "/api/v1/namespaces?labelSelector=sandbox.haw.icc/open-webui%3Dreal": {
+                "items": [{"metadata": {"name": NAMESPACE}}]
+            },
+            f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/open-webui-data": {
+                "spec": {"volumeName": "pvc-1"}
+            },
+            "/api/v1/persistentvolumes/pvc-1": {"spec": {"hostPath": {"path": str(volume_dir)}}},
+        }
+
+    def get(self, path: str) -> dict:
+        if path not in self.objects:
+            raise ApiError(404, f"GET {path}", "not found")
+        return self.objects[path]
+
+
+def secrets(kind, namespace, name):
+    return {("secret", NAMESPACE, "tgi-api-key"): {"api-key": "the-key"}}.get(
+        (kind, namespace, name)
+    )
+
+
+def webui_pod(uid: str, *extra_env: dict) -> dict:
+    container = {
+        "name": "open-webui",
+        "image": "ghcr.io/open-webui/open-webui:v0.11.0",
+        "env": [
+            {"name": "OPENAI_API_BASE_URL", "value": "http://tgi:3333/v1"},
+            {
+                "name": "OPENAI_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "tgi-api-key", "key": "api-key"}},
+            },
+            *extra_env,
+        ],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},
+        "startupProbe": {"httpGet": {"path": "/health", "port": "http"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/app/backend/data"}],
+    }
+    return {
+        "metadata": {"namespace": NAMESPACE, "name": f"open-webui-{uid}", "uid": uid},
+        "spec": {
+            "nodeName": NODE.name,
+            "containers": [container],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "open-webui-data"}}
+            ],
+        },
+        "status": {},
+    }
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    server = tmp_path / "venv" / "bin" / "open-webui"
+    server.parent.mkdir(parents=True)
+    server.write_text(FAKE_SERVER)
+    server.chmod(0o755)
+    network = ServiceNetwork("10.201.0.0/16", tmp_path / "agent" / "dns")
+    network.services = [
+        {"metadata": {"namespace": NAMESPACE, "name": "tgi"}, "spec": {"clusterIP": "10.201.0.7"}}
+    ]
+    runtime = OpenWebUiRuntime(
+        FakeApi(tmp_path / "volumes" / "pvc-1"),
+        tmp_path / "agent",
+        network,
+        secrets,
+        server_command=lambda: server,
+    )
+    runtime.refresh()
+    yield runtime
+    runtime.close()
+
+
+def live_until(runtime, pod, condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        state = runtime.live(pod, NODE, time.time())["open-webui"]
+        if condition(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.1)
+
+
+def test_the_server_starts_with_the_pods_env_volume_and_dns_and_becomes_ready(runtime, tmp_path):
+    pod = webui_pod("a1b2c3d4-ready")
+    machine_hosts = Path("/etc/hosts").read_text()
+
+    first = runtime.live(pod, NODE, time.time())["open-webui"]
+    assert first.running and not first.ready  # Ready only once its probe answers
+    state = live_until(runtime, pod, lambda s: s.ready)
+    assert state.ready and state.restarts == 0
+
+    seen = json.loads((tmp_path / "volumes" / "pvc-1" / "seen.json").read_text())
+    assert seen["argv"][:1] == ["serve"]
+    assert seen["argv"][seen["argv"].index("--host") + 1] == NODE.pod_ip("a1b2c3d4-ready")
+    env = seen["env"]
+    assert env["OPENAI_API_BASE_URL"] == "http://tgi:3333/v1"  # as the role wrote it
+    assert env["OPENAI_API_KEY"] == "the-key"  # from the Secret
+    assert env["DATA_DIR"] == str(tmp_path / "volumes" / "pvc-1")  # the claim's volume
+    assert env["HOME"].startswith(str(tmp_path / "agent"))
+    assert "10.201.0.7\ttgi.chat.svc.cluster.local tgi.chat.svc tgi.chat tgi" in seen["hosts"]
+    assert seen["resolv"].startswith("nameserver 10.201.255.202\n")
+    assert Path("/etc/hosts").read_text() == machine_hosts  # only the server's view changed
+
+    view = simulate_pod(pod, NODE, time.time(), time.time(), Timing(), {"open-webui": state})
+    assert view.status["containerStatuses"][0]["ready"] is True
+
+
+def test_a_server_that_exits_is_reported_with_its_log_and_restarted_after_a_back_off(runtime):
+    pod = webui_pod("b2c3d4e5-crash", {"name": "FAIL_AT_START", "value": "1"})
+    state = live_until(runtime, pod, lambda s: not s.running)
+    assert not state.ready and state.last_exit is not None
+    code, message, _began, ended = state.last_exit
+    assert code == 3 and "database migration failed: boom" in message
+    view = simulate_pod(pod, NODE, ended, ended, Timing(), {"open-webui": state})
+    status = view.status["containerStatuses"][0]
+    assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+
+    later = runtime.live(pod, NODE, ended + 11)["open-webui"]  # after the first 10 s back-off
+    assert later.restarts == 1
+
+
+def test_stopping_the_pod_ends_its_server(runtime):
+    pod = webui_pod("c3d4e5f6-stop")
+    live_until(runtime, pod, lambda s: s.ready)
+    process = runtime.servers[("c3d4e5f6-stop", "open-webui")].process
+    runtime.stop_pod("c3d4e5f6-stop")
+    assert process.poll() is not None
+    assert runtime.servers == {}
+
+
+def test_a_namespace_without_the_label_keeps_the_health_stand_in(runtime):
+    pod = webui_pod("d4e5f6a7-other")
+    pod["metadata"]["namespace"] = "not-labelled"
+    assert runtime.live(pod, NODE, time.time()) == {}
+    assert runtime.servers == {}
+
+
+def test_paths_and_probe_of_a_container():
+    pod = webui_pod("e5f6a7b8-paths")
+    container = pod["spec"]["containers"][0]
+    root = Path("/srv/volume")
+    assert host_path_of("/app/backend/data/db", pod, container, lambda _v: root) == root / "db"
+    assert host_path_of("/tmp", pod, container, lambda _v: root) is None
+    assert probe_url(container, "10.0.0.1", 8080) == "http://10.0.0.1:8080/health"
+
+
+def test_the_pinned_version_is_the_roles_image_tag():
+    image = yaml.safe_load(ROLE_DEFAULTS.read_text())["open_webui_image"]
+    assert image.endswith(f":v{pinned_version()}")
