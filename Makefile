@@ -55,13 +55,18 @@ sandbox-down: setup ## stop the local ICC sandbox and remove its files
 sandbox-status: setup ## is the sandbox running, and where
 	@$(SANDBOX) status
 
-demo: sandbox-up ## set up, start the sandbox, deploy TGI + Open WebUI into the student namespace
+demo: setup ## set up, start the sandbox, deploy TGI + the real Open WebUI into the student namespace
+	@$(SANDBOX) up --real-open-webui
 	@echo
 	@$(SANDBOX) nodes
 	@echo
 	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/deploy.yml
 	@echo
 	@$(SANDBOX) nodes
+	@echo
+	@echo "Reachable from this machine (the sandbox's kube-proxy; no port-forward needed):"
+	@$(SANDBOX) services
+	@echo "Open WebUI: log in as admin@example.com / sandbox-admin-pw (inventories/sandbox/group_vars/all.yml)"
 	@echo "Again: changes nothing. Remove: $(BIN)/ansible-playbook -i inventories/sandbox playbooks/cleanup.yml"
 	@echo "Stop the sandbox with: make sandbox-down"
 

@@ -114,6 +114,22 @@ def cmd_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_services(args: argparse.Namespace) -> int:
+    """The Services of a namespace at their ClusterIPs, which this machine reaches (the
+    sandbox's kube-proxy): where a browser here opens Open WebUI, no port-forward needed."""
+    sandbox = running_sandbox()
+    if sandbox is None:
+        print("no running sandbox: run `make sandbox-up` first", file=sys.stderr)
+        return 1
+    namespace = args.namespace or sandbox.student_namespace
+    services = sandbox.admin_api().get(f"/api/v1/namespaces/{namespace}/services")["items"]
+    for service in services:
+        spec = service["spec"]
+        for port in spec.get("ports", []):
+            print(f"{service['metadata']['name']:<14}http://{spec['clusterIP']}:{port['port']}")
+    return 0
+
+
 def cmd_nodes(_args: argparse.Namespace) -> int:
     """The simulated ICC at a glance: nodes, their GPU type and how many GPUs pods hold."""
     sandbox = running_sandbox()
@@ -173,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop the recorded sandbox and remove its files")
     commands.add_parser("status", help="show the recorded sandbox")
     commands.add_parser("nodes", help="the simulated nodes, GPU types and GPUs in use")
+    services = commands.add_parser(
+        "services", help="a namespace's Services at their ClusterIPs, reachable from here"
+    )
+    services.add_argument("namespace", nargs="?", help="default: the student's namespace")
     quota = commands.add_parser("quota", help="cap a namespace's GPU requests with a ResourceQuota")
     quota.add_argument("namespace")
     quota.add_argument("gpus", type=int)
@@ -185,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         "quota": cmd_quota,
         "nodes": cmd_nodes,
+        "services": cmd_services,
         "bench": cmd_bench,
     }
     try:

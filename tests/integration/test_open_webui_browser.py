@@ -15,14 +15,16 @@ The scenario runs in order on one namespace: each step starts where the previous
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 from open_webui_browser import BrowserCheckFailed, open_webui_session
-from views import FAST, FIRST_MODEL, SMALLER_MODEL, chat_status, served_model
+from views import FAST, FIRST_MODEL, SMALLER_MODEL, chat_status, served_model, tgi_url
 from waiting import wait_until
 
 from playbooks import REPO_ROOT, run_playbook, write_inventory
@@ -37,6 +39,7 @@ MESSAGE = "hello from the browser test"
 OPEN_WEBUI = "app.kubernetes.io/name=open-webui"
 # Open WebUI's start (database migrations, imports) takes 10-30 s on a loaded 2-core machine.
 READY_TIMEOUT = 240
+REQUEST_COUNT = re.compile(r"^tgi_request_count(?:\{[^}]*\})? (\S+)$", re.MULTILINE)
 ARTEFACTS = Path(os.environ.get("ICC_TEST_ARTEFACTS", REPO_ROOT / "test-artefacts"))
 
 
@@ -148,6 +151,17 @@ def check_chat(core, namespace, artefacts, model: str, screenshot: str | None = 
             print(f"\nscreenshot of the answer in the chat: {path}")
 
 
+def fetch_text(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def tgi_requests(core: client.CoreV1Api, namespace: str) -> float:
+    """How many generation requests the TGI pod has served (its tgi_request_count)."""
+    _status, text = fetch_text(tgi_url(core, namespace, "/metrics"))
+    return sum(float(value) for value in REQUEST_COUNT.findall(text))
+
+
 def test_a_student_logs_in_picks_the_model_and_gets_its_answer(
     inventory, chat_namespace, core, admin_client, artefacts
 ):
@@ -159,9 +173,15 @@ def test_a_student_logs_in_picks_the_model_and_gets_its_answer(
     env = deployment_env(client.AppsV1Api(admin_client), chat_namespace)
     assert env["OPENAI_API_BASE_URL"].value == "http://tgi:3333/v1"
 
+    before = tgi_requests(core, chat_namespace)
     began = time.monotonic()
     check_chat(core, chat_namespace, artefacts, FIRST_MODEL, screenshot="answer-in-chat")
     print(f"browser check (log in, picker, chat, screenshot): {time.monotonic() - began:.1f}s")
+    # The answer and the chat's title, and no follow-up or tag generations on the shared GPU
+    # (Open WebUI starts those right after the answer).
+    wait_until(lambda: tgi_requests(core, chat_namespace) - before >= 2, 30, "the title request")
+    time.sleep(5)
+    assert tgi_requests(core, chat_namespace) - before == 2
 
 
 def test_after_a_model_switch_and_a_restart_the_picker_offers_only_the_new_model(
