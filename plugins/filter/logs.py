@@ -1,26 +1,34 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Filter of logs.yml: the known failures in TGI's log, with their fix (module_utils/tgi_logs)."""
+"""Filters of logs.yml: the known failures in TGI's and Open WebUI's logs, with their fix."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from ansible_collections.haw.icc.plugins.module_utils import tgi_logs
+from ansible_collections.haw.icc.plugins.module_utils import open_webui_logs, tgi_logs
 
 # The Status object's message inside the client's exception text: "...HTTP response body:
 # {"kind":"Status",...,"message":"previous terminated container ... not found",...}".
 _MESSAGE = re.compile(r'"message":\s*("(?:[^"\\]|\\.)*")')
 
 
-def tgi_log_failures(lines):
+def _described(failures):
     """One line per known failure: what, why, the fix, and the log line it was seen in."""
     return [
         f"{failure['kind']}: {failure['cause']} Fix: {failure['fix']} "
         f"(seen: {failure['line'].strip()})"
-        for failure in tgi_logs.known_failures(list(lines or []))
+        for failure in failures
     ]
+
+
+def tgi_log_failures(lines):
+    return _described(tgi_logs.known_failures(list(lines or [])))
+
+
+def open_webui_log_failures(lines):
+    return _described(open_webui_logs.open_webui_failures(list(lines or [])))
 
 
 def log_read_problem(result):
@@ -37,4 +45,8 @@ def log_read_problem(result):
 
 class FilterModule:
     def filters(self):
-        return {"tgi_log_failures": tgi_log_failures, "log_read_problem": log_read_problem}
+        return {
+            "tgi_log_failures": tgi_log_failures,
+            "open_webui_log_failures": open_webui_log_failures,
+            "log_read_problem": log_read_problem,
+        }

@@ -261,12 +261,12 @@ class Failure(NamedTuple):
     unless: tuple[str, ...] = ()
 
 
-def _failure(kind: str, pattern: str, cause: str, fix: str, unless: tuple[str, ...] = ()):
+def catalogue_entry(kind: str, pattern: str, cause: str, fix: str, unless: tuple[str, ...] = ()):
     return Failure(kind, re.compile(pattern), cause, fix, unless)
 
 
 FAILURES: tuple[Failure, ...] = (
-    _failure(
+    catalogue_entry(
         "unknown-argument",
         r"^error: (?:unexpected argument '(?P<arg>[^']+)'"
         r"|invalid value '[^']*' for '(?P<flag>[^']+)'"
@@ -277,7 +277,7 @@ FAILURES: tuple[Failure, ...] = (
         "take {arg} out of tgi_extra_args or set the matching tgi_* variable instead, then run "
         "deploy.yml again",
     ),
-    _failure(
+    catalogue_entry(
         "flash-attention-required",
         r"requires Flash Attention enabled models|sharded is not supported for this model"
         r"|FlashAttention only supports Ampere",
@@ -287,7 +287,7 @@ FAILURES: tuple[Failure, ...] = (
         "-e tgi_multi_gpu_mode=layer-split (or tgi_multi_gpu_mode=auto), or one GPU with "
         "scale.yml -e tgi_gpu_count=1 and a smaller model (change_model.yml -e tgi_model=...)",
     ),
-    _failure(
+    catalogue_entry(
         "cuda-out-of-memory",
         r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory"
         r"|Not enough memory to handle",
@@ -297,7 +297,7 @@ FAILURES: tuple[Failure, ...] = (
         "-e tgi_gpu_count=2, or a smaller model with change_model.yml -e tgi_model=...; the "
         "capacity check (deploy.yml) prints what fits",
     ),
-    _failure(
+    catalogue_entry(
         "nccl",
         r"\bNCCL (?:error|WARN)|\bnccl(?:SystemError|InternalError|UnhandledCudaError"
         r"|InvalidUsage|RemoteError)\b|ProcessGroupNCCL|unable to (?:allocate|open) shared memory"
@@ -308,7 +308,7 @@ FAILURES: tuple[Failure, ...] = (
         "through tgi_nccl_env (for example NCCL_P2P_DISABLE: '1'), or avoid NCCL with "
         "-e tgi_multi_gpu_mode=layer-split or one GPU (scale.yml -e tgi_gpu_count=1)",
     ),
-    _failure(
+    catalogue_entry(
         "quantization-unsupported",
         r"quantization is not supported for AutoModel|\b(?:awq|gptq|marlin|exllama|fp8)\b.*"
         r"(?:requires|needs|only supported).*(?:capability|Ampere|sm_?[78]\d)",
@@ -316,7 +316,7 @@ FAILURES: tuple[Failure, ...] = (
         "use -e tgi_quantize=bitsandbytes-nf4 (or bitsandbytes), or an unquantized model with "
         "change_model.yml -e tgi_model=...",
     ),
-    _failure(
+    catalogue_entry(
         "model-not-found",
         r"RepositoryNotFoundError|Repository Not Found|RevisionNotFoundError"
         r"|(?<!Local)EntryNotFoundError|\b404 Client Error|is not a valid model identifier"
@@ -327,7 +327,7 @@ FAILURES: tuple[Failure, ...] = (
         "(and -e tgi_revision=... for a branch or commit); a private model also needs "
         "-e tgi_hf_token=hf_...",
     ),
-    _failure(
+    catalogue_entry(
         "gated-model",
         r"GatedRepoError|Cannot access gated repo|Access to model \S+ is restricted"
         r"|Invalid user token|Invalid credentials in Authorization header",
@@ -336,7 +336,7 @@ FAILURES: tuple[Failure, ...] = (
         "accept the licence on the model's page at huggingface.co, create a read token, and run "
         "deploy.yml -e tgi_hf_token=hf_... (kept in the Secret tgi_hf_token_secret)",
     ),
-    _failure(
+    catalogue_entry(
         "download-failed",
         r"^Download encountered an error|LocalEntryNotFoundError|ConnectionError"
         r"|Max retries exceeded|Temporary failure in name resolution|Name or service not known"
@@ -350,16 +350,20 @@ FAILURES: tuple[Failure, ...] = (
 )
 
 
-def known_failures(lines: str | Iterable[str]) -> list[dict[str, str]]:
-    """The known failures in TGI's log, each once (its first line), in order of appearance.
+def known_failures(
+    lines: str | Iterable[str], catalogue: tuple[Failure, ...] | None = None
+) -> list[dict[str, str]]:
+    """The known failures in TGI's log (or another `catalogue`'s application's), each once (its
+    first line), in order of appearance.
 
     Each is {"kind", "line", "cause", "fix"}; `fix` names this collection's variables and
     playbooks. A generic kind is left out when a more specific one explains the same problem
     (a download error that is a gated model is reported as `gated-model` only).
     """
+    catalogue = FAILURES if catalogue is None else catalogue
     found: dict[str, dict[str, str]] = {}
     for entry in log_lines(lines):
-        for failure in FAILURES:
+        for failure in catalogue:
             if failure.kind in found:
                 continue
             match = failure.pattern.search(entry.text)
@@ -371,7 +375,7 @@ def known_failures(lines: str | Iterable[str]) -> list[dict[str, str]]:
                     "fix": _fix(failure.fix, match),
                 }
                 break
-    by_kind = {failure.kind: failure for failure in FAILURES}
+    by_kind = {failure.kind: failure for failure in catalogue}
     return [
         item
         for kind, item in found.items()

@@ -42,6 +42,7 @@ from icc_sandbox.container_exec import (
     run_command,
 )
 from icc_sandbox.container_logs import (
+    LogLine,
     LogQuery,
     LogsUnavailable,
     container_lines,
@@ -65,13 +66,22 @@ from icc_sandbox.node_agent import JSON, NodeSpec, Timing, parse_iso
 log = logging.getLogger("kubelet")
 # (pod uid, container, now, seconds) -> whether its TGI stand-in is serving (NodeAgent's StandIns)
 Busy = Callable[[str, str, float, float], bool]
+# (pod uid, pod name, container, previous) -> a really running container's log lines, else None
+RealLogs = Callable[[str, str, str, bool], "list[LogLine] | None"]
 _LOGS_PATH = re.compile(r"^/containerLogs/([^/]+)/([^/]+)/([^/]+)$")
 
 
 def pod_logs(
-    api: KubeApi, node: NodeSpec, timing: Timing, path: str, query: str, now: float
+    api: KubeApi,
+    node: NodeSpec,
+    timing: Timing,
+    path: str,
+    query: str,
+    now: float,
+    real_logs: RealLogs = lambda *_: None,
 ) -> bytes:
-    """The body of GET /containerLogs/...; raises LogsUnavailable with the kubelet's answer."""
+    """The body of GET /containerLogs/...; raises LogsUnavailable with the kubelet's answer.
+    `real_logs` gives the lines of containers that really run (the real Open WebUI)."""
     match = _LOGS_PATH.match(path)
     if match is None:
         raise LogsUnavailable(404, "404 page not found")
@@ -99,6 +109,9 @@ def pod_logs(
             400,
             f'container "{container_name}" in pod "{name}" is waiting to start: ContainerCreating',
         )
+    live = real_logs(pod["metadata"]["uid"], name, container_name, options.previous)
+    if live is not None:  # a container that really runs here: its own output
+        return render(live, options, now)
     started = parse_iso(start_time)
     run = container_run(pod, container, node, started, now, timing, previous=options.previous)
     return render(container_lines(pod, container, node, run, now, timing), options, now)
@@ -176,6 +189,10 @@ def _kubernetes_ip(api: KubeApi) -> str | None:
         return None
 
 
+def _no_real_logs(_uid: str, _pod: str, _container: str, _previous: bool) -> None:
+    return None
+
+
 def _never_busy(_uid: str, _container: str, _now: float, _recent: float) -> bool:
     return False
 
@@ -199,7 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         kubelet = self.server
         try:
-            body = pod_logs(kubelet.api, kubelet.node, kubelet.timing, path, query, time.time())
+            body = pod_logs(
+                kubelet.api,
+                kubelet.node,
+                kubelet.timing,
+                path,
+                query,
+                time.time(),
+                kubelet.real_logs(),
+            )
         except LogsUnavailable as error:
             self._send(error.status, str(error).encode())
             return
@@ -267,6 +292,7 @@ class _KubeletServer(ThreadingHTTPServer):
         super().__init__((node.address, 0), _Handler)
         self.node, self.api, self.timing = node, api, timing
         self.busy: Callable[[], Busy] = lambda: _never_busy
+        self.real_logs: Callable[[], RealLogs] = lambda: _no_real_logs
         self.socket = tls.wrap_socket(self.socket, server_side=True)
 
 
@@ -277,6 +303,8 @@ class Kubelets:
         self.api, self.nodes, self.timing = api, list(nodes), timing
         # Whether a container's TGI stand-in is serving: set by the node agent once it runs.
         self.busy: Busy = _never_busy
+        # The real Open WebUI's logs: set by the node agent when it runs it.
+        self.real_logs: RealLogs = _no_real_logs
         self.servers: list[_KubeletServer] = []
         self.threads: list[threading.Thread] = []
         self._certs: tempfile.TemporaryDirectory | None = None
@@ -300,6 +328,7 @@ class Kubelets:
             for node in self.nodes:
                 server = _KubeletServer(node, self.api, self.timing, tls)
                 server.busy = lambda: self.busy
+                server.real_logs = lambda: self.real_logs
                 thread = threading.Thread(
                     target=server.serve_forever,
                     kwargs={"poll_interval": 0.2},

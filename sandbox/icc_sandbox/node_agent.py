@@ -1083,6 +1083,22 @@ def persistent_volume(claim: JSON, volumes_dir: Path) -> JSON:
     }
 
 
+def _service_network_and_runtime(
+    api: KubeApi, pod_network: str | None, work_dir: Path, kubelets: Any
+) -> tuple[ServiceNetwork | None, OpenWebUiRuntime | None]:
+    """The simulated kube-proxy and DNS, and the real Open WebUI with its logs at the kubelets:
+    only with a pod network (ClusterIPs and pod IPs bindable on this machine)."""
+    if pod_network is None:
+        return None, None
+    from icc_sandbox.kubelet import object_lookup  # both import this module
+    from icc_sandbox.open_webui_runtime import OpenWebUiRuntime
+
+    network = ServiceNetwork(pod_network, work_dir / "dns")
+    runtime = OpenWebUiRuntime(api, work_dir, network, object_lookup(api))
+    kubelets.real_logs = runtime.log_lines
+    return network, runtime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True, type=Path)
@@ -1111,7 +1127,7 @@ def main(argv: list[str] | None = None) -> int:
             "pods get loopback IPs: the API server refuses to proxy to them (no service proxy) "
             "and Services get no Endpoints"
         )
-    from icc_sandbox.kubelet import Kubelets, object_lookup  # it imports this module
+    from icc_sandbox.kubelet import Kubelets  # it imports this module
 
     kubelets = Kubelets(api, nodes, timing)
     try:
@@ -1120,12 +1136,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         log.warning("no kubelet endpoints, so no pod logs and no exec: %s", error)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="haw-icc-agent-"))
-    network = runtime = None
-    if args.pod_network is not None:
-        from icc_sandbox.open_webui_runtime import OpenWebUiRuntime  # it imports this module
-
-        network = ServiceNetwork(args.pod_network, work_dir / "dns")
-        runtime = OpenWebUiRuntime(api, work_dir, network, object_lookup(api))
+    network, runtime = _service_network_and_runtime(api, args.pod_network, work_dir, kubelets)
     agent = NodeAgent(api, nodes, timing, kubelets.ports, work_dir, network, runtime)
     kubelets.busy = agent.standins.busy  # exec's nvidia-smi shows load while TGI answers
 

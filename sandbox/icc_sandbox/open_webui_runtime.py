@@ -28,6 +28,8 @@ import os
 import re
 import signal
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icc_sandbox.container_exec import Lookup, container_env
+from icc_sandbox.container_logs import LogLine, LogsUnavailable
 from icc_sandbox.kubeapi import ApiError, KubeApi
 from icc_sandbox.node_agent import (
     JSON,
@@ -135,18 +138,16 @@ class _Server:
     restarts: int = 0
     last_exit: tuple[int, str, float, float] | None = None
     restart_at: float = 0.0
+    log_writer: threading.Thread | None = None
 
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "open-webui.log"
+    def log_file(self, run: int | None = None) -> Path:
+        """The log of a run (0 = the first; default: the current one), one line per line the
+        server wrote, prefixed with the Unix time it was read at, as a container runtime keeps."""
+        return self.directory / f"run-{self.restarts if run is None else run}.log"
 
     def log_tail(self) -> str:
-        try:
-            with self.log_file.open("rb") as handle:
-                handle.seek(max(0, self.log_file.stat().st_size - LOG_TAIL_BYTES))
-                return handle.read().decode(errors="replace").strip()
-        except OSError:
-            return ""
+        lines = [line.text for line in read_log(self.log_file())]
+        return "\n".join(lines)[-LOG_TAIL_BYTES:].strip()
 
 
 @dataclass
@@ -196,6 +197,21 @@ class OpenWebUiRuntime:
             states[container["name"]] = self._observe(server, pod, container, node, now)
         return states
 
+    def log_lines(self, uid: str, pod: str, container: str, previous: bool) -> list[LogLine] | None:
+        """What the kubelet shows for a real container: its current run's log, or with
+        `previous` the last ended run's. None when the container does not run here."""
+        server = self.servers.get((uid, container))
+        if server is None:
+            return None
+        if previous:
+            ended = server.restarts - (0 if server.process is None else 1)
+            if ended < 0 or server.last_exit is None:
+                raise LogsUnavailable(
+                    400, f'previous terminated container "{container}" in pod "{pod}" not found'
+                )
+            return read_log(server.log_file(ended))
+        return read_log(server.log_file())
+
     def stop_pod(self, uid: str) -> None:
         for key in [k for k in self.servers if k[0] == uid]:
             self._stop(self.servers.pop(key))
@@ -242,16 +258,22 @@ class OpenWebUiRuntime:
         argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _WITH_POD_DNS]
         argv += ["sh", str(hosts), str(resolv), str(command), "serve"]
         argv += ["--host", server.pod_ip, "--port", str(server.port)]
-        with server.log_file.open("ab") as output:
-            server.process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=app_dir,  # where the image's start script keeps a generated secret key
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        server.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=app_dir,  # where the image's start script keeps a generated secret key
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server.log_writer = threading.Thread(
+            target=_keep_log,
+            args=(server.process.stdout, server.log_file()),
+            name=f"open-webui-log-{server.process.pid}",
+            daemon=True,
+        )
+        server.log_writer.start()
         server.started_at, server.ready, server.last_probe = now, False, 0.0
         log.info(
             "pod %s/%s: real Open WebUI (pid %d) starting on %s:%d, data in %s",
@@ -268,6 +290,8 @@ class OpenWebUiRuntime:
     ) -> LiveContainer:
         process = server.process
         if process is not None and process.poll() is not None:
+            if server.log_writer is not None:
+                server.log_writer.join(timeout=2)  # the last lines, before reading the tail
             tail = server.log_tail()
             server.last_exit = (process.returncode, tail, server.started_at, now)
             server.restart_at = now + min(10.0 * 2**server.restarts, MAX_BACKOFF_SECONDS)
@@ -323,6 +347,28 @@ class OpenWebUiRuntime:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.info("stopped the real Open WebUI (pid %d)", process.pid)
+
+
+def _keep_log(stream, path: Path) -> None:
+    """Copies the server's output to its log, each line with the time it came."""
+    with path.open("a", encoding="utf-8") as log_file:
+        for raw in iter(stream.readline, b""):
+            text = raw.decode(errors="replace").rstrip("\r\n")
+            log_file.write(f"{time.time():.6f} {text}\n")
+            log_file.flush()
+    stream.close()
+
+
+def read_log(path: Path) -> list[LogLine]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    parsed = []
+    for line in lines:
+        at, _, text = line.partition(" ")
+        parsed.append(LogLine(float(at), text))
+    return parsed
 
 
 def _probe(url: str) -> bool:

@@ -245,7 +245,7 @@ def role_env(chat_namespace, admin_client) -> dict[str, client.V1EnvVar]:
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_the_browser_check_fails_on_a_broken_setting(
-    mistake, role_env, chat_namespace, core, admin_client
+    mistake, role_env, inventory, chat_namespace, core, admin_client
 ):
     broken, expected = MISTAKES[mistake]
     # Merged by name: the broken entry, and the other mistakes' entries as the role wrote them.
@@ -267,6 +267,12 @@ def test_the_browser_check_fails_on_a_broken_setting(
         pytest.raises(BrowserCheckFailed, match=expected),
     ):
         ui.chat(SMALLER_MODEL, MESSAGE, timeout=20)
+    if mistake == "base URL path":
+        # logs.yml reads the real server's log through the API server and names the cause.
+        run = run_playbook("logs.yml", inventory, extra_vars={"icc_logs_app": "webui"})
+        assert run.rc == 0, run.output
+        assert "url='http://tgi:3333/api/models'" in run.output
+        assert "tgi-unreachable: Open WebUI could not list TGI's models" in run.output
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from icc_sandbox.container_logs import LogsUnavailable
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.node_agent import NodeSpec, Timing, simulate_pod
 from icc_sandbox.open_webui_runtime import (
@@ -39,6 +40,7 @@ seen = {{"argv": args, "env": dict(os.environ), "cwd": os.getcwd(),
         "hosts": open("/etc/hosts").read(), "resolv": open("/etc/resolv.conf").read()}}
 with open(os.path.join(os.environ["DATA_DIR"], "seen.json"), "w") as out:
     json.dump(seen, out)
+print("INFO: started on", host, port, flush=True)
 if os.environ.get("FAIL_AT_START"):
     print("database migration failed: boom", flush=True)
     sys.exit(3)
@@ -180,6 +182,26 @@ def test_a_server_that_exits_is_reported_with_its_log_and_restarted_after_a_back
 
     later = runtime.live(pod, NODE, ended + 11)["open-webui"]  # after the first 10 s back-off
     assert later.restarts == 1
+
+
+def test_the_kubelet_shows_the_servers_own_output_current_and_previous(runtime):
+    pod = webui_pod("f6a7b8c9-logs", {"name": "FAIL_AT_START", "value": "1"})
+    name = pod["metadata"]["name"]
+    state = live_until(runtime, pod, lambda s: not s.running)
+    current = runtime.log_lines("f6a7b8c9-logs", name, "open-webui", previous=False)
+    texts = [line.text for line in current]
+    assert texts[0].startswith("INFO: started on ") and texts[-1].endswith("boom")
+    assert all(line.at >= state.started_at - 1 for line in current)  # when it was written
+    # In the back-off, the previous run is the one that just ended.
+    assert runtime.log_lines("f6a7b8c9-logs", name, "open-webui", previous=True) == current
+
+
+def test_previous_logs_of_a_server_that_never_ended_are_refused_as_the_kubelet_does(runtime):
+    pod = webui_pod("a7b8c9d0-first")
+    live_until(runtime, pod, lambda s: s.ready)
+    with pytest.raises(LogsUnavailable, match="previous terminated container"):
+        runtime.log_lines("a7b8c9d0-first", pod["metadata"]["name"], "open-webui", previous=True)
+    assert runtime.log_lines("other-uid", "other", "open-webui", previous=False) is None
 
 
 def test_stopping_the_pod_ends_its_server(runtime):
