@@ -14,6 +14,7 @@ The scenario runs in order on one namespace: each step starts where the previous
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -128,7 +129,18 @@ def wait_for_new_open_webui(core: client.CoreV1Api, namespace: str, old: list[st
         names = {pod.metadata.name for pod in pods}
         return len(ready) == 1 and ready[0] not in old and not names & set(old) and ready[0]
 
-    return wait_until(only_a_new_one, READY_TIMEOUT, f"a new Ready Open WebUI pod in {namespace}")
+    pod = wait_until(only_a_new_one, READY_TIMEOUT, f"a new Ready Open WebUI pod in {namespace}")
+    # As a client of the Service sees it: its endpoints and the kube-proxy follow the pod.
+    health = f"{open_webui_url(core, namespace)}/health"
+    wait_until(lambda: answers(health), 60, f"{health} through the Service")
+    return pod
+
+
+def answers(url: str) -> bool:
+    try:
+        return fetch_text(url)[0] == 200
+    except OSError:
+        return False
 
 
 def deployment_env(apps: client.AppsV1Api, namespace: str) -> dict[str, client.V1EnvVar]:
@@ -149,6 +161,22 @@ def check_chat(core, namespace, artefacts, model: str, screenshot: str | None = 
             path = ui.screenshot(screenshot)
             assert path.stat().st_size > 10_000, "the screenshot is empty"
             print(f"\nscreenshot of the answer in the chat: {path}")
+
+
+def chat_ids(core: client.CoreV1Api, namespace: str) -> set[str]:
+    """The admin's chats, read through Open WebUI's API (what its database holds)."""
+    base = open_webui_url(core, namespace)
+    credentials = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
+    signin = urllib.request.Request(
+        f"{base}/api/v1/auths/signin", credentials, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(signin, timeout=30) as response:
+        token = json.load(response)["token"]
+    listing = urllib.request.Request(
+        f"{base}/api/v1/chats/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(listing, timeout=30) as response:
+        return {chat["id"] for chat in json.load(response)}
 
 
 def fetch_text(url: str) -> tuple[int, str]:
@@ -194,12 +222,15 @@ def test_after_a_model_switch_and_a_restart_the_picker_offers_only_the_new_model
     check_chat(core, chat_namespace, artefacts=ARTEFACTS, model=SMALLER_MODEL)
 
     # A restart reads the settings again; the database on the claim must not pin old ones.
+    chats = chat_ids(core, chat_namespace)
+    assert len(chats) == 2  # one before the switch, one after
     old = ready_open_webui_pods(core, chat_namespace)
     core.delete_namespaced_pod(old[0], chat_namespace)
     began = time.monotonic()
     wait_for_new_open_webui(core, chat_namespace, old)
     print(f"\nOpen WebUI restart to Ready: {time.monotonic() - began:.1f}s")
-    # The admin still logs in: the user table survived on the volume (no new bootstrap).
+    # The new pod has the same database: the chats are still there (the claim's volume).
+    assert chat_ids(core, chat_namespace) == chats
     check_chat(core, chat_namespace, ARTEFACTS, SMALLER_MODEL)
 
 
