@@ -69,11 +69,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _install_open_webui() -> None:
     """Installs the real Open WebUI once (cached by version); its progress goes to stderr."""
-    subprocess.run(
-        ["bash", str(cluster.SANDBOX_DIR / "install-open-webui.sh")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    script = cluster.SANDBOX_DIR / "install-open-webui.sh"
+    done = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise cluster.SandboxError(f"{script} failed (exit code {done.returncode}, see above)")
 
 
 def cmd_down(_args: argparse.Namespace) -> int:
