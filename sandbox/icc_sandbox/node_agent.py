@@ -10,8 +10,12 @@ StorageClass. What a container "does" is chosen by its image:
   Ready after a delay (download and load) if its probes aim at what TGI serves. While it is Ready,
   a TGI stand-in (icc_sandbox.tgi_standin) answers on podIP:port with the model the launcher
   would load, so tests can ask a pod what it serves;
-- Open WebUI: Ready after a short delay if its probes aim at port 8080 (or $PORT);
+- Open WebUI: in a namespace labelled for it, the real Open WebUI runs (open_webui_runtime) and
+  its probe decides; elsewhere Ready after a short delay if its probes aim at port 8080 (or
+  $PORT), with a health stand-in;
 - anything else: runs and is Ready.
+
+With a pod network it also plays kube-proxy and cluster DNS (service_network).
 
 Every status is derived from the pod and its start time alone, so the agent can restart and the
 pods it already ran keep their state; the stand-ins are started again from the pods.

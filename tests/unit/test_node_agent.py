@@ -11,11 +11,13 @@ import re
 import socket
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from icc_sandbox.cluster import DEFAULT_NODES_FILE
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.node_agent import (
+    STORAGE_PROVISIONER,
     App,
     NodeAgent,
     NodeSpec,
@@ -515,3 +517,50 @@ def test_only_ready_tgi_containers_are_served():
     assert served_tgi(crashing, V100, ready_view(crashing)) == {}
     other = pod({"name": "sidecar", "image": "busybox:1.36"})
     assert served_tgi(other, V100, ready_view(other)) == {}
+
+
+class VolumeApi:
+    """The API calls of NodeAgent.sync_volumes: one StorageClass, claims and volumes."""
+
+    def __init__(self) -> None:
+        self.claims: list[dict] = []
+        self.volumes: dict[str, dict] = {}
+
+    def get(self, path: str) -> dict:
+        if path == "/apis/storage.k8s.io/v1/storageclasses":
+            return {"items": [{"metadata": {"name": "local"}, "provisioner": STORAGE_PROVISIONER}]}
+        if path == "/api/v1/persistentvolumeclaims":
+            return {"items": self.claims}
+        if path == "/api/v1/persistentvolumes":
+            return {"items": list(self.volumes.values())}
+        raise ApiError(404, "not found", "GET", path)
+
+    def ensure(self, path: str, body: dict) -> dict:
+        return self.volumes.setdefault(body["metadata"]["name"], body)
+
+    def delete(self, path: str, body: dict | None = None) -> dict:
+        self.volumes.pop(path.rsplit("/", 1)[1])
+        return {}
+
+
+def test_a_provisioned_volume_is_a_directory_of_its_own_removed_with_the_volume(tmp_path):
+    api = VolumeApi()
+    api.claims.append(
+        {
+            "metadata": {"namespace": "ns", "name": "data", "uid": "claim-uid"},
+            "spec": {"storageClassName": "local", "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Pending"},
+        }
+    )
+    agent = NodeAgent(api, [TEST_NODE], TIMING, work_dir=tmp_path)
+    agent.sync_volumes()
+    (volume,) = api.volumes.values()
+    directory = Path(volume["spec"]["hostPath"]["path"])
+    assert directory == tmp_path / "volumes" / "pvc-claim-uid"
+    directory.mkdir(parents=True)  # what the real Open WebUI's runtime does when it mounts it
+    (directory / "webui.db").write_text("kept while the claim lives")
+
+    api.claims.clear()
+    volume["status"] = {"phase": "Released"}  # the claim was deleted (reclaim policy Delete)
+    agent.sync_volumes()
+    assert api.volumes == {} and not directory.exists()
