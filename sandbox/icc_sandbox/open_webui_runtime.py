@@ -213,12 +213,11 @@ class OpenWebUiRuntime:
         return read_log(server.log_file())
 
     def stop_pod(self, uid: str) -> None:
-        for key in [k for k in self.servers if k[0] == uid]:
-            self._stop(self.servers.pop(key))
+        _stop([self.servers.pop(key) for key in [k for k in self.servers if k[0] == uid]])
 
     def keep_only(self, uids: set[str]) -> None:
-        for uid in {k[0] for k in self.servers} - uids:
-            self.stop_pod(uid)
+        gone = [key for key in self.servers if key[0] not in uids]
+        _stop([self.servers.pop(key) for key in gone])
 
     def close(self) -> None:
         self.keep_only(set())
@@ -255,7 +254,9 @@ class OpenWebUiRuntime:
             "PATH": f"{command.parent}:/usr/local/bin:/usr/bin:/bin",
         }
         hosts, resolv = self.network.dns_files(pod["metadata"]["namespace"])
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _WITH_POD_DNS]
+        # setpriv: SIGKILL when the agent dies, so that no server outlives a killed agent.
+        argv = ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount"]
+        argv += ["--propagation", "private", "--", "sh", "-c", _WITH_POD_DNS]
         argv += ["sh", str(hosts), str(resolv), str(command), "serve"]
         argv += ["--host", server.pod_ip, "--port", str(server.port)]
         server.process = subprocess.Popen(
@@ -336,13 +337,17 @@ class OpenWebUiRuntime:
         except (ApiError, KeyError):
             return None  # not bound yet: the pod would not have started on a real node either
 
-    def _stop(self, server: _Server) -> None:
-        process = server.process
-        if process is None or process.poll() is not None:
-            return
+
+def _stop(servers: list[_Server], grace: float = 8.0) -> None:
+    """SIGTERM to all at once, SIGKILL to what still runs after `grace` seconds: within the
+    time the sandbox gives the agent itself to stop."""
+    running = [s.process for s in servers if s.process is not None and s.process.poll() is None]
+    for process in running:
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -232,3 +233,34 @@ def test_paths_and_probe_of_a_container():
 def test_the_pinned_version_is_the_roles_image_tag():
     image = yaml.safe_load(ROLE_DEFAULTS.read_text())["open_webui_image"]
     assert image.endswith(f":v{pinned_version()}")
+
+
+AGENT_THAT_DIES = """
+import sys, time
+sys.path[:0] = {paths!r}
+import test_open_webui_runtime as t
+from pathlib import Path
+runtime = next(t.runtime.__wrapped__(Path({tmp!r})))
+pod = t.webui_pod("b8c9d0e1-orphan")
+state = t.live_until(runtime, pod, lambda s: s.ready)
+print(runtime.servers[("b8c9d0e1-orphan", "open-webui")].process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_agent_takes_its_servers_with_it(tmp_path):
+    paths = [str(Path(__file__).parent), *sys.path]
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT_THAT_DIES.format(paths=paths, tmp=str(tmp_path))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        server_pid = int(agent.stdout.readline())
+    finally:
+        agent.kill()  # SIGKILL: no cleanup runs in the agent
+        agent.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{server_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{server_pid}").exists(), "the server outlived its agent"
