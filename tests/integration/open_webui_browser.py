@@ -47,8 +47,6 @@ VIEWPORT = {"width": 1280, "height": 800}
 PAGE_TIMEOUT_S = 30  # a page load or one click on a loaded 2-core machine
 PICKER_TIMEOUT_S = 20  # the model list comes from TGI's /v1/models through Open WebUI
 ANSWER_TIMEOUT_S = 60
-# Open WebUI's built-in evaluation model: listed next to any real model, never served by TGI.
-ARENA_MODEL_IDS = frozenset({"arena-model"})
 
 # Selectors of Open WebUI 0.11's chat page (read from its rendered DOM).
 MODEL_BUTTON = "#model-selector-model-button"
@@ -153,7 +151,8 @@ class OpenWebUISession:
         self.page.locator("#chat-input").wait_for()
 
     def _open_picker(self) -> list[tuple[str, str]]:
-        """Open the picker; (model id, shown name) of every option but the Arena model."""
+        """Open the picker; (model id, shown name) of every option, as a student sees them (the
+        role turns Open WebUI's "Arena Model" off: it would be offered too)."""
         self.page.locator(MODEL_BUTTON).click()
         options = self.page.locator(MODEL_OPTION)
         options.or_(self.page.locator(NO_MODELS)).first.wait_for(timeout=PICKER_TIMEOUT_S * 1000)
@@ -161,8 +160,7 @@ class OpenWebUISession:
         for option in options.all():
             ident = option.get_attribute("data-value") or ""
             name = option.locator(".line-clamp-1").first.inner_text().strip()
-            if ident not in ARENA_MODEL_IDS:
-                offered.append((ident, name))
+            offered.append((ident, name))
         return offered
 
     def _log_in(self, email: str, password: str) -> None:
