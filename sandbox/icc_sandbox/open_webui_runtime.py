@@ -243,8 +243,16 @@ class OpenWebUiRuntime:
             host_data = host_path_of(
                 data_dir, pod, container, lambda volume: self._volume_dir(pod, volume)
             )
-        # Without a volume there, DATA_DIR is the container's own layer: gone with the container.
-        host_data = host_data or server.directory / "container-layer" / data_dir.strip("/")
+        if host_data is None:
+            # No volume there (or its claim not readable): the container's own layer, gone with
+            # the container, as in a cluster.
+            log.warning(
+                "pod %s/%s: DATA_DIR %s is on no volume; Open WebUI's data will not survive it",
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                data_dir or "(unset)",
+            )
+            host_data = server.directory / "container-layer" / data_dir.strip("/")
         home, app_dir = server.directory / "home", server.directory / "app"
         for directory in (host_data, home, app_dir):
             directory.mkdir(parents=True, exist_ok=True)
