@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
-from icc_sandbox.service_network import ServiceNetwork
+from icc_sandbox.service_network import ServiceNetwork, service_range
 from icc_sandbox.tgi_launcher import (
     HF_TOKEN_VARIABLES,
     LaunchOutcome,
@@ -69,7 +69,6 @@ STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 KUBELET_VERSION = "v1.20.2"
 MAX_BACKOFF_SECONDS = 300.0
 SECRET_PLACEHOLDER = "<from-secret>"
-SERVICE_RANGE_SIZE = 4096  # a /20 at the start of the pod network holds the ClusterIPs
 
 
 @dataclass(frozen=True)
@@ -101,10 +100,11 @@ class NodeSpec:
             return f"127.{10 + self.index}.{int(pod_uid[:2], 16)}.{last or 1}"
         network = ipaddress.ip_network(self.pod_network)
         digest = hashlib.sha256(f"{pod_uid}/{attempt}".encode()).digest()
-        # Skips the first /20 (the Service range, service_network.service_range) and the last 256
+        # Skips the Service range at the start (service_network.service_range) and the last 256
         # addresses (broadcast, the dead resolver).
-        offset = SERVICE_RANGE_SIZE + int.from_bytes(digest[:4], "big") % (
-            network.num_addresses - SERVICE_RANGE_SIZE - 256
+        services = ipaddress.ip_network(service_range(self.pod_network)).num_addresses
+        offset = services + int.from_bytes(digest[:4], "big") % (
+            network.num_addresses - services - 256
         )
         return str(network.network_address + offset)
 
