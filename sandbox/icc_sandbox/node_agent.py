@@ -214,18 +214,25 @@ def quantity_bytes(quantity: str | None) -> int | None:
     return int(float(match.group(1)) * _SUFFIXES[match.group(2)])
 
 
+def probe_port(container: JSON, check: JSON) -> int | None:
+    """The port a probe's httpGet/tcpSocket aims at, a named port resolved by the container's."""
+    port = check.get("port")
+    if isinstance(port, str):
+        named = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+        return named.get(port, port)
+    return port
+
+
 def probe_failure(container: JSON, app: App, pod_ip: str) -> str | None:
     """Why a probe of this container can never pass, as the kubelet would word it; None if fine."""
     if app.kind == "generic":
         return None
-    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = container.get(kind) or {}
         check = probe.get("httpGet") or probe.get("tcpSocket")
         if not check:
             continue
-        port = check.get("port")
-        port = ports.get(port, port) if isinstance(port, str) else port
+        port = probe_port(container, check)
         kind_name = kind.removesuffix("Probe").capitalize()
         if port != app.port:
             target = f"{pod_ip}:{port}"

@@ -46,6 +46,7 @@ from icc_sandbox.node_agent import (
     NodeSpec,
     app_for,
     pod_address,
+    probe_port,
 )
 from icc_sandbox.service_network import ServiceNetwork
 
@@ -111,10 +112,7 @@ def probe_url(container: JSON, pod_ip: str, port: int) -> str | None:
     probe = (container.get("readinessProbe") or {}).get("httpGet")
     if probe is None:
         return None
-    named = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
-    target = probe.get("port", port)
-    target = named.get(target, target) if isinstance(target, str) else target
-    return f"http://{pod_ip}:{target}{probe.get('path', '/')}"
+    return f"http://{pod_ip}:{probe_port(container, probe) or port}{probe.get('path', '/')}"
 
 
 # --- one server -----------------------------------------------------------------------------------

@@ -114,8 +114,8 @@ def webui_pod(uid: str, *extra_env: dict) -> dict:
     }
 
 
-@pytest.fixture
-def runtime(tmp_path):
+def make_runtime(tmp_path: Path) -> OpenWebUiRuntime:
+    """A runtime whose `open-webui` is FAKE_SERVER, with one claim bound to a directory."""
     server = tmp_path / "venv" / "bin" / "open-webui"
     server.parent.mkdir(parents=True)
     server.write_text(FAKE_SERVER)
@@ -132,6 +132,12 @@ def runtime(tmp_path):
         server_command=lambda: server,
     )
     runtime.refresh()
+    return runtime
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    runtime = make_runtime(tmp_path)
     yield runtime
     runtime.close()
 
@@ -240,7 +246,7 @@ import sys, time
 sys.path[:0] = {paths!r}
 import test_open_webui_runtime as t
 from pathlib import Path
-runtime = next(t.runtime.__wrapped__(Path({tmp!r})))
+runtime = t.make_runtime(Path({tmp!r}))
 pod = t.webui_pod("b8c9d0e1-orphan")
 state = t.live_until(runtime, pod, lambda s: s.ready)
 print(runtime.servers[("b8c9d0e1-orphan", "open-webui")].process.pid, flush=True)

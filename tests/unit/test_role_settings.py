@@ -54,6 +54,9 @@ ACCEPTED = [
     ("tgi_server", "tgi_service_port", "8000", 8000),
     ("tgi_server", "tgi_ignore_rules", "model-fits", ["model-fits"]),
     ("open_webui", "open_webui_enable_signup", "true", True),
+    ("open_webui", "open_webui_offline", "true", True),
+    ("open_webui", "open_webui_follow_up_generation", "yes", True),
+    ("open_webui", "open_webui_tags_generation", "false", False),
     ("open_webui", "open_webui_service_port", "9090", 9090),
 ]
 
