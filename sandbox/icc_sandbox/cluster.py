@@ -35,6 +35,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SANDBOX_DIR = PACKAGE_DIR.parent
 DEFAULT_NODES_FILE = SANDBOX_DIR / "nodes.yml"
 INSTALL_SCRIPT = SANDBOX_DIR / "install.sh"
+# What the student may do in a namespace: the Role the collection ships (least privilege).
+DEPLOYER_ROLE_FILE = SANDBOX_DIR.parent / "rbac" / "haw-icc-deployer.yml"
 
 STUDENT_USER = "infwabc123"
 # The ICC derives a student's namespace from the login: drop "inf", append "-default".
@@ -135,7 +137,7 @@ class Sandbox:
     def export_lines(self) -> str:
         return (
             f"# admin (cluster-admin), and the student {self.student_user} "
-            f"(admin only in namespace {self.student_namespace})\n"
+            f"(haw-icc-deployer Role only in namespace {self.student_namespace})\n"
             f"export KUBECONFIG={self.admin_kubeconfig}\n"
             f"export KUBECONFIG={self.student_kubeconfig}\n"
         )
@@ -143,17 +145,15 @@ class Sandbox:
     def create_namespace(
         self, name: str, grant_student: bool = True, real_open_webui: bool = False
     ) -> None:
-        """Creates a namespace; with grant_student the student is `admin` there, as on the ICC.
+        """Creates a namespace; with grant_student the student gets there exactly the rights of
+        the collection's Role (rbac/haw-icc-deployer.yml), the least every playbook needs.
         With real_open_webui its Open WebUI pods run the real Open WebUI (open_webui_runtime)."""
         api = self.admin_api()
         api.ensure("/api/v1/namespaces", {"metadata": {"name": name}})
         if real_open_webui:
             self.use_real_open_webui(name)
         if grant_student:
-            api.ensure(
-                f"/apis/rbac.authorization.k8s.io/v1/namespaces/{name}/rolebindings",
-                _student_admin_binding(self.student_user),
-            )
+            grant_role(api, name, self.student_user)
 
     def use_real_open_webui(self, namespace: str, real: bool = True) -> None:
         """Open WebUI pods started in the namespace from now on run the real Open WebUI (when
@@ -541,20 +541,28 @@ def _ready_nodes(api: KubeApi) -> set[str]:
     return ready
 
 
-def _student_admin_binding(user: str) -> dict:
-    return {
-        "metadata": {"name": f"{user}-admin"},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "admin",
-        },
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-    }
+def deployer_role_objects(user: str, role_file: Path = DEPLOYER_ROLE_FILE) -> tuple[dict, dict]:
+    """The Role and RoleBinding the collection ships, with `user` as the binding's only subject.
+    Neither names a namespace in the file: the caller's path does."""
+    documents = {doc["kind"]: doc for doc in yaml.safe_load_all(role_file.read_text()) if doc}
+    role, binding = documents["Role"], documents["RoleBinding"]
+    binding["subjects"] = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    return role, binding
+
+
+def grant_role(api: KubeApi, namespace: str, user: str) -> None:
+    """Creates (or brings up to date) the shipped Role in `namespace` and binds `user` to it."""
+    base = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    role, binding = deployer_role_objects(user)
+    api.ensure(f"{base}/roles", role)
+    # A reused sandbox may hold an older version of the rules: these are the file's.
+    api.patch(f"{base}/roles/{role['metadata']['name']}", {"rules": role["rules"]})
+    api.ensure(f"{base}/rolebindings", binding)
 
 
 def _bootstrap_objects(sandbox: Sandbox) -> None:
-    """What an ICC account finds: its namespace (admin rights there) and a default StorageClass."""
+    """What an ICC account finds: its namespace (the collection's Role there) and a default
+    StorageClass."""
     sandbox.create_namespace(sandbox.student_namespace)
     sandbox.admin_api().ensure(
         "/apis/storage.k8s.io/v1/storageclasses",
