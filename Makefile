@@ -12,7 +12,7 @@ SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test e2e lint sanity molecule bench sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test e2e lint sanity molecule bench bench-sandbox sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -43,7 +43,11 @@ lint: setup ## ruff and ansible-lint (production profile)
 sanity: setup ## ansible-test sanity (validate-modules, import, yamllint...) on a copy of the collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_sanity.py
 
-bench: setup ## benchmark: time fresh sandbox start-ups (target: ready in 30 s or less)
+# BENCH_ARGS: e.g. --quick, --runs 5, --fleet 1,10, --ref HEAD (a clean export of a commit).
+bench: setup ## benchmark the playbooks on a sandbox of their own (1, 10, 40 namespaces): benchmarks/results.json
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+bench-sandbox: setup ## time fresh sandbox start-ups (target: ready in 30 s or less)
 	@$(SANDBOX) bench --runs 3
 
 sandbox-up: setup ## build (once) and start the local ICC sandbox; prints KUBECONFIG exports

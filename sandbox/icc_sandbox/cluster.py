@@ -47,20 +47,24 @@ STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
-# The API server logs every write request of the student, and nothing else.
+# The API server logs every request of the student (reads too, at Metadata level: who, which
+# verb, which object, no bodies), and nothing of anyone else. The benchmarks count requests by
+# verb from it; the tests count writes (Sandbox.student_writes).
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
     "rules": [
-        {
-            "level": "Metadata",
-            "users": [STUDENT_USER],
-            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-        },
+        {"level": "Metadata", "users": [STUDENT_USER]},
         {"level": "None"},
     ],
 }
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Requests that create nothing stored: reviews answered on the spot (can-i, rules, tokens).
+REVIEW_RESOURCES = frozenset(
+    "selfsubjectaccessreviews selfsubjectrulesreviews subjectaccessreviews"
+    " localsubjectaccessreviews tokenreviews".split()
+)
 
 
 class SandboxError(RuntimeError):
@@ -93,22 +97,44 @@ class Sandbox:
 
     @property
     def audit_log(self) -> Path:
-        """One JSON line per write request of the student (see AUDIT_POLICY)."""
+        """One JSON line per request of the student (see AUDIT_POLICY)."""
         return self.run_dir / "student-writes.log"
+
+    def audit_lines(self) -> int:
+        """How many lines the audit log has now: a mark for `student_requests(since_line=...)`."""
+        if not self.audit_log.exists():
+            return 0
+        with self.audit_log.open("rb") as log:
+            return sum(1 for _ in log)
+
+    def student_requests(self, namespace: str | None = None, since_line: int = 0) -> list[dict]:
+        """The student's completed requests (reads and writes) from the API server's audit log,
+        from line `since_line` on; with `namespace`, only those aimed into that namespace.
+
+        One entry per request: a watch also logs the stage ResponseStarted, counted once here."""
+        if not self.audit_log.exists():
+            return []
+        with self.audit_log.open(encoding="utf-8") as log:
+            lines = [line for number, line in enumerate(log) if number >= since_line]
+        entries = [json.loads(line) for line in lines if line.strip()]
+        return [
+            entry
+            for entry in entries
+            if entry.get("stage") == "ResponseComplete"
+            and (entry.get("user") or {}).get("username") == self.student_user
+            and (namespace is None or (entry.get("objectRef") or {}).get("namespace") == namespace)
+        ]
 
     def student_writes(self, namespace: str) -> list[dict]:
         """The student's write requests into `namespace` so far, from the API server's audit log.
 
         Dry runs (check mode) are requests with the write verbs too, but store nothing: they are
         left out."""
-        if not self.audit_log.exists():
-            return []
-        entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
         return [
             entry
-            for entry in entries
-            if (entry.get("objectRef") or {}).get("namespace") == namespace
-            and entry.get("stage") == "ResponseComplete"
+            for entry in self.student_requests(namespace)
+            if entry.get("verb") in WRITE_VERBS
+            and (entry.get("objectRef") or {}).get("resource") not in REVIEW_RESOURCES
             and "dryRun=All" not in entry.get("requestURI", "")
         ]
 
