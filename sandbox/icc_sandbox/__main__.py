@@ -1,4 +1,4 @@
-"""Command line of the sandbox: `python -m icc_sandbox up|down|status|quota`.
+"""Command line of the sandbox: `python -m icc_sandbox up|down|status|quota|restart`.
 
 `up` records the running sandbox in a state file (default: .sandbox/state.json in the
 checkout) so that `down`, the tests and the demo find and reuse it.
@@ -158,6 +158,27 @@ def cmd_nodes(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Takes the API server or etcd down for a while and brings it back on the same port with
+    the same flags; every other process of the sandbox keeps running (fault tests by hand)."""
+    sandbox = running_sandbox()
+    if sandbox is None:
+        print("no running sandbox: run `make sandbox-up` first", file=sys.stderr)
+        return 1
+    name = {"apiserver": "kube-apiserver", "etcd": "etcd"}[args.process]
+    began = time.monotonic()
+    cluster.stop_process(sandbox, name, kill=not args.graceful)
+    print(f"# {name} stopped ({'SIGTERM' if args.graceful else 'SIGKILL'})", file=sys.stderr)
+    time.sleep(args.down)
+    cluster.start_process(sandbox, name)
+    print(
+        f"# {name} back as pid {sandbox.pids[name]}, API ready after "
+        f"{time.monotonic() - began:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Times fresh sandbox starts (the Kubernetes build is done once, before the first run)."""
     cluster.kubernetes_bin_dir()
@@ -195,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     quota = commands.add_parser("quota", help="cap a namespace's GPU requests with a ResourceQuota")
     quota.add_argument("namespace")
     quota.add_argument("gpus", type=int)
+    restart = commands.add_parser(
+        "restart", help="the API server or etcd down for --down seconds, then back (same port)"
+    )
+    restart.add_argument("process", choices=("apiserver", "etcd"))
+    restart.add_argument("--down", type=float, default=5.0, help="seconds down (default 5)")
+    restart.add_argument("--graceful", action="store_true", help="SIGTERM instead of SIGKILL")
     bench = commands.add_parser("bench", help="time fresh sandbox start-ups")
     bench.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
@@ -206,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "nodes": cmd_nodes,
         "services": cmd_services,
         "bench": cmd_bench,
+        "restart": cmd_restart,
     }
     try:
         return handler[args.command](args)

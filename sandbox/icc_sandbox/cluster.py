@@ -80,6 +80,8 @@ class Sandbox:
     student_namespace: str = STUDENT_NAMESPACE
     # The private range of pod IPs routed `local` on lo for this sandbox (None: loopback pod IPs)
     pod_network: str | None = None
+    # How each process was started ({"argv": [...], "env": {...}}), to start it again the same
+    commands: dict[str, dict] = field(default_factory=dict)
 
     @property
     def service_range(self) -> str:
@@ -352,6 +354,94 @@ def stop(sandbox: Sandbox, keep_run_dir: bool = False) -> None:
         shutil.rmtree(sandbox.run_dir, ignore_errors=True)
 
 
+# --- one process down and up again (fault tests) ------------------------------------------------
+
+RESTARTABLE = ("etcd", "kube-apiserver")
+
+
+def stop_process(sandbox: Sandbox, name: str, kill: bool = True) -> None:
+    """Stops one process of the sandbox and leaves the others running: `kill` ends it at once
+    (SIGKILL, a crash: no graceful shutdown, requests in flight break), else by SIGTERM.
+    The state file then lists it no more, so `is_alive()` is False until start_process."""
+    if name not in RESTARTABLE:
+        raise SandboxError(f"only {', '.join(RESTARTABLE)} can be stopped alone, not {name}")
+    if name not in sandbox.commands:
+        raise SandboxError(
+            f"this sandbox does not know how {name} was started (started by an older version): "
+            "restart it with `make sandbox-down sandbox-up`"
+        )
+    pid = sandbox.pids.pop(name, None)
+    if pid is not None:
+        _terminate(pid, name, first_signal=signal.SIGKILL if kill else signal.SIGTERM)
+    sandbox.save()
+
+
+def start_process(sandbox: Sandbox, name: str, timeout: float = 60.0) -> None:
+    """Starts a process stopped by stop_process again, with exactly the arguments and
+    environment it first had: the same ports, certificates and data directory, so kubeconfigs
+    and the cluster's objects stay valid. Returns once the API server answers /readyz again
+    (with etcd alone: once etcd serves and, when the API server runs, the API is ready)."""
+    if name in sandbox.pids and _pid_runs(sandbox.pids[name], name):
+        raise SandboxError(f"{name} of this sandbox is running already")
+    command = sandbox.commands.get(name)
+    if command is None:
+        raise SandboxError(f"this sandbox does not know how {name} was started")
+    sandbox.pids[name] = _spawn(sandbox, name, command["argv"], env=command["env"] or None)
+    sandbox.save()
+    if "kube-apiserver" in sandbox.pids:
+        api = sandbox.admin_api()
+        _wait_for(lambda: _ready(api), timeout, "the API server to answer /readyz", sandbox)
+    else:
+        port = _flag_port(command["argv"], "--listen-client-urls")
+        _wait_for(lambda: _listening(port), timeout, f"etcd to listen on {port}", sandbox)
+
+
+def stop_apiserver(sandbox: Sandbox, kill: bool = True) -> None:
+    stop_process(sandbox, "kube-apiserver", kill)
+
+
+def start_apiserver(sandbox: Sandbox, timeout: float = 60.0) -> None:
+    start_process(sandbox, "kube-apiserver", timeout)
+
+
+def stop_etcd(sandbox: Sandbox, kill: bool = True) -> None:
+    stop_process(sandbox, "etcd", kill)
+
+
+def start_etcd(sandbox: Sandbox, timeout: float = 60.0) -> None:
+    start_process(sandbox, "etcd", timeout)
+
+
+def restart_apiserver(
+    sandbox: Sandbox, down_seconds: float = 0.0, kill: bool = True, timeout: float = 60.0
+) -> None:
+    """The API server down for `down_seconds` and back on its port; etcd keeps running."""
+    stop_apiserver(sandbox, kill)
+    time.sleep(down_seconds)
+    start_apiserver(sandbox, timeout)
+
+
+def restart_etcd(
+    sandbox: Sandbox, down_seconds: float = 0.0, kill: bool = True, timeout: float = 60.0
+) -> None:
+    """etcd down for `down_seconds` and back with its data; the API server keeps running (and
+    answers errors meanwhile). Returns once the API server is ready again."""
+    stop_etcd(sandbox, kill)
+    time.sleep(down_seconds)
+    start_etcd(sandbox, timeout)
+
+
+def _flag_port(argv: list[str], flag: str) -> int:
+    value = next(arg.split("=", 1)[1] for arg in argv if arg.startswith(flag + "="))
+    return int(value.rsplit(":", 1)[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _claim_pod_network() -> str | None:
     """A private range for pod IPs that stays on this machine, or None (then loopback IPs)."""
     try:
@@ -448,6 +538,7 @@ def _component_flags(sandbox: Sandbox, name: str) -> list[str]:
 
 
 def _spawn(sandbox: Sandbox, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    sandbox.commands[name] = {"argv": list(argv), "env": dict(env or {})}
     log = (sandbox.run_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
         argv,
@@ -476,9 +567,11 @@ def _pid_runs(pid: int, name: str) -> bool:
     return not cmdline or marker in cmdline
 
 
-def _terminate(pid: int, name: str, grace: float = 10.0) -> None:
+def _terminate(
+    pid: int, name: str, grace: float = 10.0, first_signal: int = signal.SIGTERM
+) -> None:
     if _pid_runs(pid, name):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, first_signal)
         deadline = time.monotonic() + grace
         while _pid_runs(pid, name) and time.monotonic() < deadline:
             _reap(pid)
