@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +63,58 @@ class ConnectionProblem(Exception):
     """The cluster cannot be used: why, in words, and where the credentials came from."""
 
 
+RERUN_HINT = (
+    "Is the API server running, and reachable from here (VPN)? Run the playbook again once it "
+    "answers: what was applied stays, the re-run does the rest."
+)
+
+
+def connection_reason(error: Any) -> str:
+    """Why a connection failed, in a few words: "Connection refused", "Read timed out."...
+
+    urllib3 wraps the cause (MaxRetryError.reason) and starts its text with the connection
+    object ("<...HTTPSConnection object at 0x...>: " or "HTTPSConnection(host=..., port=...): ");
+    neither helps a reader, so both are left out.
+    """
+    seen = 0
+    while getattr(error, "reason", None) is not None and seen < 5:  # MaxRetryError -> its cause
+        reason = error.reason
+        if not isinstance(reason, BaseException):
+            break
+        error, seen = reason, seen + 1
+    args = getattr(error, "args", ())
+    if len(args) == 2 and isinstance(args[1], BaseException):  # ProtocolError("...", cause)
+        return f"{str(args[0]).rstrip('.')}: {connection_reason(args[1])}"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = re.sub(r"^(?:<[^<>]*>|\w*Connection(?:Pool)?\([^()]*\)): ", "", text)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return errno.group(1).strip() if errno else text
+
+
+def error_server(error: Any, default: str | None = None) -> str | None:
+    """The address a urllib3 error was about (its pool, or its connection), else `default`."""
+    for holder in (error, getattr(error, "reason", None)):
+        for attribute in ("conn", "pool"):  # NewConnectionError.pool is deprecated
+            endpoint = getattr(holder, attribute, None)
+            host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
+            if host and port:
+                secure = "HTTPS" in type(endpoint).__name__
+                scheme = getattr(endpoint, "scheme", None) or ("https" if secure else "http")
+                return f"{scheme}://{host}:{port}"
+    return default
+
+
+def unreachable_message(server: str | None, error: Any) -> str:
+    """One line for an API server that did not answer: where, why and what to do."""
+    where = error_server(error, server) or "the cluster"
+    return f"cannot reach the cluster at {where} ({connection_reason(error)}). {RERUN_HINT}"
+
+
 def api_message(error: Any) -> str:
-    """The API server's message out of an ApiException, else the status and reason."""
+    """The API server's message out of an ApiException, else the status and reason; for an
+    error on the way (no answer at all) unreachable_message's line."""
+    if getattr(error, "status", None) is None and isinstance(error, (HTTPError, OSError)):
+        return unreachable_message(None, error)
     body = getattr(error, "body", None)
     try:
         message = json.loads(body).get("message") if body else None
@@ -229,12 +280,12 @@ def api_client(module: Any = None, auth: dict[str, Any] | None = None) -> tuple[
         ) from error
     except (HTTPError, OSError) as error:
         # The connection pool knows the address that failed even before the client existed.
-        pool = getattr(error, "pool", None)
-        server = f"https://{pool.host}:{pool.port}" if pool is not None else server
+        server = error_server(error, server)
         raise ConnectionProblem(
             f"cannot reach the cluster at {server} ({found.describe()}): "
-            f"{getattr(error, 'reason', error)}. Check the kubeconfig, the context and your "
-            "network (VPN)."
+            f"{connection_reason(error)}. Is the API server running, and is this the right "
+            "address (check the kubeconfig, the context and your network, VPN)? Run the "
+            "playbook again once it answers."
         ) from error
     return api, found
 

@@ -16,6 +16,7 @@ from typing import Any
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
     REQUEST_TIMEOUT,
     api_message,
+    connection_reason,
 )
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
@@ -95,9 +96,9 @@ class RolloutWatcher:
                 raise ApiProblem(api_message(error), True, error.status) from error
             raise ApiProblem(f"{what}: {api_message(error)}", False, error.status) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            reason = getattr(error, "reason", None) or error
             raise ApiProblem(
-                f"cannot reach the Kubernetes API at {self.server}: {reason}", fatal=False
+                f"cannot reach the Kubernetes API at {self.server}: {connection_reason(error)}",
+                fatal=False,
             ) from error
         self._note_clock(response)
         return json.loads(response.data or b"{}")

@@ -126,3 +126,75 @@ def test_an_unreachable_cluster_names_address_and_credentials(monkeypatch, tmp_p
     assert message.startswith(
         f"cannot reach the cluster at https://127.0.0.1:1 (icc_kubeconfig {config}): "
     )
+    # One line, the cause in words, what to do; none of urllib3's connection objects.
+    assert "\n" not in message
+    assert "(icc_kubeconfig " in message and "): Connection refused. " in message
+    assert "Run the playbook again once it answers" in message
+    for internal in ("HTTPSConnection", "MaxRetryError", "object at 0x", "urllib3"):
+        assert internal not in message
+
+
+# --- connection errors in the middle of a run ------------------------------------------------
+
+
+def pool_errors():
+    """What the kubernetes client raises when the API server went away, as urllib3 builds it."""
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+    from urllib3.exceptions import (
+        MaxRetryError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+    )
+
+    pool = HTTPSConnectionPool("127.0.0.1", 6443)
+    refused = NewConnectionError(
+        HTTPSConnection("127.0.0.1", 6443),
+        "Failed to establish a new connection: [Errno 111] Connection refused",
+    )
+    return {
+        "refused": MaxRetryError(pool, "/apis/apps/v1", refused),
+        "bare refused": refused,
+        "read timeout": ReadTimeoutError(pool, "/api/v1", "Read timed out. (read timeout=30)"),
+        "aborted": ProtocolError(
+            "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "server"),
+    [
+        ("refused", "Connection refused", "https://127.0.0.1:6443"),
+        ("bare refused", "Connection refused", "https://127.0.0.1:6443"),
+        ("read timeout", "Read timed out. (read timeout=30)", "https://127.0.0.1:6443"),
+        ("aborted", "Connection aborted: Connection reset by peer", None),
+    ],
+)
+def test_a_connection_error_is_said_in_words_with_the_address(case, reason, server):
+    error = pool_errors()[case]
+    assert cluster_access.connection_reason(error) == reason
+    assert cluster_access.error_server(error) == server
+    message = cluster_access.unreachable_message("https://fallback:1", error)
+    assert message == (
+        f"cannot reach the cluster at {server or 'https://fallback:1'} ({reason}). "
+        + cluster_access.RERUN_HINT
+    )
+
+
+def test_api_message_of_a_connection_error_is_the_unreachable_line():
+    message = cluster_access.api_message(pool_errors()["refused"])
+    assert message.startswith("cannot reach the cluster at https://127.0.0.1:6443 (Connection ")
+    assert "Run the playbook again" in message and "\n" not in message
+
+
+def test_api_message_of_an_answer_is_the_servers_message():
+    from kubernetes.client.rest import ApiException
+
+    error = ApiException(status=500, reason="Internal Server Error")
+    error.body = '{"message": "etcdserver: request timed out"}'
+    assert cluster_access.api_message(error) == "etcdserver: request timed out"
+    assert cluster_access.api_message(ApiException(status=503, reason="Unavailable")) == (
+        "503 Unavailable"
+    )
