@@ -7,6 +7,8 @@ variables from the play; the conversion and the rules live in module_utils/role_
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,20 @@ from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import C
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def role_options(role: str) -> dict[str, Any]:
     """The options of the `main` entry point of the collection's role `role`."""
     path = COLLECTION_ROOT / "roles" / role / "meta" / "argument_specs.yml"
-    specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    specs = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)["argument_specs"]
     return specs["main"]["options"]
+
+
+# Ansible imports this plugin in its main process and forks a worker per task and namespace:
+# read once here, the specs reach every worker without being parsed again.
+for _role in ("tgi_server", "open_webui"):
+    with contextlib.suppress(OSError, KeyError, TypeError, yaml.YAMLError):
+        role_options(_role)
 
 
 class ActionModule(ControllerAction):

@@ -19,8 +19,10 @@ description:
   - Finds out whether the namespace exists. Reading a namespace is cluster-scoped and often
     forbidden to students; then the namespace is assumed to exist and a warning says so.
   - Creates the namespace when it is missing and I(create_namespace=true).
-  - Asks the API server, through SelfSubjectAccessReviews, whether the current user may do
-    everything in I(permissions) inside the namespace, and fails naming what is denied; when
+  - Asks the API server, through one SelfSubjectRulesReview, whether the current user may do
+    everything in I(permissions) inside the namespace, and fails naming what is denied (a right
+    the review does not show is asked for by a SelfSubjectAccessReview only when the server
+    says its list is incomplete); when
     everything is denied in a namespace it cannot see, it says the namespace does not exist or
     is not the user's. No cluster-scoped read is needed.
 options:
@@ -124,17 +126,13 @@ denied:
 
 import copy
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils import access_rules
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import connect
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_value
+from ansible_collections.haw.icc.plugins.module_utils.object_apply import JsonApi, RequestFailed
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-try:
-    from kubernetes import client as k8s
-    from kubernetes.client.rest import ApiException
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    pass
 
 
 def argspec():
@@ -157,31 +155,33 @@ def argspec():
     return spec
 
 
-def namespace_state(core, name):
+def namespace_state(api, name):
     """True/False when the namespace could be read, None when reading it is forbidden."""
     try:
-        core.read_namespace(name)
-        return True
-    except ApiException as error:
-        if error.status == 404:
-            return False
+        return api.get(f"/api/v1/namespaces/{name}") is not None
+    except RequestFailed as error:
         if error.status == 403:
             return None
         raise
 
 
-def volume_problems(core, storage, namespace, volumes, warn):
+def volume_problems(api, namespace, volumes, warn):
     """Why the API server would refuse the size of a volume that exists already: a claim never
     shrinks, and grows only where its StorageClass allows expansion."""
     problems = []
     for volume in volumes:
         try:
-            claim = core.read_namespaced_persistent_volume_claim(volume["name"], namespace)
-        except ApiException as error:
-            if error.status in (403, 404):
-                continue  # a new volume, or one this user may not see: nothing to compare
+            claim = api.get(
+                f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{volume['name']}"
+            )
+        except RequestFailed as error:
+            if error.status == 403:
+                continue  # a volume this user may not see: nothing to compare
             raise
-        live = claim.spec.resources.requests.get("storage")
+        if claim is None:
+            continue  # a new volume
+        spec = claim.get("spec") or {}
+        live = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
         wanted, have = quantity_value(volume["size"]), quantity_value(live)
         if wanted is None or have is None or wanted == have:
             continue
@@ -192,11 +192,12 @@ def volume_problems(core, storage, namespace, volumes, warn):
                 "volume with its data first (cleanup.yml -e purge=true)"
             )
             continue
-        expandable = storage_class_expands(storage, claim.spec.storage_class_name)
+        storage_class = spec.get("storageClassName")
+        expandable = storage_class_expands(api, storage_class)
         if expandable is False:
             problems.append(
-                f"{where}, which has {live}: its StorageClass {claim.spec.storage_class_name} "
-                f"does not allow expansion. Keep {live}, or remove the volume with its data first "
+                f"{where}, which has {live}: its StorageClass {storage_class} does not allow "
+                f"expansion. Keep {live}, or remove the volume with its data first "
                 "(cleanup.yml -e purge=true)"
             )
         elif expandable is None:
@@ -207,41 +208,59 @@ def volume_problems(core, storage, namespace, volumes, warn):
     return problems
 
 
-def storage_class_expands(storage, name):
+def storage_class_expands(api, name):
     """Whether the StorageClass allows volume expansion; None when it cannot be read."""
+    if not name:
+        return None
     try:
-        return bool(storage.read_storage_class(name).allow_volume_expansion) if name else None
-    except ApiException as error:
-        if error.status in (403, 404):
+        found = api.get(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+    except RequestFailed as error:
+        if error.status == 403:
             return None
         raise
+    return None if found is None else bool(found.get("allowVolumeExpansion"))
 
 
-def denied_permissions(authz, namespace, permissions):
+def denied_permissions(api, namespace, permissions):
+    """The rights of `permissions` the user lacks in the namespace: one SelfSubjectRulesReview,
+    and a SelfSubjectAccessReview only for a right it does not show when the server says its
+    list is incomplete (an authorizer that cannot list its rules)."""
+    authorization = "/apis/authorization.k8s.io/v1"
+    review = api.post(
+        f"{authorization}/selfsubjectrulesreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        },
+    )
+    status = review.get("status") or {}
+    rules = status.get("resourceRules") or []
     denied = []
-    for permission in permissions:
-        group = permission.get("group") or ""
-        for verb in permission.get("verbs", []):
-            review = k8s.V1SelfSubjectAccessReview(
-                spec=k8s.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=k8s.V1ResourceAttributes(
-                        namespace=namespace,
-                        group=group,
-                        resource=permission["resource"],
-                        verb=verb,
-                    )
-                )
+    for group, resource, verb in access_rules.needed(permissions):
+        if access_rules.allows(rules, group, resource, verb):
+            continue
+        if status.get("incomplete"):
+            name, _, subresource = resource.partition("/")
+            attributes = {"namespace": namespace, "group": group, "resource": name, "verb": verb}
+            if subresource:
+                attributes["subresource"] = subresource
+            answer = api.post(
+                f"{authorization}/selfsubjectaccessreviews",
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": attributes},
+                },
             )
-            answer = authz.create_self_subject_access_review(review)
-            if not answer.status.allowed:
-                denied.append(f"{verb} {group + '/' if group else ''}{permission['resource']}")
+            if (answer.get("status") or {}).get("allowed"):
+                continue
+        denied.append(access_rules.label(group, resource, verb))
     return denied
 
 
-def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
-    )
+def run(module):
+    """The check, for an AnsibleK8SModule (main) or the action plugin's in-process module."""
     namespace = module.params["namespace"]
     result = dict(
         changed=False, namespace_exists=None, namespace_created=False, denied=[], volume_problems=[]
@@ -249,9 +268,9 @@ def main():
     api_client, found = connect(module, result)
     result.update(server=found.server, server_version=found.version, credentials=found.describe())
 
-    core = k8s.CoreV1Api(api_client)
+    api = JsonApi(api_client)
     try:
-        exists = namespace_state(core, namespace)
+        exists = namespace_state(api, namespace)
         result["namespace_exists"] = exists
         if exists is None:
             module.warn(
@@ -266,22 +285,17 @@ def main():
                     **result,
                 )
             if not module.check_mode:
-                core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+                api.post(
+                    "/api/v1/namespaces",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                )
             result.update(changed=True, namespace_created=True)
-        result["denied"] = denied_permissions(
-            k8s.AuthorizationV1Api(api_client), namespace, module.params["permissions"]
-        )
+        result["denied"] = denied_permissions(api, namespace, module.params["permissions"])
         result["volume_problems"] = volume_problems(
-            core,
-            k8s.StorageV1Api(api_client),
-            namespace,
-            module.params["volumes"],
-            module.warn,
+            api, namespace, module.params["volumes"], module.warn
         )
-    except ApiException as error:
-        module.fail_json(
-            msg=f"Checking namespace {namespace} failed: {api_message(error)}", **result
-        )
+    except RequestFailed as error:
+        module.fail_json(msg=f"Checking namespace {namespace} failed: {error}", **result)
     asked = sum(len(permission.get("verbs", [])) for permission in module.params["permissions"])
     if result["denied"] and len(result["denied"]) == asked and not result["namespace_exists"]:
         module.fail_json(
@@ -308,6 +322,14 @@ def main():
         f"{found.describe()}"
     )
     module.exit_json(**result)
+
+
+def main():
+    run(
+        AnsibleK8SModule(
+            module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
+        )
+    )
 
 
 if __name__ == "__main__":

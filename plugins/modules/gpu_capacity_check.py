@@ -470,10 +470,8 @@ def failure_message(result):
     return f"{result['msg']}\n{gpu_rules.format_refusal(dict(result, warnings=[]))}"
 
 
-def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
-    )
+def run(module):
+    """The check, for an AnsibleK8SModule (main) or the action plugin's in-process module."""
     params = module.params
     known = list(gpu_rules.RULES) + list(cluster_rules.CLUSTER_RULES)
     unknown = [rule_id for rule_id in params["ignore_rules"] if rule_id not in known]
@@ -551,6 +549,14 @@ def main():
     if params["fail_on_refusal"] and not result["ok"]:
         module.fail_json(**dict(result, msg=failure_message(result)))
     module.exit_json(**result)
+
+
+def main():
+    run(
+        AnsibleK8SModule(
+            module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ options:
       - The collection's role whose variables to check.
       - Exactly one of O(role) and O(options) is given.
     type: str
-    choices: [tgi_server, open_webui, icc_secret, gpu_scale]
+    choices: [tgi_server, open_webui, gpu_scale]
   options:
     description:
       - A playbook's own variables, shaped like a role argument spec's C(options) (C(type),
@@ -100,7 +100,7 @@ msg:
 from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
 
 ARGUMENT_SPEC = dict(
-    role=dict(type="str", choices=["tgi_server", "open_webui", "icc_secret", "gpu_scale"]),
+    role=dict(type="str", choices=["tgi_server", "open_webui", "gpu_scale"]),
     options=dict(type="dict"),
     heading=dict(type="str"),
 )

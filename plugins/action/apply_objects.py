@@ -1,0 +1,78 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Action plugin for haw.icc.apply_objects: one process applies all of a namespace's objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.haw.icc.plugins.module_utils.object_apply import (
+    ObjectProblem,
+    RequestFailed,
+    apply_object,
+    describe,
+)
+from ansible_collections.haw.icc.plugins.modules.apply_objects import ARGUMENT_SPEC
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
+    ConnectionProblem,
+    KubernetesAction,
+)
+
+
+class ActionModule(KubernetesAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
+        result["objects"] = []
+        wanted = [(d, "present") for d in args["objects"]] + [(d, "absent") for d in args["absent"]]
+        secrets = [d for d, _state in wanted if d.get("kind") == "Secret"]
+        if secrets:
+            return self._fail(
+                result,
+                f"{describe(secrets[0])}: apply_objects does not apply Secrets "
+                "(a diff would show their data); use haw.icc.keep_secrets",
+            )
+        try:
+            api = self._json_api(args)
+        except ConnectionProblem as error:
+            return self._fail(result, f"Cannot connect: {error}")
+        diffs = []
+        for definition, state in wanted:
+            what = describe(definition)
+            try:
+                outcome = apply_object(
+                    api,
+                    args["namespace"],
+                    definition,
+                    state,
+                    args["field_manager"],
+                    self._task.check_mode,
+                )
+            except ObjectProblem as problem:
+                return self._fail(result, str(problem))
+            except RequestFailed as problem:
+                return self._fail(result, self._stopped_at(result, what, str(problem)))
+            result["objects"].append(outcome.summary())
+            if outcome.changed:
+                result["changed"] = True
+                diffs.append(
+                    {
+                        "before_header": f"{what} (live)",
+                        "after_header": f"{what} ({outcome.state})",
+                        "before": outcome.before or {},
+                        "after": outcome.after or {},
+                    }
+                )
+        if self._task.diff and diffs:
+            result["diff"] = diffs
+        changed = [f"{o['kind']}/{o['name']}" for o in result["objects"] if o["changed"]]
+        verb = "would change" if self._task.check_mode else "changed"
+        result["msg"] = f"{verb}: {', '.join(changed)}" if changed else "no change"
+        return result
+
+    @staticmethod
+    def _stopped_at(result: dict[str, Any], what: str, problem: str) -> str:
+        done = [f"{o['kind']}/{o['name']}" for o in result["objects"]]
+        before = f" ({', '.join(done)} done before)" if done else ""
+        return f"{what} was not applied{before}: {problem}"

@@ -1,0 +1,63 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Action plugin for haw.icc.keep_secrets: a namespace's Secrets in one process, values unseen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.haw.icc.plugins.module_utils.object_apply import (
+    RequestFailed,
+    apply_object,
+    secret_definition,
+    secret_path,
+)
+from ansible_collections.haw.icc.plugins.modules.keep_secrets import ARGUMENT_SPEC
+from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
+    ConnectionProblem,
+    KubernetesAction,
+)
+
+
+class ActionModule(KubernetesAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def act(
+        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
+        namespace, check = args["namespace"], self._task.check_mode
+        result.update(versions={}, present={})
+        try:
+            api = self._json_api(args)
+        except ConnectionProblem as error:
+            return self._fail(result, f"Cannot connect: {error}")
+        written = []
+
+        def note_live(name: str, live: dict[str, Any] | None) -> None:
+            result["present"][name] = live is not None
+            if live is not None:
+                result["versions"][name] = live["metadata"]["resourceVersion"]
+
+        try:
+            for name in args["read"]:
+                note_live(name, api.get(secret_path(namespace, name)))
+            for wanted in args["secrets"]:
+                name = wanted["name"]
+                live = api.get(secret_path(namespace, name))
+                definition = secret_definition(wanted, live)
+                if definition is None or not args["apply"]:
+                    note_live(name, live)
+                    continue
+                outcome = apply_object(
+                    api, namespace, definition, "present", args["field_manager"], check
+                )
+                pending = "+" if check and outcome.changed else ""
+                result["present"][name] = True
+                result["versions"][name] = outcome.resource_version + pending
+                if outcome.changed:
+                    result["changed"] = True
+                    written.append(name)
+        except RequestFailed as problem:
+            return self._fail(result, f"Secrets in namespace {namespace}: {problem}")
+        verb = "would write" if check else "wrote"
+        result["msg"] = f"{verb} Secret {', '.join(written)}" if written else "no Secret changed"
+        return result

@@ -1,0 +1,94 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.apply_objects; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: apply_objects
+short_description: Server-side apply a namespace's objects in one task, writing only what changes
+version_added: 0.2.0
+description:
+  - Applies every object of O(objects) into O(namespace) by server-side apply with O(field_manager)
+    (conflicts forced), then deletes every object of O(absent) that exists.
+  - Each object is first applied as a dry run; only when the outcome differs from the live object
+    is it applied for real. A run that changes nothing therefore writes nothing and leaves every
+    resourceVersion as it was.
+  - Runs on the Ansible controller as an action plugin, in one process for all objects (instead of
+    one kubernetes.core.k8s module process per object), with kubernetes.core's auth options.
+  - Check mode sends only dry runs; with C(--diff) it shows each changed object before and after.
+  - Secret objects are refused here, since a diff would show their data; see
+    M(haw.icc.keep_secrets).
+author:
+  - haw.icc developers (@haw-hamburg)
+options:
+  namespace:
+    description: The namespace of every object (their own metadata.namespace is overwritten).
+    type: str
+    required: true
+  field_manager:
+    description: The field manager of the apply.
+    type: str
+    default: haw.icc
+  objects:
+    description: The objects to apply, in this order, each with apiVersion, kind and metadata.name.
+    type: list
+    elements: dict
+    required: true
+  absent:
+    description: Objects to delete when they exist (apiVersion, kind and metadata.name count).
+    type: list
+    elements: dict
+    default: []
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+notes:
+  - Applies Services, PersistentVolumeClaims, Deployments, NetworkPolicies and Ingresses.
+"""
+
+EXAMPLES = r"""
+- name: Apply the TGI objects
+  haw.icc.apply_objects:
+    namespace: wabc123-default
+    objects: >-
+      {{ query('ansible.builtin.template', 'pvc.yml.j2', 'service.yml.j2') | map('from_yaml') }}
+    absent: "{{ query('ansible.builtin.template', 'ingress.yml.j2') | map('from_yaml') }}"
+  register: applied
+"""
+
+RETURN = r"""
+objects:
+  description: What happened to each object, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: Deployment, name: tgi, state: present, changed: false, resource_version: "4711"}
+msg:
+  description: The objects changed, or that none changed; on failure, which object and why.
+  returned: always
+  type: str
+  sample: "changed: Deployment/tgi"
+"""
+
+import copy
+
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    field_manager=dict(type="str", default="haw.icc"),
+    objects=dict(type="list", elements="dict", required=True),
+    absent=dict(type="list", elements="dict", default=[]),
+    **copy.deepcopy(AUTH_ARG_SPEC),
+)
+
+
+def main():
+    fail_as_documentation_stub("apply_objects", ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

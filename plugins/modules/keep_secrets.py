@@ -1,0 +1,135 @@
+#!/usr/bin/python
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.keep_secrets; the work is done by its action plugin."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: keep_secrets
+short_description: Keep a namespace's single-key Secrets, generating a value once when none is given
+version_added: 0.2.0
+description:
+  - For each Secret of O(secrets), the value stored is the one given; without one, the live value
+    is kept; without a live one, a random value is generated when O(secrets[].generate) is true,
+    else the Secret is left absent.
+  - Applies them by server-side apply with O(field_manager), writing only when the stored data or
+    labels change (a dry run first), and returns each Secret's resourceVersion, which the roles put
+    into their pod annotations so that the pods roll when a key changes.
+  - Never returns or shows a value; in check mode a pending change marks the version with V(+).
+  - Runs on the Ansible controller as an action plugin, all Secrets in one process.
+author:
+  - haw.icc developers (@haw-hamburg)
+options:
+  namespace:
+    description: The namespace of the Secrets.
+    type: str
+    required: true
+  field_manager:
+    description: The field manager of the apply.
+    type: str
+    default: haw.icc
+  apply:
+    description: V(false) only reads whether each Secret is there, and its version.
+    type: bool
+    default: true
+  secrets:
+    description: The Secrets to keep, each with one key.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The Secret's name.
+        type: str
+        required: true
+      key:
+        description: The key in its data.
+        type: str
+        required: true
+      value:
+        description: The value to store; empty keeps the live value.
+        type: str
+        default: ""
+      generate:
+        description: Generate a random value when none is given or stored.
+        type: bool
+        default: true
+      length:
+        description: The length of a generated value (letters and digits).
+        type: int
+        default: 48
+      labels:
+        description: The Secret's labels.
+        type: dict
+        default: {}
+  read:
+    description: Names of further Secrets whose version to report, without writing them.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+"""
+
+EXAMPLES = r"""
+- name: Keep the API key Secret (generated once when not given)
+  haw.icc.keep_secrets:
+    namespace: wabc123-default
+    secrets:
+      - {name: tgi-api-key, key: api-key, value: "{{ tgi_api_key | default('') }}"}
+  register: kept
+"""
+
+RETURN = r"""
+versions:
+  description: The resourceVersion of each Secret that is there (or would be, in check mode),
+    with V(+) appended in check mode when it would change.
+  returned: always
+  type: dict
+  sample: {tgi-api-key: "4711"}
+present:
+  description: Whether each Secret of O(secrets) and O(read) is there after this task.
+  returned: always
+  type: dict
+  sample: {tgi-api-key: true, tgi-hf-token: false}
+msg:
+  description: The Secrets written, or that none was.
+  returned: always
+  type: str
+"""
+
+import copy
+
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+ARGUMENT_SPEC = dict(
+    namespace=dict(type="str", required=True),
+    field_manager=dict(type="str", default="haw.icc"),
+    apply=dict(type="bool", default=True),
+    secrets=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        no_log=False,  # the values are no_log, the names are not
+        options=dict(
+            name=dict(type="str", required=True),
+            key=dict(type="str", required=True, no_log=False),
+            value=dict(type="str", default="", no_log=True),
+            generate=dict(type="bool", default=True),
+            length=dict(type="int", default=48),
+            labels=dict(type="dict", default={}),
+        ),
+    ),
+    read=dict(type="list", elements="str", default=[]),
+    **copy.deepcopy(AUTH_ARG_SPEC),
+)
+
+
+def main():
+    fail_as_documentation_stub("keep_secrets", ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()
