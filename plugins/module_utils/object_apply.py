@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import unreachable_message
+
 try:
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
@@ -126,14 +128,6 @@ def api_message(body: bytes | str | None, status: int, reason: str) -> str:
     return message or f"{status} {reason}".strip()
 
 
-def connection_reason(error: BaseException) -> str:
-    """Why a connection failed, without the connection object's repr urllib3 puts first."""
-    text = str(getattr(error, "reason", None) or error)
-    if text.startswith("<") and ">: " in text:
-        text = text.split(">: ", 1)[1]
-    return text
-
-
 class JsonApi:
     """The few requests server-side apply needs, as JSON, through a kubernetes ApiClient.
 
@@ -170,11 +164,7 @@ class JsonApi:
             response = self._api.call_api(method, url, header_params=headers, body=body)
             data = response.read()
         except (HTTPError, OSError, ApiException) as error:
-            raise RequestFailed(
-                f"the Kubernetes API server at {self.server} did not answer "
-                f"({connection_reason(error)}). Re-run "
-                "the playbook once it answers: what was applied stays, the re-run does the rest"
-            ) from error
+            raise RequestFailed(unreachable_message(self.server, error)) from error
         if not 200 <= response.status < 300:
             raise RequestFailed(
                 api_message(data, response.status, response.reason or ""), response.status
