@@ -1,6 +1,7 @@
 """Benchmark haw.icc on a sandbox of its own, with the real ansible-playbook, as users run it.
 
     .venv/bin/python benchmarks/run.py [--runs 3] [--fleet 1,10,40] [--fleet-runs 1] [--quick]
+                                       [--ref COMMIT] [--output FILE] [--show RESULTS]
 
 It starts a fresh sandbox (benchmarks/nodes.yml: enough V100 nodes for a 40-namespace course),
 stopped by PID at the end, also on failure or Ctrl-C. Per scenario it records the wall time,
@@ -625,7 +626,13 @@ def main(argv: list[str] | None = None) -> int:
         "--ref",
         help="measure this commit (a clean `git archive` export) instead of the working tree",
     )
+    parser.add_argument(
+        "--show", type=Path, metavar="RESULTS", help="print the tables of a results file; no run"
+    )
     args = parser.parse_args(argv)
+    if args.show:
+        print_tables(json.loads(args.show.read_text()))
+        return 0
     if args.quick:
         args.runs, args.fleet, args.fleet_runs = 1, "1,3", 1
     sizes = sorted({int(size) for size in args.fleet.split(",") if size.strip()})
