@@ -614,6 +614,23 @@ def print_tables(results: dict) -> None:
         )
 
 
+def measure_all(bench: Bench, args: argparse.Namespace, sizes: list[int]) -> tuple[list, dict]:
+    """The 1-namespace runs, then each larger fleet."""
+    # What is measured so far is kept next to the output, in case the run stops early.
+    partial = args.output.with_name(args.output.stem + ".partial.json")
+    lifecycles: list[dict] = []
+    fleets: dict[int, list[dict]] = {}
+    for run in range(1, args.runs + 1):
+        lifecycles.append(bench.lifecycle(run, profile=run == 1, with_kubectl=not args.no_kubectl))
+        partial.write_text(json.dumps({"lifecycles": lifecycles}, indent=1))
+    for size in (size for size in sizes if size > 1):
+        for run in range(1, args.fleet_runs + 1):
+            fleets.setdefault(size, []).append(bench.fleet(size, run))
+            partial.write_text(json.dumps({"lifecycles": lifecycles, "fleets": fleets}, indent=1))
+    partial.unlink(missing_ok=True)
+    return lifecycles, fleets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the 1-namespace scenarios")
@@ -654,15 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         tree = export_tree(args.ref, work) if args.ref else REPO
         log(f"measuring {git_state(args.ref)}")
         bench = Bench(sandbox, work, tree)
-        lifecycles = [
-            bench.lifecycle(run, profile=run == 1, with_kubectl=not args.no_kubectl)
-            for run in range(1, args.runs + 1)
-        ]
-        fleets = {
-            size: [bench.fleet(size, run) for run in range(1, args.fleet_runs + 1)]
-            for size in sizes
-            if size > 1
-        }
+        lifecycles, fleets = measure_all(bench, args, sizes)
         results = report(args, lifecycles, fleets, load)
         results["settings"]["fleet_sizes"] = sizes
     except (KeyboardInterrupt, Interrupted):
