@@ -22,6 +22,7 @@ from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
     REQUEST_TIMEOUT,
     api_message,
+    unreachable_message,
 )
 from ansible_collections.haw.icc.plugins.module_utils.namespace_lease import (
     BUSY,
@@ -87,10 +88,7 @@ class LeaseClient:
                 return None
             raise LeaseApiProblem(api_message(error), error.status) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            reason = getattr(error, "reason", None) or error
-            raise LeaseApiProblem(
-                f"cannot reach the Kubernetes API at {self.server}: {reason}"
-            ) from error
+            raise LeaseApiProblem(unreachable_message(self.server, error)) from error
         self._note_clock(response.headers)
         return json.loads(response.data or b"{}")
 
@@ -146,6 +144,14 @@ class ActionModule(KubernetesAction):
         except LeaseApiProblem as problem:
             if problem.status == 403:
                 return self._unprotected(result, namespace, problem)
+            if args["state"] == "absent":
+                # A release that fails must not hide why the run failed: the Lease expires.
+                result["msg"] = (
+                    f"Lease {args['name']} in namespace {namespace} not given back ({problem}); "
+                    "it expires on its own"
+                )
+                result["warnings"] = [result["msg"]]
+                return result
             return self._fail(result, f"Lease {args['name']} in namespace {namespace}: {problem}")
 
     @staticmethod

@@ -166,9 +166,14 @@ class JsonApi:
         except (HTTPError, OSError, ApiException) as error:
             raise RequestFailed(unreachable_message(self.server, error)) from error
         if not 200 <= response.status < 300:
-            raise RequestFailed(
-                api_message(data, response.status, response.reason or ""), response.status
-            )
+            message = api_message(data, response.status, response.reason or "")
+            if response.status >= 500:  # etcd away, the server overloaded: not this run's fault
+                message = (
+                    f"the API server at {self.server} answered {response.status}: {message}. "
+                    "Run the playbook again once the cluster is healthy: what was applied "
+                    "stays, the re-run does the rest."
+                )
+            raise RequestFailed(message, response.status)
         return json.loads(data) if data else {}
 
     def get(self, path: str) -> dict[str, Any] | None:

@@ -401,8 +401,7 @@ def cluster_check(module, params, judge, result, warnings):
         )
     except (HTTPError, OSError) as error:
         module.fail_json(
-            msg=f"Reading the cluster for the capacity check failed: "
-            f"{getattr(error, 'reason', error)}",
+            msg=f"Reading the cluster for the capacity check failed: {api_message(error)}",
             **result,
         )
     result["released_gpus"] = released_gpus(released_pods)

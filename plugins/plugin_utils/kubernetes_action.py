@@ -24,7 +24,7 @@ from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import C
 # happens once per ansible-playbook run, not once per task of every namespace.
 # Without the library, _api_client says that it is needed.
 with contextlib.suppress(ImportError):
-    from kubernetes.client.api import apps_v1_api, core_v1_api  # noqa: F401
+    from kubernetes.client.api import apps_v1_api, coordination_v1_api, core_v1_api  # noqa: F401
 
 __all__ = ["ConnectionProblem", "KubernetesAction"]
 

@@ -172,6 +172,17 @@ def test_json_api_says_what_the_server_refused_and_none_is_a_missing_object():
     assert object_apply.JsonApi(FakeApiClient(FakeResponse(404, {}))).get("/x") is None
 
 
+def test_a_server_error_says_to_run_again_once_the_cluster_is_healthy():
+    unavailable = FakeResponse(500, {"message": "rpc error: code = Unavailable"})
+    with pytest.raises(object_apply.RequestFailed) as failed:
+        object_apply.JsonApi(FakeApiClient(unavailable)).get("/x")
+    assert str(failed.value) == (
+        "the API server at https://127.0.0.1:6443 answered 500: rpc error: code = Unavailable. "
+        "Run the playbook again once the cluster is healthy: what was applied stays, the re-run "
+        "does the rest."
+    )
+
+
 def test_an_unreachable_server_is_one_line_without_the_connection_repr():
     refused = NewConnectionError(
         object(), "Failed to establish a new connection: [Errno 111] Connection refused"
