@@ -19,7 +19,7 @@ from playbooks import REPO_ROOT, run_playbook, write_inventory
 
 ROLE_FILE = REPO_ROOT / "rbac" / "haw-icc-deployer.yml"
 ROLE_RULES = next(
-    doc for doc in yaml.safe_load_all(ROLE_FILE.read_text()) if doc and doc["kind"] == "Role"
+    item for item in yaml.safe_load(ROLE_FILE.read_text())["items"] if item["kind"] == "Role"
 )["rules"]
 
 

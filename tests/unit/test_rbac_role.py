@@ -46,8 +46,9 @@ FORBIDDEN_GROUPS = {"rbac.authorization.k8s.io", "batch", "admissionregistration
 
 
 def load_documents() -> dict[str, dict]:
-    documents = [doc for doc in yaml.safe_load_all(ROLE_FILE.read_text()) if doc]
-    return {doc["kind"]: doc for doc in documents}
+    listed = yaml.safe_load(ROLE_FILE.read_text())
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")  # one YAML document
+    return {item["kind"]: item for item in listed["items"]}
 
 
 def grants(role: dict) -> set[tuple[str, str, str]]:
