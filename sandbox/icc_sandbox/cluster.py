@@ -663,7 +663,7 @@ def _ready_nodes(api: KubeApi) -> set[str]:
 def deployer_role_objects(user: str, role_file: Path = DEPLOYER_ROLE_FILE) -> tuple[dict, dict]:
     """The Role and RoleBinding the collection ships, with `user` as the binding's only subject.
     Neither names a namespace in the file: the caller's path does."""
-    documents = {doc["kind"]: doc for doc in yaml.safe_load_all(role_file.read_text()) if doc}
+    documents = {item["kind"]: item for item in yaml.safe_load(role_file.read_text())["items"]}
     role, binding = documents["Role"], documents["RoleBinding"]
     binding["subjects"] = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
     return role, binding
