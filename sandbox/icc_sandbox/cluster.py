@@ -62,8 +62,13 @@ AUDIT_POLICY = {
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # Requests that create nothing stored: reviews answered on the spot (can-i, rules, tokens).
 REVIEW_RESOURCES = frozenset(
-    "selfsubjectaccessreviews selfsubjectrulesreviews subjectaccessreviews"
-    " localsubjectaccessreviews tokenreviews".split()
+    [
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "subjectaccessreviews",
+        "localsubjectaccessreviews",
+        "tokenreviews",
+    ]
 )
 
 
@@ -127,16 +132,18 @@ class Sandbox:
             and (namespace is None or (entry.get("objectRef") or {}).get("namespace") == namespace)
         ]
 
-    def student_writes(self, namespace: str) -> list[dict]:
+    def student_writes(self, namespace: str, lease: bool = False) -> list[dict]:
         """The student's write requests into `namespace` so far, from the API server's audit log.
 
         Dry runs (check mode) are requests with the write verbs too, but store nothing: they are
-        left out."""
+        left out. So is the Lease a run holds while it writes (its lock, taken and given back
+        by every run that may write) unless `lease`."""
         return [
             entry
             for entry in self.student_requests(namespace)
             if entry.get("verb") in WRITE_VERBS
             and (entry.get("objectRef") or {}).get("resource") not in REVIEW_RESOURCES
+            and (lease or (entry.get("objectRef") or {}).get("resource") != "leases")
             and "dryRun=All" not in entry.get("requestURI", "")
         ]
 

@@ -29,16 +29,23 @@ def inventory(tmp_path, namespace, sandbox):
 
 
 @pytest.mark.sandbox
-def test_second_deploy_changes_nothing_and_restarts_nothing(inventory, namespace, core):
+def test_second_deploy_changes_nothing_and_restarts_nothing(inventory, namespace, core, sandbox):
     first = run_playbook("deploy.yml", inventory)
     assert first.rc == 0, first.output
     assert first.changed(namespace) > 0
     assert f"[{namespace}] tgi: 1/1 ready" in first.output  # the wait's progress line
     before = tgi_pod(core, namespace)
+    writes = sandbox.student_writes(namespace, lease=True)
 
     second = run_playbook("deploy.yml", inventory)
     assert second.rc == 0, second.output
     assert second.changed(namespace) == 0, second.output
+    # Dry runs decided that nothing differs: the only writes are the Lease's, taken and given back.
+    again = sandbox.student_writes(namespace, lease=True)[len(writes) :]
+    assert [(e["verb"], e["objectRef"]["resource"]) for e in again] == [
+        ("create", "leases"),
+        ("delete", "leases"),
+    ]
     after = tgi_pod(core, namespace)
     assert after.metadata.uid == before.metadata.uid
     assert (
