@@ -24,6 +24,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
     api_message,
     unreachable_message,
 )
+from ansible_collections.haw.icc.plugins.module_utils.light_api import CoordinationApi
 from ansible_collections.haw.icc.plugins.module_utils.namespace_lease import (
     BUSY,
     CREATE,
@@ -62,7 +63,7 @@ class LeaseClient:
     """Reads and writes one Lease; keeps the API server's clock from its Date headers."""
 
     def __init__(self, api: Any, namespace: str, name: str) -> None:
-        self.coordination = k8s_client.CoordinationV1Api(api)
+        self.coordination = CoordinationApi(api)
         self.namespace, self.name = namespace, name
         self.server = api.configuration.host
         self.skew = timedelta(0)

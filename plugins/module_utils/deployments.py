@@ -18,6 +18,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
     api_message,
     connection_reason,
 )
+from ansible_collections.haw.icc.plugins.module_utils.light_api import AppsApi, CoreApi
 from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
     RolloutProgress,
     describe_rollout,
@@ -65,8 +66,8 @@ class RolloutWatcher:
     def __init__(self, api: Any, namespace: str) -> None:
         self.api = api
         self.namespace = namespace
-        self.apps = k8s_client.AppsV1Api(api)
-        self.core = k8s_client.CoreV1Api(api)
+        self.apps = AppsApi(api)
+        self.core = CoreApi(api)
         self.skew = timedelta(0)  # the API server's clock minus ours
         self.warnings: list[str] = []
         self.replicasets: dict[str, str] = {}  # Deployment name -> its newest ReplicaSet seen

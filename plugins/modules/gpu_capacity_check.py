@@ -316,13 +316,13 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
     gpu_types,
     merged_catalog,
 )
+from ansible_collections.haw.icc.plugins.module_utils.light_api import AppsApi, CoreApi
 from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import resolved_settings
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
 try:
-    from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
     from urllib3.exceptions import HTTPError
 except ImportError:  # reported by AnsibleK8SModule's requirement check
@@ -370,7 +370,7 @@ def hub_facts(params, warnings):
 
 def kubernetes_apis(api_client):
     """The typed APIs the check reads through (a seam for tests)."""
-    return k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client)
+    return CoreApi(api_client), AppsApi(api_client)
 
 
 def other_gpu_types(catalog, gpu_type):

@@ -8,7 +8,6 @@ through module_utils/cluster_access.py, exactly as in the collection's modules.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
@@ -18,13 +17,6 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
 )
 from ansible_collections.haw.icc.plugins.module_utils.object_apply import JsonApi
 from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
-
-# Ansible imports action plugins in its main process and forks a worker per task and host. The
-# typed API classes build their pydantic models at import, most of a second; imported here, that
-# happens once per ansible-playbook run, not once per task of every namespace.
-# Without the library, _api_client says that it is needed.
-with contextlib.suppress(ImportError):
-    from kubernetes.client.api import apps_v1_api, coordination_v1_api, core_v1_api  # noqa: F401
 
 __all__ = ["ConnectionProblem", "KubernetesAction"]
 

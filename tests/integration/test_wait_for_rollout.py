@@ -131,8 +131,10 @@ def run_wait(tmp_path: Path, namespace: str, *playbook_options: str, **options: 
 
 
 @pytest.fixture
-def apps(student_client: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(student_client)
+def apps(admin_client: client.ApiClient) -> client.AppsV1Api:
+    """Makes the Deployments the waits watch: the test's set-up, as admin (the student's Role
+    updates Deployments only by patch, as the collection does); the waits read as the student."""
+    return client.AppsV1Api(admin_client)
 
 
 @pytest.fixture
