@@ -49,13 +49,15 @@ def running(core, namespace, name) -> bool:
 
 @pytest.fixture
 def student(student_client) -> client.CoreV1Api:
+    """What the student reads (logs, exec, the service proxy), under the collection's Role; the
+    pods and Services the tests read are set up as admin (`core`): the Role creates no bare pod."""
     return client.CoreV1Api(student_client)
 
 
-def test_tgi_logs_grow_while_the_weights_download(student, namespace):
+def test_tgi_logs_grow_while_the_weights_download(student, core, namespace):
     # 7B in bfloat16: 3 files of about 5 GB, each ~16 s of the 60 s before Ready.
     args = ["--model-id", "Qwen/Qwen2.5-7B-Instruct", "--num-shard", "1"]
-    create_pod(student, namespace, "tgi", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "60"})
+    create_pod(core, namespace, "tgi", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "60"})
     first = wait_until(
         lambda: logs(student, namespace, "tgi"), 20, "the first log lines of the TGI pod"
     )
@@ -70,39 +72,39 @@ def test_tgi_logs_grow_while_the_weights_download(student, namespace):
     assert logs(student, namespace, "tgi", since_seconds=1) in second
 
 
-def test_a_crash_loop_keeps_claps_error_in_the_previous_logs(student, namespace):
+def test_a_crash_loop_keeps_claps_error_in_the_previous_logs(student, core, namespace):
     args = ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--max-parallel-loading-workers", "2"]
-    create_pod(student, namespace, "bad", gpu_container("tgi", TGI, 1, args))
+    create_pod(core, namespace, "bad", gpu_container("tgi", TGI, 1, args))
     wait_until(lambda: terminated(student, namespace, "bad"), 30, "the first crash")
     previous = logs(student, namespace, "bad", previous=True)
     assert "error: unexpected argument '--max-parallel-loading-workers' found" in previous
 
 
-def test_an_oom_killed_tgi_logs_cudas_out_of_memory(student, namespace):
+def test_an_oom_killed_tgi_logs_cudas_out_of_memory(student, core, namespace):
     args = ["--model-id", "meta-llama/Llama-2-13b-chat-hf", "--num-shard", "1"]
-    create_pod(student, namespace, "oom", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "2"})
+    create_pod(core, namespace, "oom", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "2"})
     wait_until(lambda: terminated(student, namespace, "oom"), 30, "the OOM kill")
     previous = logs(student, namespace, "oom", previous=True)
     assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in previous
     assert "Shard 0 failed to start" in previous
 
 
-def test_the_service_proxy_reaches_tgi_and_open_webui(sandbox, student, namespace):
+def test_the_service_proxy_reaches_tgi_and_open_webui(sandbox, student, core, namespace):
     if os.geteuid() != 0:
         pytest.skip("not root: the sandbox gives pods loopback IPs, which the proxy refuses")
     # As root the pod network must be there: its absence is a failure, not a reason to skip.
     assert sandbox.pod_network is not None
     tgi = gpu_container("tgi", TGI, 1, ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct"])
     tgi["ports"] = [{"name": "http", "containerPort": 80}]
-    create_pod(student, namespace, "tgi", tgi, {READY_AFTER: "1"})
+    create_pod(core, namespace, "tgi", tgi, {READY_AFTER: "1"})
     webui = {
         "name": "open-webui",
         "image": WEBUI,
         "ports": [{"name": "http", "containerPort": 8080}],
     }
-    create_pod(student, namespace, "webui", webui)
+    create_pod(core, namespace, "webui", webui)
     for name, port in (("tgi", 80), ("webui", 8080)):
-        student.create_namespaced_service(
+        core.create_namespaced_service(
             namespace,
             {
                 "metadata": {"name": name},
@@ -128,7 +130,7 @@ def test_the_service_proxy_reaches_tgi_and_open_webui(sandbox, student, namespac
     health = wait_until(lambda: proxied("webui", "health"), 30, "Open WebUI through the proxy")
     assert health == {"status": True}
     ip = student.read_namespaced_pod("tgi", namespace).status.pod_ip
-    addresses = student.read_namespaced_endpoints("tgi", namespace).subsets[0].addresses
+    addresses = core.read_namespaced_endpoints("tgi", namespace).subsets[0].addresses
     assert [a.ip for a in addresses] == [ip] and not ip.startswith("127.")
 
 
@@ -153,10 +155,10 @@ def run_in_pod(core, namespace, name, command, container="tgi"):
     return out, err, json.loads(status)
 
 
-def test_exec_runs_nvidia_smi_and_env_in_a_two_gpu_pod(student, namespace):
+def test_exec_runs_nvidia_smi_and_env_in_a_two_gpu_pod(student, core, namespace):
     """The student's exec goes through the API server to the node's kubelet (WebSocket, v4)."""
     args = ["--model-id", "Qwen/Qwen2.5-7B-Instruct", "--num-shard", "1"]
-    create_pod(student, namespace, "tgi", gpu_container("tgi", TGI, 2, args), {READY_AFTER: "1"})
+    create_pod(core, namespace, "tgi", gpu_container("tgi", TGI, 2, args), {READY_AFTER: "1"})
     wait_until(lambda: ready(student, namespace, "tgi"), 30, "the TGI pod to be Ready")
     out, err, status = run_in_pod(student, namespace, "tgi", query_command())
     assert status == {"metadata": {}, "status": "Success"} and err == ""
@@ -179,9 +181,9 @@ def test_exec_runs_nvidia_smi_and_env_in_a_two_gpu_pod(student, namespace):
     assert 'exec: "bash": executable file not found in $PATH' in status["message"]
 
 
-def test_exec_into_a_crash_looping_container_is_refused_by_the_kubelet(student, namespace):
+def test_exec_into_a_crash_looping_container_is_refused_by_the_kubelet(student, core, namespace):
     args = ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--max-parallel-loading-workers", "2"]
-    create_pod(student, namespace, "bad", gpu_container("tgi", TGI, 1, args))
+    create_pod(core, namespace, "bad", gpu_container("tgi", TGI, 1, args))
     wait_until(lambda: terminated(student, namespace, "bad"), 30, "the first crash")
     wait_until(lambda: not running(student, namespace, "bad"), 30, "the back-off")
     with pytest.raises(ApiException) as error:

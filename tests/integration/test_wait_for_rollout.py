@@ -345,7 +345,9 @@ def test_without_rights_on_pods_it_waits_on_the_status_and_warns(
         namespace, tgi_deployment("tgi", ready_after=2)
     )
     rbac = client.RbacAuthorizationV1Api(admin_client)
-    rbac.delete_namespaced_role_binding(f"{sandbox.student_user}-admin", namespace)
+    for binding in rbac.list_namespaced_role_binding(namespace).items:  # the sandbox's grant
+        if any(subject.name == sandbox.student_user for subject in binding.subjects or []):
+            rbac.delete_namespaced_role_binding(binding.metadata.name, namespace)
     rbac.create_namespaced_role(
         namespace,
         {
