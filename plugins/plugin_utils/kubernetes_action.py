@@ -8,6 +8,8 @@ through module_utils/cluster_access.py, exactly as in the collection's modules.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
@@ -23,6 +25,33 @@ __all__ = ["ConnectionProblem", "KubernetesAction"]
 
 class KubernetesAction(ControllerAction):
     """A controller action that talks to the Kubernetes API."""
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        # A module would get the task's `environment:` (login.yml clears K8S_AUTH_HOST with it);
+        # this runs in Ansible's worker, whose environment is the controller's.
+        with self._task_environment():
+            return super().run(tmp, task_vars)
+
+    @contextmanager
+    def _task_environment(self) -> Any:
+        """os.environ with the task's `environment:` on top, as long as the task runs."""
+        given: dict[str, str] = {}
+        environments = getattr(self._task, "environment", None) or []
+        for environment in environments if isinstance(environments, list) else [environments]:
+            if environment:
+                given.update(
+                    {str(k): str(v) for k, v in self._templar.template(environment).items()}
+                )
+        saved = {name: os.environ.get(name) for name in given}
+        os.environ.update(given)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     @staticmethod
     def _api_client(args: dict[str, Any]) -> Any:
