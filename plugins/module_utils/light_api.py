@@ -42,10 +42,20 @@ class LightApi:
     def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
 
-    def _send(
-        self, method: str, path: str, body: Any = None, content_type: str | None = None, **kwargs
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str | None = None,
+        query: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
     ) -> Any:
-        query = [(QUERY[k], _text(v)) for k, v in kwargs.items() if k in QUERY and v is not None]
+        """The response, read; an ApiException for an answer that is not 2xx. `query` is given
+        as the API names it; the typed methods' keyword arguments are translated (QUERY)."""
+        query = list(query or []) + [
+            (QUERY[k], _text(v)) for k, v in kwargs.items() if k in QUERY and v is not None
+        ]
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -82,19 +92,19 @@ class CoreApi(LightApi):
     """CoreV1Api's reads that the waits and the capacity check make."""
 
     def list_node(self, **kwargs: Any) -> Any:
-        return self._send("GET", "/api/v1/nodes", **kwargs)
+        return self.send("GET", "/api/v1/nodes", **kwargs)
 
     def list_pod_for_all_namespaces(self, **kwargs: Any) -> Any:
-        return self._send("GET", "/api/v1/pods", **kwargs)
+        return self.send("GET", "/api/v1/pods", **kwargs)
 
     def list_namespaced_pod(self, namespace: str, **kwargs: Any) -> Any:
-        return self._send("GET", _namespaced("/api/v1", namespace, "pods"), **kwargs)
+        return self.send("GET", _namespaced("/api/v1", namespace, "pods"), **kwargs)
 
     def list_namespaced_event(self, namespace: str, **kwargs: Any) -> Any:
-        return self._send("GET", _namespaced("/api/v1", namespace, "events"), **kwargs)
+        return self.send("GET", _namespaced("/api/v1", namespace, "events"), **kwargs)
 
     def list_namespaced_resource_quota(self, namespace: str, **kwargs: Any) -> Any:
-        return self._send("GET", _namespaced("/api/v1", namespace, "resourcequotas"), **kwargs)
+        return self.send("GET", _namespaced("/api/v1", namespace, "resourcequotas"), **kwargs)
 
 
 class AppsApi(LightApi):
@@ -102,7 +112,7 @@ class AppsApi(LightApi):
 
     def read_namespaced_deployment(self, name: str, namespace: str, **kwargs: Any) -> Any:
         path = _namespaced("/apis/apps/v1", namespace, "deployments", name)
-        return self._send("GET", path, **kwargs)
+        return self.send("GET", path, **kwargs)
 
     def patch_namespaced_deployment(
         self, name: str, namespace: str, body: Any, **kwargs: Any
@@ -115,10 +125,10 @@ class AppsApi(LightApi):
             else "application/strategic-merge-patch+json"
         )
         path = _namespaced("/apis/apps/v1", namespace, "deployments", name)
-        return self._send("PATCH", path, body, content_type, **kwargs)
+        return self.send("PATCH", path, body, content_type, **kwargs)
 
     def list_namespaced_replica_set(self, namespace: str, **kwargs: Any) -> Any:
-        return self._send("GET", _namespaced("/apis/apps/v1", namespace, "replicasets"), **kwargs)
+        return self.send("GET", _namespaced("/apis/apps/v1", namespace, "replicasets"), **kwargs)
 
 
 class CoordinationApi(LightApi):
@@ -127,17 +137,17 @@ class CoordinationApi(LightApi):
     GROUP = "/apis/coordination.k8s.io/v1"
 
     def read_namespaced_lease(self, name: str, namespace: str, **kwargs: Any) -> Any:
-        return self._send("GET", _namespaced(self.GROUP, namespace, "leases", name), **kwargs)
+        return self.send("GET", _namespaced(self.GROUP, namespace, "leases", name), **kwargs)
 
     def create_namespaced_lease(self, namespace: str, body: Any, **kwargs: Any) -> Any:
-        return self._send("POST", _namespaced(self.GROUP, namespace, "leases"), body, **kwargs)
+        return self.send("POST", _namespaced(self.GROUP, namespace, "leases"), body, **kwargs)
 
     def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kwargs: Any) -> Any:
         path = _namespaced(self.GROUP, namespace, "leases", name)
-        return self._send("PUT", path, body, **kwargs)
+        return self.send("PUT", path, body, **kwargs)
 
     def delete_namespaced_lease(
         self, name: str, namespace: str, body: Any = None, **kwargs: Any
     ) -> Any:
         path = _namespaced(self.GROUP, namespace, "leases", name)
-        return self._send("DELETE", path, body, **kwargs)
+        return self.send("DELETE", path, body, **kwargs)

@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import unreachable_message
+from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+    api_message,
+    unreachable_message,
+)
+from ansible_collections.haw.icc.plugins.module_utils.light_api import LightApi
 
 try:
     from kubernetes.client.exceptions import ApiException
@@ -119,15 +123,6 @@ class Outcome:
         }
 
 
-def api_message(body: bytes | str | None, status: int, reason: str) -> str:
-    """The API server's own message from an error response, else its status."""
-    try:
-        message = json.loads(body or b"{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return message or f"{status} {reason}".strip()
-
-
 class JsonApi:
     """The few requests server-side apply needs, as JSON, through a kubernetes ApiClient.
 
@@ -135,11 +130,11 @@ class JsonApi:
     """
 
     def __init__(self, api_client: Any) -> None:
-        self._api = api_client
+        self._api = LightApi(api_client)
 
     @property
     def server(self) -> str:
-        return self._api.configuration.host
+        return self._api.api_client.configuration.host
 
     def _request(
         self,
@@ -149,31 +144,24 @@ class JsonApi:
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        method, url, headers, _body, _post = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params=headers,
-            auth_settings=["BearerToken"],
-        )
+        # The library serializes a JSON body itself; an apply patch goes as its text.
+        if body is not None and content_type == APPLY_CONTENT_TYPE:
+            body = json.dumps(body)
         try:
-            # The library serializes a JSON body itself; an apply patch goes as its text.
-            if body is not None and content_type == APPLY_CONTENT_TYPE:
-                body = json.dumps(body)
-            response = self._api.call_api(method, url, header_params=headers, body=body)
-            data = response.read()
-        except (HTTPError, OSError, ApiException) as error:
-            raise RequestFailed(unreachable_message(self.server, error)) from error
-        if not 200 <= response.status < 300:
-            message = api_message(data, response.status, response.reason or "")
-            if response.status >= 500:  # etcd away, the server overloaded: not this run's fault
+            data = self._api.send(method, path, body, content_type, query=query).data
+        except ApiException as error:
+            if not error.status:  # no answer (the library's status 0: TLS and the like)
+                raise RequestFailed(unreachable_message(self.server, error)) from error
+            message = api_message(error)
+            if error.status >= 500:  # etcd away, the server overloaded: not this run's fault
                 message = (
-                    f"the API server at {self.server} answered {response.status}: {message}. "
+                    f"the API server at {self.server} answered {error.status}: {message}. "
                     "Run the playbook again once the cluster is healthy: what was applied "
                     "stays, the re-run does the rest."
                 )
-            raise RequestFailed(message, response.status)
+            raise RequestFailed(message, error.status) from error
+        except (HTTPError, OSError) as error:
+            raise RequestFailed(unreachable_message(self.server, error)) from error
         return json.loads(data) if data else {}
 
     def get(self, path: str) -> dict[str, Any] | None:

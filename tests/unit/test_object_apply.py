@@ -147,8 +147,8 @@ class FakeApiClient:
         query = "&".join(f"{k}={v}" for k, v in query_params)
         return method, f"{self.configuration.host}{resource_path}?{query}", header_params, None, []
 
-    def call_api(self, method, url, header_params, body):
-        self.requests.append((method, url, header_params["Content-Type"], body))
+    def call_api(self, method, url, header_params, body, _request_timeout=None):
+        self.requests.append((method, url, header_params.get("Content-Type"), body))
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
