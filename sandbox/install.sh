@@ -16,13 +16,6 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-missing_packages() {
-  local p
-  for p in "${debian_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
-  done
-}
-
 apt_updated=false
 apt_update_once() {
   if [ "$apt_updated" = false ]; then
@@ -30,6 +23,8 @@ apt_update_once() {
     apt_updated=true
   fi
 }
+
+bash "$(dirname "$0")/install-debian-packages.sh" "${debian_packages[@]}"
 
 # Where this apt keeps its sources and lists: asked from apt itself, so that APT_CONFIG (a test's
 # empty apt state, a chroot's) is honoured everywhere below.
