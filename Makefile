@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-COLLECTION_LINK := .ansible/collections/ansible_collections/haw/icc
 SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 # Tools that call ansible-playbook by name (molecule) find the pinned one.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -17,18 +16,15 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned tools and link the collection
+setup: $(STAMP) ## create .venv with the pinned tools
 
+# A Debian python3 makes virtualenvs only with python3-venv (ensurepip): installed when missing.
 $(STAMP): requirements.txt meta/ee-requirements.txt
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || bash sandbox/install-debian-packages.sh python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
-
-# A link, not a copy: haw.icc.* always resolves to the files being edited.
-$(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn ../../../.. $@
 
 test: setup ## run every test: lint, unit, contract and sandbox integration tests
 	$(BIN)/python -m pytest

@@ -68,8 +68,14 @@ def commit_files() -> list[str]:
         text=True,
         check=True,
     )
-    # A tracked file deleted in the work tree is not part of the next commit.
-    return [p for p in listing.stdout.split("\0") if p and os.path.lexists(REPO_ROOT / p)]
+    # A tracked file deleted in the work tree is not part of the next commit. The checkout's
+    # link to itself beside the playbooks is not part of the collection (galaxy.yml leaves it
+    # out of the tarball too).
+    return [
+        p
+        for p in listing.stdout.split("\0")
+        if p and os.path.lexists(REPO_ROOT / p) and not p.startswith("playbooks/collections/")
+    ]
 
 
 def installed_collection(namespace: str, name: str) -> Path:

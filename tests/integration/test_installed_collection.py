@@ -33,6 +33,7 @@ DEVELOPMENT_FILES = (
     "requirements.txt",
     "pyproject.toml",
     ".ci/",
+    "playbooks/collections/",
 )
 
 
@@ -168,3 +169,28 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     assert logged.rc == 0, logged.output
     assert f"Next: ansible-playbook -i {inventory} haw.icc.deploy --limit" in logged.output
     assert not (home / ".kube").exists()  # check mode
+
+
+@pytest.mark.sandbox
+def test_a_checkout_playbook_runs_from_another_directory(tmp_path, namespace, sandbox):
+    """`cd /tmp && ansible-playbook -i ~/haw-icc/inventories/... ~/haw-icc/playbooks/status.yml`:
+    no ansible.cfg is read there and Ansible's collections path (an empty folder here, instead
+    of ~/.ansible/collections) does not hold haw.icc; kubernetes.core comes from site-packages
+    as for a user. The playbook still resolves the collection, its module_defaults group
+    haw.icc.k8s too."""
+    workdir, empty = tmp_path / "elsewhere", tmp_path / "no-collections"
+    workdir.mkdir()
+    empty.mkdir()
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig)
+    status = [
+        str(BIN / "ansible-playbook"),
+        "-i",
+        str(inventory),
+        str(REPO_ROOT / "playbooks" / "status.yml"),
+    ]
+    run = run_ansible(
+        status, env={"ANSIBLE_COLLECTIONS_PATH": str(empty)}, cwd=workdir, config=None
+    )
+    assert run.rc == 0, run.output
+    assert "could not resolve" not in run.output
+    assert f"{namespace}" in run.output and "ABSENT" in run.output
