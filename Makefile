@@ -11,7 +11,7 @@ SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test e2e lint sanity molecule bench bench-sandbox sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test e2e browser fresh-check lint sanity molecule bench bench-sandbox sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -26,11 +26,16 @@ $(STAMP): requirements.txt meta/ee-requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-test: setup ## run every test: lint, unit, contract and sandbox integration tests
+test: setup browser ## run every test: lint, unit, contract and sandbox integration tests
 	$(BIN)/python -m pytest
 
-e2e: setup ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
+e2e: setup browser ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
 	$(BIN)/python -m pytest -m e2e
+
+# The sandbox's build and the real Open WebUI are installed by the tests that need them (each
+# once, cached); the browser test's Chromium is Debian's.
+browser: ## install Debian's Chromium for the browser test, once
+	@bash sandbox/install-debian-packages.sh chromium fonts-liberation
 
 lint: setup ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .
@@ -64,11 +69,14 @@ demo: setup ## set up, start the sandbox, deploy TGI + the real Open WebUI into 
 	@echo
 	@$(SANDBOX) nodes
 	@echo
-	@echo "Reachable from this machine (the sandbox's kube-proxy; no port-forward needed):"
+	@echo "Reachable from this machine (the sandbox's gateway on 127.0.0.1; no port-forward needed):"
 	@$(SANDBOX) services
 	@echo "Open WebUI: log in as admin@example.com / sandbox-admin-pw (inventories/sandbox/group_vars/all.yml)"
 	@echo "Again: changes nothing. Remove: $(BIN)/ansible-playbook -i inventories/sandbox playbooks/cleanup.yml"
 	@echo "Stop the sandbox with: make sandbox-down"
+
+fresh-check: ## README's make demo in a brand-new Debian 12 root (mmdebstrap; as root), as CI runs it
+	@.ci/fresh-check
 
 molecule: setup ## the Molecule default scenario (sandbox, or ICC_MOLECULE_KUBECONFIG)
 	$(BIN)/molecule test

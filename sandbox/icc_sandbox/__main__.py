@@ -99,6 +99,11 @@ def cmd_status(_args: argparse.Namespace) -> int:
     print(f"running at {sandbox.server}")
     for name, pid in sandbox.pids.items():
         print(f"  {name}: pid {pid}")
+    if sandbox.network_namespace:
+        print(
+            f"pods and Services ({sandbox.pod_network}) live in the sandbox's network namespace;"
+            f" a command runs there with: nsenter --net={sandbox.network_namespace} CMD"
+        )
     print(sandbox.export_lines(), end="")
     return 0
 
@@ -114,8 +119,8 @@ def cmd_quota(args: argparse.Namespace) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    """The Services of a namespace at their ClusterIPs, which this machine reaches (the
-    sandbox's kube-proxy): where a browser here opens Open WebUI, no port-forward needed."""
+    """The Services of a namespace at the gateway's ports on 127.0.0.1: where a browser on this
+    machine opens Open WebUI, no port-forward needed."""
     sandbox = running_sandbox()
     if sandbox is None:
         print("no running sandbox: run `make sandbox-up` first", file=sys.stderr)
@@ -123,9 +128,13 @@ def cmd_services(args: argparse.Namespace) -> int:
     namespace = args.namespace or sandbox.student_namespace
     services = sandbox.admin_api().get(f"/api/v1/namespaces/{namespace}/services")["items"]
     for service in services:
-        spec = service["spec"]
+        name, spec = service["metadata"]["name"], service["spec"]
         for port in spec.get("ports", []):
-            print(f"{service['metadata']['name']:<14}http://{spec['clusterIP']}:{port['port']}")
+            if sandbox.network_namespace:
+                host, local = sandbox.service_address(namespace, name, port["port"])
+                print(f"{name:<14}http://{host}:{local}   (Service port {port['port']})")
+            else:
+                print(f"{name:<14}http://{spec['clusterIP']}:{port['port']}")
     return 0
 
 
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="show the recorded sandbox")
     commands.add_parser("nodes", help="the simulated nodes, GPU types and GPUs in use")
     services = commands.add_parser(
-        "services", help="a namespace's Services at their ClusterIPs, reachable from here"
+        "services", help="a namespace's Services at their ports on 127.0.0.1 (the gateway)"
     )
     services.add_argument("namespace", nargs="?", help="default: the student's namespace")
     quota = commands.add_parser("quota", help="cap a namespace's GPU requests with a ResourceQuota")

@@ -1,9 +1,10 @@
-"""Start and stop the sandbox: etcd, the Kubernetes control plane and the node agent on loopback.
+"""Start and stop the sandbox: etcd, the Kubernetes control plane and the node agent.
 
 Everything runs as child processes in their own sessions, tracked by PID in a state file inside
-a temporary run directory; `stop` ends them by PID and removes that directory. Ports are chosen
-free at start. Nothing listens outside 127.0.0.0/8 and the pod network, a private range routed
-`local` on lo (icc_sandbox.pod_network) that never leaves the machine.
+a temporary run directory; `stop` ends them by PID and removes that directory. As root they run
+in a network namespace of the sandbox's own (icc_sandbox.pod_network), which holds the pod
+network; the machine reaches the API server and the Services through the gateway's ports on its
+127.0.0.1 (icc_sandbox.gateway). Ports are chosen free at start.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -26,6 +28,7 @@ import yaml
 
 from icc_sandbox import pki as pki_files
 from icc_sandbox import pod_network
+from icc_sandbox.gateway import service_key
 from icc_sandbox.kubeapi import ApiError, KubeApi
 from icc_sandbox.open_webui_runtime import REAL_OPEN_WEBUI_LABEL
 from icc_sandbox.service_network import service_range
@@ -43,8 +46,22 @@ STUDENT_USER = "infwabc123"
 STUDENT_NAMESPACE = "wabc123-default"
 STORAGE_CLASS = "sandbox-local"
 STORAGE_PROVISIONER = "sandbox.haw.icc/local"
-# Processes are stopped in this order: clients of the API first, etcd last.
-STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+# Processes are stopped in this order: clients of the API first, etcd, then the network.
+STOP_ORDER = (
+    "gateway",
+    "node-agent",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
+    "network",
+)
+# What a process's command line holds, where its name is not in it.
+PROCESS_MARKERS = {
+    "node-agent": "icc_sandbox.node_agent",
+    "gateway": "icc_sandbox.gateway",
+    "network": "icc_sandbox.pod_network",
+}
 
 
 # The API server logs every request of the student (reads too, at Metadata level: who, which
@@ -83,7 +100,8 @@ class Sandbox:
     pids: dict[str, int] = field(default_factory=dict)
     student_user: str = STUDENT_USER
     student_namespace: str = STUDENT_NAMESPACE
-    # The private range of pod IPs routed `local` on lo for this sandbox (None: loopback pod IPs)
+    # The private range of pod IPs inside the sandbox's network namespace (None: there is no
+    # namespace, and pods get loopback IPs in the machine's)
     pod_network: str | None = None
     # How each process was started ({"argv": [...], "env": {...}}), to start it again the same
     commands: dict[str, dict] = field(default_factory=dict)
@@ -93,6 +111,57 @@ class Sandbox:
         """ClusterIPs: inside the pod network when there is one, so the simulated kube-proxy's
         listeners never leave the machine either."""
         return service_range(self.pod_network) if self.pod_network else DEFAULT_SERVICE_RANGE
+
+    @property
+    def network_namespace(self) -> str | None:
+        """/proc/<holder>/ns/net of the sandbox's network namespace, None without one."""
+        pid = self.pids.get("network")
+        return pod_network.namespace_file(pid) if pid else None
+
+    def inside(self, function):
+        """`function()` called inside the sandbox's network (its sockets are created there):
+        how a test reaches a pod IP or a ClusterIP. Without a namespace, called here."""
+        namespace = self.network_namespace
+        return pod_network.call_inside(namespace, function) if namespace else function()
+
+    def inside_argv(self, argv: list[str]) -> list[str]:
+        """`argv` as a command that runs inside the sandbox's network."""
+        namespace = self.network_namespace
+        return pod_network.inside(namespace, argv) if namespace else list(argv)
+
+    def program_inside(self, executable: str) -> str:
+        """A program that runs `executable` inside the sandbox's network, with the arguments it
+        is given (for tools that take a program's path, such as Playwright's browser)."""
+        if not self.network_namespace:
+            return executable
+        wrapper = self.run_dir / "inside" / Path(executable).name
+        wrapper.parent.mkdir(exist_ok=True)
+        argv = " ".join(shlex.quote(arg) for arg in self.inside_argv([executable]))
+        wrapper.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
+        wrapper.chmod(0o755)
+        return str(wrapper)
+
+    @property
+    def gateway_map(self) -> Path:
+        """{"namespace/service:port": port on 127.0.0.1}, written by the gateway."""
+        return self.run_dir / "gateway.json"
+
+    def service_address(
+        self, namespace: str, service: str, port: int, timeout: float = 10.0
+    ) -> tuple[str, int]:
+        """Where this machine reaches a Service's port: the gateway's port on 127.0.0.1 (it
+        follows new Services within a second or so, hence the wait)."""
+        key = service_key(namespace, service, port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return "127.0.0.1", json.loads(self.gateway_map.read_text())[key]
+            except (OSError, ValueError, KeyError):
+                if "gateway" not in self.pids or time.monotonic() > deadline:
+                    raise SandboxError(
+                        f"the sandbox's gateway has no port for Service {key}"
+                    ) from None
+                time.sleep(0.2)
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -256,7 +325,7 @@ def start(
     etcd_port, etcd_peer_port, api_port = _free_ports(3)
     sandbox = Sandbox(run_dir=run_dir, server=f"https://127.0.0.1:{api_port}")
     try:
-        sandbox.pod_network = _claim_pod_network()
+        _start_network(sandbox, timeout)
         _write_credentials(sandbox)
         (run_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         sandbox.pids["etcd"] = _spawn(
@@ -305,6 +374,22 @@ def start(
                 "--audit-log-mode=blocking",
             ],
         )
+        if sandbox.network_namespace:
+            sandbox.pids["gateway"] = _spawn(
+                sandbox,
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "icc_sandbox.gateway",
+                    f"--namespace={sandbox.network_namespace}",
+                    f"--api-port={api_port}",
+                    f"--kubeconfig={sandbox.admin_kubeconfig}",
+                    f"--map-file={sandbox.gateway_map}",
+                ],
+                env={"PYTHONPATH": str(SANDBOX_DIR)},
+                inside=False,
+            )
         api = sandbox.admin_api()
         _wait_for(lambda: _ready(api), timeout, "the API server to answer /readyz", sandbox)
         for name, binary in (
@@ -354,9 +439,7 @@ def stop(sandbox: Sandbox, keep_run_dir: bool = False) -> None:
     for name, pid in list(sandbox.pids.items()):
         _terminate(pid, name)
         del sandbox.pids[name]
-    if sandbox.pod_network is not None:
-        pod_network.release(sandbox.pod_network)
-        sandbox.pod_network = None
+    sandbox.pod_network = None
     if not keep_run_dir:
         shutil.rmtree(sandbox.run_dir, ignore_errors=True)
 
@@ -393,14 +476,21 @@ def start_process(sandbox: Sandbox, name: str, timeout: float = 60.0) -> None:
     command = sandbox.commands.get(name)
     if command is None:
         raise SandboxError(f"this sandbox does not know how {name} was started")
-    sandbox.pids[name] = _spawn(sandbox, name, command["argv"], env=command["env"] or None)
+    sandbox.pids[name] = _spawn(
+        sandbox, name, command["argv"], env=command["env"] or None, inside=False
+    )
     sandbox.save()
     if "kube-apiserver" in sandbox.pids:
         api = sandbox.admin_api()
         _wait_for(lambda: _ready(api), timeout, "the API server to answer /readyz", sandbox)
     else:
         port = _flag_port(command["argv"], "--listen-client-urls")
-        _wait_for(lambda: _listening(port), timeout, f"etcd to listen on {port}", sandbox)
+        _wait_for(
+            lambda: sandbox.inside(lambda: _listening(port)),
+            timeout,
+            f"etcd to listen on {port}",
+            sandbox,
+        )
 
 
 def stop_apiserver(sandbox: Sandbox, kill: bool = True) -> None:
@@ -449,18 +539,28 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _claim_pod_network() -> str | None:
-    """A private range for pod IPs that stays on this machine, or None (then loopback IPs)."""
-    try:
-        return pod_network.claim()
-    except pod_network.NoPodNetwork as why:
+def _start_network(sandbox: Sandbox, timeout: float) -> None:
+    """The sandbox's network namespace with its pod network, or a warning why there is none
+    (then pods get loopback IPs in the machine's namespace)."""
+    why = pod_network.unavailable_reason()
+    if why is not None:
         print(
-            f"sandbox: WARNING: pods get loopback IPs ({why}); the API server refuses to "
-            "proxy to those, so the service proxy (services/NAME:PORT/proxy) will not work "
-            "and Services get no Endpoints",
+            f"sandbox: WARNING: no network namespace, pods get loopback IPs ({why}); the API "
+            "server refuses to proxy to those, so the service proxy (services/NAME:PORT/proxy) "
+            "will not work and Services get no Endpoints",
             file=sys.stderr,
         )
-        return None
+        return
+    ready = sandbox.run_dir / "network.ready"
+    sandbox.pids["network"] = _spawn(
+        sandbox,
+        "network",
+        pod_network.holder_argv(ready),
+        env={"PYTHONPATH": str(SANDBOX_DIR)},
+        inside=False,
+    )
+    _wait_for(ready.exists, timeout, "the sandbox's network namespace", sandbox)
+    sandbox.pod_network = ready.read_text()
 
 
 # --- credentials and kubeconfigs -----------------------------------------------------------
@@ -544,7 +644,16 @@ def _component_flags(sandbox: Sandbox, name: str) -> list[str]:
     ]
 
 
-def _spawn(sandbox: Sandbox, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+def _spawn(
+    sandbox: Sandbox,
+    name: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    inside: bool = True,
+) -> int:
+    """Starts a process of the sandbox, inside its network unless `inside` is False."""
+    if inside:
+        argv = sandbox.inside_argv(argv)
     sandbox.commands[name] = {"argv": list(argv), "env": dict(env or {})}
     log = (sandbox.run_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
@@ -570,8 +679,7 @@ def _pid_runs(pid: int, name: str) -> bool:
     if stat.rsplit(")", 1)[1].split()[0] == "Z":
         return False
     # Right after exec the kernel briefly shows an empty cmdline; that is still our process.
-    marker = "icc_sandbox.node_agent" if name == "node-agent" else name
-    return not cmdline or marker in cmdline
+    return not cmdline or PROCESS_MARKERS.get(name, name) in cmdline
 
 
 def _terminate(

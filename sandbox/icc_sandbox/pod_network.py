@@ -1,86 +1,146 @@
-"""A pod network that never leaves the machine: a private /16 routed `local` on the loopback device.
+"""The sandbox's network: a Linux network namespace of its own, made and removed with the sandbox.
 
-The API server refuses to proxy to loopback addresses ("address not allowed") and Endpoints may
-not hold them, so pods need addresses of a private range. `ip route add local <range> dev lo`
-puts the whole range into the kernel's `local` routing table: every address in it is bindable
-and is delivered to this host itself, like 127.0.0.0/8, and nothing is sent to a gateway or an
-interface. Each sandbox claims a /16 nobody routes yet (the route's creation is the atomic
-claim: a second `ip route add` of the same prefix fails) and removes exactly that route at stop.
+Everything that holds a pod's or a Service's address runs inside it: etcd, the control plane and
+the node agent (its pods' stand-ins, the real Open WebUI, kube-proxy, the kubelets). Its loopback
+device carries the pod network, a private /16 routed `local` there: every address in the range
+is bindable and delivered to the namespace itself. The machine's own namespace routes nothing new
+before, during or after a run, so a client that outlives the sandbox can never send to those
+addresses through the machine's default route. As each sandbox has a namespace of its own, all
+use the same range.
 
-Needs root (CAP_NET_ADMIN) and iproute2; without them the sandbox keeps loopback pod IPs.
+The namespace lives as long as its holder, a process started with `unshare --net` that brings lo
+up, adds the route and waits; the others join it through /proc/<holder>/ns/net (nsenter). From
+the machine, the API server and the Services are reached through the gateway's ports on
+127.0.0.1 (icc_sandbox.gateway); `nsenter --net=/proc/<holder>/ns/net CMD` runs a command inside.
+
+Needs root (CAP_SYS_ADMIN), iproute2 and util-linux's unshare and nsenter; without them the
+sandbox runs in the machine's namespace with loopback pod IPs.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
-# Candidates: 10.200.0.0/16 .. 10.249.0.0/16, away from the sandbox's service range 10.96.0.0/16
-# and from the 10.0-10.1 ranges many networks use.
-CANDIDATES = tuple(ipaddress.ip_network(f"10.{second}.0.0/16") for second in range(200, 250))
-SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/16")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class NoPodNetwork(RuntimeError):
-    """Why this machine gives the sandbox no pod network (the sandbox then uses loopback)."""
+POD_NETWORK = "10.200.0.0/16"
+_CLONE_NEWNET = 0x40000000  # <sched.h>
+T = TypeVar("T")
 
 
-def routed_networks(routes: Iterable[dict]) -> list[Network]:
-    """The destinations of `ip -json route show table all`, as networks (default routes aside)."""
-    networks = []
-    for route in routes:
-        dst = route.get("dst", "")
-        if not dst or dst == "default":
-            continue
-        try:
-            networks.append(ipaddress.ip_network(dst, strict=False))
-        except ValueError:
-            continue
-    return networks
-
-
-def free_candidates(taken: Iterable[Network]) -> list[ipaddress.IPv4Network]:
-    """The candidate ranges that overlap no route of the machine and not the service range."""
-    taken = [n for n in taken if n.version == 4] + [SERVICE_RANGE]
-    return [c for c in CANDIDATES if not any(c.overlaps(n) for n in taken)]
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-
-
-def claim() -> str:
-    """Adds a `local` route for a free candidate range and returns it, e.g. "10.201.0.0/16"."""
+def unavailable_reason() -> str | None:
+    """Why this machine cannot give the sandbox a network namespace, or None when it can."""
     if os.geteuid() != 0:
-        raise NoPodNetwork("not running as root: adding a local route needs CAP_NET_ADMIN")
-    if shutil.which("ip") is None:
-        raise NoPodNetwork("the `ip` command (Debian package iproute2) is not installed")
-    shown = _ip("-json", "route", "show", "table", "all")
-    if shown.returncode != 0:
-        raise NoPodNetwork(f"`ip route show` failed: {shown.stderr.strip()}")
-    last_error = "no free 10.x.0.0/16 range among the candidates"
-    for candidate in free_candidates(routed_networks(json.loads(shown.stdout or "[]"))):
-        added = _ip("route", "add", "local", str(candidate), "dev", "lo")
-        if added.returncode == 0:
-            return str(candidate)
-        last_error = added.stderr.strip()  # taken meanwhile by another sandbox: try the next
-    raise NoPodNetwork(last_error)
+        return "not running as root: a network namespace needs CAP_SYS_ADMIN"
+    tools = (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux"))
+    for command, package in tools:
+        if shutil.which(command) is None:
+            return f"the `{command}` command (Debian package {package}) is not installed"
+    return None
 
 
-def release(network: str) -> None:
-    """Removes the route `claim` added (only that prefix, only as a `local` route on lo)."""
-    _ip("route", "del", "local", network, "dev", "lo")
+def holder_argv(ready_file: Path) -> list[str]:
+    """The command that makes the namespace and holds it until SIGTERM."""
+    return ["unshare", "--net", "--", sys.executable, "-m", "icc_sandbox.pod_network",
+            "hold", POD_NETWORK, str(ready_file)]  # fmt: skip
 
 
-def is_local_route(network: str) -> bool:
-    """True when the machine routes exactly this prefix `local` on the loopback device."""
-    shown = _ip("-json", "route", "show", "table", "local", "type", "local", "dev", "lo")
-    if shown.returncode != 0:
-        return False
-    return any(route.get("dst") == network for route in json.loads(shown.stdout or "[]"))
+def namespace_file(holder_pid: int) -> str:
+    return f"/proc/{holder_pid}/ns/net"
+
+
+def inside(namespace: str, argv: list[str]) -> list[str]:
+    """`argv` run inside the namespace: nsenter joins it, then execs, so the PID stays argv's."""
+    return ["nsenter", f"--net={namespace}", "--", *argv]
+
+
+def call_inside(namespace: str, function: Callable[[], T]) -> T:
+    """Calls `function` on a thread of its own that joined the namespace: the sockets it creates
+    belong there and keep their namespace wherever they are used later. The caller's own
+    threads stay where they are (a network namespace is a per-thread attribute)."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            _enter(namespace)
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="inside-sandbox-network", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def connector(namespace: str) -> Callable[[tuple[str, int]], object]:
+    """A `tcp_relay.Connect` that opens its connections inside the namespace."""
+
+    def connect(backend: tuple[str, int]):
+        import socket
+
+        return call_inside(namespace, lambda: socket.create_connection(backend, timeout=5))
+
+    return connect
+
+
+def _enter(namespace: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(namespace, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"setns({namespace}): {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
+def machine_routes() -> list[dict]:
+    """Every IPv4 and IPv6 route of every table of the calling thread's namespace, as
+    `ip -json` shows them (for the checks that the machine's routes stay as they were)."""
+    routes = []
+    for family in ("-4", "-6"):
+        shown = subprocess.run(
+            ["ip", family, "-json", "route", "show", "table", "all"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        routes += json.loads(shown.stdout or "[]")
+    return routes
+
+
+def _hold(pod_network: str, ready_file: str) -> int:
+    """Inside the new namespace: loopback up, the pod network on it, then wait for SIGTERM."""
+    for command in (
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "route", "add", "local", pod_network, "dev", "lo"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{' '.join(command)}: {done.stderr.strip()}", file=sys.stderr)
+            return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Path(ready_file).write_text(pod_network)
+    while not stop.wait(3600):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "hold":
+        sys.exit(_hold(sys.argv[2], sys.argv[3]))
+    print("usage: python -m icc_sandbox.pod_network hold NETWORK READY_FILE", file=sys.stderr)
+    sys.exit(2)

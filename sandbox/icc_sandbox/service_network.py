@@ -1,10 +1,10 @@
 """Services as a pod sees them: a simulated kube-proxy and cluster DNS, on this machine only.
 
 kube-proxy: every TCP port of every Service with a ClusterIP gets a listener on ClusterIP:port
-(the service range lies inside the sandbox's pod network, routed `local` on lo, so the addresses
-are bindable and never leave the machine). A connection goes to one of the Service's ready
-endpoints, chosen in turn, as read from its Endpoints object; with none ready it is closed at once,
-as kube-proxy rejects it.
+(the service range lies inside the sandbox's pod network, routed `local` on the loopback device of
+the sandbox's own network namespace, so the addresses are bindable and reach nothing else). A
+connection goes to one of the Service's ready endpoints, chosen in turn, as read from its
+Endpoints object; with none ready it is closed at once, as kube-proxy rejects it.
 
 DNS: a process the agent runs for a pod (the real Open WebUI) gets its own /etc/hosts and
 /etc/resolv.conf, bind-mounted in a private mount namespace. The hosts file names every Service as
@@ -16,21 +16,19 @@ nothing the process looks up is asked of the machine's real resolver, so nothing
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
-import socket
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icc_sandbox.tcp_relay import Backend, Relay
+
 log = logging.getLogger("service-network")
 
 JSON = dict[str, Any]
 CLUSTER_DOMAIN = "cluster.local"
-Backend = tuple[str, int]
 
 
 def service_range(pod_network: str) -> str:
@@ -124,71 +122,6 @@ def write_in_place(path: Path, text: str) -> None:
 # --- the proxy ----------------------------------------------------------------------------------
 
 
-class _Listener:
-    """One ClusterIP:port; forwards each connection to the next ready backend."""
-
-    def __init__(self, cluster_ip: str, port: int) -> None:
-        self.address = (cluster_ip, port)
-        self.backends: tuple[Backend, ...] = ()
-        self._turn = 0
-        self._socket = socket.create_server(self.address, reuse_port=False)
-        self._socket.settimeout(0.5)
-        self._closed = threading.Event()
-        self._thread = threading.Thread(
-            target=self._accept, name=f"kube-proxy-{cluster_ip}:{port}", daemon=True
-        )
-        self._thread.start()
-
-    def _next_backend(self) -> Backend | None:
-        backends = self.backends
-        if not backends:
-            return None
-        self._turn = (self._turn + 1) % len(backends)
-        return backends[self._turn]
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._socket.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            backend = self._next_backend()
-            if backend is None:
-                client.close()  # no ready endpoint: refused, as kube-proxy's REJECT rule
-                continue
-            threading.Thread(target=_forward, args=(client, backend), daemon=True).start()
-
-    def close(self) -> None:
-        self._closed.set()
-        self._socket.close()
-        self._thread.join(timeout=2)
-
-
-def _forward(client: socket.socket, backend: Backend) -> None:
-    try:
-        upstream = socket.create_connection(backend, timeout=5)
-    except OSError:
-        client.close()
-        return
-    upstream.settimeout(None)
-    pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-    pump.start()
-    _pump(client, upstream)
-    pump.join()
-    client.close()
-    upstream.close()
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            target.sendall(data)
-    with contextlib.suppress(OSError):
-        target.shutdown(socket.SHUT_WR)  # pass the half-close on, like a TCP proxy
-
-
 class ServiceNetwork:
     """kube-proxy and DNS files for the sandbox; `sync` with the API's Services and Endpoints."""
 
@@ -196,7 +129,7 @@ class ServiceNetwork:
         self.pod_network = pod_network
         self.dns_dir = dns_dir
         dns_dir.mkdir(parents=True, exist_ok=True)
-        self.listeners: dict[tuple[str, int], _Listener] = {}
+        self.listeners: dict[tuple[str, int], Relay] = {}
         self.services: list[JSON] = []
 
     def sync(self, services: list[JSON], endpoints: list[JSON]) -> None:
@@ -208,7 +141,7 @@ class ServiceNetwork:
             listener = self.listeners.get(key)
             if listener is None:
                 try:
-                    listener = self.listeners[key] = _Listener(*key)
+                    listener = self.listeners[key] = Relay(key)
                 except OSError as error:
                     log.warning(
                         "no listener for %s/%s on %s:%d: %s",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import views
 from icc_sandbox import cluster
 from icc_sandbox.__main__ import running_sandbox
 from kubernetes import client, config
@@ -21,10 +22,12 @@ from kubernetes import client, config
 def sandbox() -> Iterator[cluster.Sandbox]:
     existing = running_sandbox()
     if existing is not None:
+        views.SANDBOX = existing
         yield existing
         return
     began = time.monotonic()
     started = cluster.start()
+    views.SANDBOX = started
     print(f"\nsandbox started in {time.monotonic() - began:.1f}s at {started.server}")
     try:
         yield started

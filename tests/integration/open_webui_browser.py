@@ -8,7 +8,8 @@ BrowserCheckFailed that says what the student would see and where the screenshot
         ui.screenshot("answer-in-chat")
 
 Chromium is Debian's (`/usr/bin/chromium`, or `$ICC_CHROMIUM`), driven by Playwright's sync
-API, with everything that would phone home switched off: the browser only talks to base_url.
+API, with everything that would phone home switched off: the browser only talks to base_url. The
+tests start it inside the sandbox's network namespace, where the Services' ClusterIPs are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
 
+CHROMIUM = os.environ.get("ICC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = (
     "--no-sandbox",  # tests run as root, where Chromium's own sandbox refuses to start
     "--disable-gpu",
@@ -196,11 +198,15 @@ class OpenWebUISession:
 
 @contextmanager
 def open_webui_session(
-    base_url: str, email: str, password: str, artefacts_dir: Path | str
+    base_url: str,
+    email: str,
+    password: str,
+    artefacts_dir: Path | str,
+    executable: str = CHROMIUM,
 ) -> Iterator[OpenWebUISession]:
-    """Start Chromium, log in to Open WebUI at base_url, yield the session; Chromium is closed
-    on the way out, whatever happened."""
-    executable = os.environ.get("ICC_CHROMIUM", "/usr/bin/chromium")
+    """Start Chromium (`executable`: a program that runs it, with Playwright's arguments), log
+    in to Open WebUI at base_url, yield the session; Chromium is closed on the way out,
+    whatever happened."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,

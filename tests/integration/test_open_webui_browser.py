@@ -5,7 +5,9 @@ role deploys): its pod runs `open-webui serve` with the environment the role wro
 the claim's volume, and reaches `http://tgi:3333/v1` as written, through the sandbox's cluster DNS
 and kube-proxy, on the TGI stand-in of the Service's ready pod. Headless Chromium opens Open WebUI
 at its Service's ClusterIP, as a port-forward would, logs in as the bootstrapped admin, picks the
-model and chats. Then the model is switched, Open WebUI restarted and the API key rotated, and
+model and chats; Chromium runs inside the sandbox's network namespace, where the ClusterIPs are,
+and the test itself reaches Open WebUI as a user on the machine does, through the sandbox's
+gateway on 127.0.0.1. Then the model is switched, Open WebUI restarted and the API key rotated, and
 the chat must still reach the right model. Last, the base URL's path or the key is broken on
 purpose (in the Deployment, not in the role) and the same check must fail.
 
@@ -23,8 +25,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import views
 from kubernetes import client
-from open_webui_browser import BrowserCheckFailed, open_webui_session
+from open_webui_browser import CHROMIUM, BrowserCheckFailed, open_webui_session
 from views import FAST, FIRST_MODEL, SMALLER_MODEL, chat_status, served_model, tgi_url
 from waiting import wait_until
 
@@ -53,17 +56,18 @@ ARTEFACTS = Path(os.environ.get("ICC_TEST_ARTEFACTS", REPO_ROOT / "test-artefact
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Debian's Chromium, installed on first use as root (apt), like the sandbox's packages."""
-    path = os.environ.get("ICC_CHROMIUM", "/usr/bin/chromium")
-    if not Path(path).exists():
-        if os.geteuid() != 0:
-            pytest.fail(f"no Chromium at {path}: install Debian's package chromium (as root)")
-        began = time.monotonic()
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
-        print(f"\ninstalled Chromium in {time.monotonic() - began:.0f}s")
-    return path
+    """Debian's Chromium, which `make test` installs when it is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: `make test` installs Debian's package chromium "
+            "(sandbox/install-debian-packages.sh chromium), or set ICC_CHROMIUM"
+        )
+    return CHROMIUM
+
+
+def browser() -> str:
+    """Chromium as a program that runs inside the sandbox's network namespace."""
+    return views.SANDBOX.program_inside(CHROMIUM)
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +116,18 @@ def artefacts() -> Path:
 
 
 def open_webui_url(core: client.CoreV1Api, namespace: str) -> str:
-    """Open WebUI at its Service's ClusterIP, as a port-forward to the Service would reach it."""
+    """Open WebUI at its Service's ClusterIP, where the browser inside the sandbox's network
+    opens it, as a pod in the cluster would."""
     service = core.read_namespaced_service("open-webui", namespace)
     return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+
+
+def open_webui_here(core: client.CoreV1Api, namespace: str) -> str:
+    """Open WebUI as this machine reaches it: the sandbox's gateway on 127.0.0.1, as
+    `make demo` prints it."""
+    port = core.read_namespaced_service("open-webui", namespace).spec.ports[0].port
+    host, local = views.SANDBOX.service_address(namespace, "open-webui", port)
+    return f"http://{host}:{local}"
 
 
 def ready_open_webui_pods(core: client.CoreV1Api, namespace: str) -> list[str]:
@@ -138,7 +151,7 @@ def wait_for_new_open_webui(core: client.CoreV1Api, namespace: str, old: list[st
 
     pod = wait_until(only_a_new_one, READY_TIMEOUT, f"a new Ready Open WebUI pod in {namespace}")
     # As a client of the Service sees it: its endpoints and the kube-proxy follow the pod.
-    health = f"{open_webui_url(core, namespace)}/health"
+    health = f"{open_webui_here(core, namespace)}/health"
     wait_until(lambda: answers(health), 60, f"{health} through the Service")
     return pod
 
@@ -158,7 +171,7 @@ def deployment_env(apps: client.AppsV1Api, namespace: str) -> dict[str, client.V
 def check_chat(core, namespace, artefacts, model: str, screenshot: str | None = None):
     """Log in, find `model` (and only it) in the picker, chat with it, see the stand-in's echo."""
     with open_webui_session(
-        open_webui_url(core, namespace), ADMIN_EMAIL, ADMIN_PASSWORD, artefacts
+        open_webui_url(core, namespace), ADMIN_EMAIL, ADMIN_PASSWORD, artefacts, browser()
     ) as ui:
         assert ui.models_in_picker() == [model]
         answer = ui.chat(model, MESSAGE)
@@ -172,7 +185,7 @@ def check_chat(core, namespace, artefacts, model: str, screenshot: str | None = 
 
 def chat_ids(core: client.CoreV1Api, namespace: str) -> set[str]:
     """The admin's chats, read through Open WebUI's API (what its database holds)."""
-    base = open_webui_url(core, namespace)
+    base = open_webui_here(core, namespace)
     credentials = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
     signin = urllib.request.Request(
         f"{base}/api/v1/auths/signin", credentials, {"Content-Type": "application/json"}
@@ -192,8 +205,10 @@ def fetch_text(url: str) -> tuple[int, str]:
 
 
 def tgi_requests(core: client.CoreV1Api, namespace: str) -> float:
-    """How many generation requests the TGI pod has served (its tgi_request_count)."""
-    _status, text = fetch_text(tgi_url(core, namespace, "/metrics"))
+    """How many generation requests the TGI pod has served (its tgi_request_count), asked at
+    its pod IP inside the sandbox's network."""
+    url = tgi_url(core, namespace, "/metrics")
+    _status, text = views.SANDBOX.inside(lambda: fetch_text(url))
     return sum(float(value) for value in REQUEST_COUNT.findall(text))
 
 
@@ -301,7 +316,7 @@ def test_the_browser_check_fails_on_a_broken_setting(
     wait_for_new_open_webui(core, chat_namespace, old)
     url = open_webui_url(core, chat_namespace)
     with (
-        open_webui_session(url, ADMIN_EMAIL, ADMIN_PASSWORD, ARTEFACTS) as ui,
+        open_webui_session(url, ADMIN_EMAIL, ADMIN_PASSWORD, ARTEFACTS, browser()) as ui,
         pytest.raises(BrowserCheckFailed, match=expected),
     ):
         ui.chat(SMALLER_MODEL, MESSAGE, timeout=20)

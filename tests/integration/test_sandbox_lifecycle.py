@@ -1,15 +1,19 @@
-"""Starting and stopping a sandbox leaves nothing behind; the Kubernetes build is cached."""
+"""Starting and stopping a sandbox leaves nothing behind (no process, no port, no route of the
+machine's changed before, during or after); the Kubernetes build is cached."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from icc_sandbox import cluster
+from icc_sandbox import cluster, pod_network
+from waiting import wait_until
 
 
 def port_is_listening(port: int) -> bool:
@@ -28,14 +32,40 @@ def process_state(pid: int) -> str | None:
     return f"{stat.rsplit(')', 1)[1].split()[0]} {cmdline[:120]}"
 
 
+def serving_pod() -> dict:
+    """A pod the node agent serves (its Open WebUI health stand-in on 8080) and a Service."""
+    return {
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "open-webui",
+                    "image": "ghcr.io/open-webui/open-webui:v0.11.0",
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                }
+            ]
+        },
+    }
+
+
+def get_health(address: tuple[str, int]) -> int:
+    with urllib.request.urlopen(f"http://{address[0]}:{address[1]}/health", timeout=5) as reply:
+        return reply.status
+
+
 @pytest.mark.sandbox
 def test_a_second_sandbox_starts_beside_the_first_and_stops_without_a_trace(sandbox):
+    if os.geteuid() != 0:
+        pytest.skip("not root: the sandbox runs without a network namespace of its own")
+    routes_before = pod_network.machine_routes()
     second = cluster.start()
     try:
         assert second.is_alive()
         assert second.server != sandbox.server
         pids = dict(second.pids)
         assert set(pids) == {
+            "network",
+            "gateway",
             "etcd",
             "kube-apiserver",
             "kube-controller-manager",
@@ -43,7 +73,29 @@ def test_a_second_sandbox_starts_beside_the_first_and_stops_without_a_trace(sand
             "node-agent",
         }
         api_port = urlparse(second.server).port
-        assert port_is_listening(api_port)
+        assert port_is_listening(api_port)  # the gateway's, on this machine's 127.0.0.1
+        # Both sandboxes use the same pod network, each in a namespace of its own.
+        assert second.pod_network == sandbox.pod_network == pod_network.POD_NETWORK
+        assert second.network_namespace != sandbox.network_namespace
+
+        # A pod and its Service are up; this machine reaches the Service through the gateway
+        # alone, and its routes are still the ones it had before the sandbox started.
+        api = second.admin_api()
+        namespace = second.student_namespace
+        api.create(f"/api/v1/namespaces/{namespace}/pods", serving_pod())
+        api.create(
+            f"/api/v1/namespaces/{namespace}/services",
+            {
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80,
+                         "targetPort": "http"}]},
+            },
+        )  # fmt: skip
+        address = second.service_address(namespace, "web", 80)
+        wait_until(lambda: _answers(address), 60, "the Service through the gateway")
+        pod_ip = api.get(f"/api/v1/namespaces/{namespace}/pods/web")["status"]["podIP"]
+        assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(pod_network.POD_NETWORK)
+        routes_during = pod_network.machine_routes()
     finally:
         cluster.stop(second)
     left = {name: process_state(pid) for name, pid in pids.items() if process_state(pid)}
@@ -51,6 +103,15 @@ def test_a_second_sandbox_starts_beside_the_first_and_stops_without_a_trace(sand
     assert not port_is_listening(api_port)
     assert not second.run_dir.exists()
     assert sandbox.is_alive(), "stopping one sandbox must not touch another"
+    assert routes_during == routes_before
+    assert pod_network.machine_routes() == routes_before
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    try:
+        return get_health(address) == 200
+    except OSError:
+        return False
 
 
 @pytest.mark.sandbox

@@ -7,8 +7,8 @@ which model it serves (e.g. after a model switch).
 from __future__ import annotations
 
 import pytest
-from icc_sandbox.tgi_standin import fetch
 from kubernetes import client
+from views import fetch_in_sandbox
 from waiting import wait_until
 
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.0"
@@ -65,9 +65,9 @@ def test_a_ready_tgi_pod_serves_its_model_at_its_ip_until_deleted(core, namespac
     wait_until(lambda: pod_is_ready(core, namespace, "tgi"), 30, "TGI to become Ready")
     base = f"http://{core.read_namespaced_pod('tgi', namespace).status.pod_ip}:80"
 
-    status, models = fetch(f"{base}/v1/models")
+    status, models = fetch_in_sandbox(f"{base}/v1/models")
     assert (status, [m["id"] for m in models["data"]]) == (200, [MODEL])
-    info = fetch(f"{base}/info")[1]
+    info = fetch_in_sandbox(f"{base}/info")[1]
     assert (info["model_id"], info["max_input_tokens"], info["max_total_tokens"]) == (
         MODEL,
         1024,
@@ -75,10 +75,10 @@ def test_a_ready_tgi_pod_serves_its_model_at_its_ip_until_deleted(core, namespac
     )
     # The key from the pod's Secret guards generation, as TGI's API_KEY does.
     prompt = {"inputs": "Hello there", "parameters": {"max_new_tokens": 2}}
-    assert fetch(f"{base}/generate", prompt)[0] == 401
-    assert fetch(f"{base}/generate", prompt, key=API_KEY)[0] == 200
+    assert fetch_in_sandbox(f"{base}/generate", prompt)[0] == 401
+    assert fetch_in_sandbox(f"{base}/generate", prompt, key=API_KEY)[0] == 200
 
     core.delete_namespaced_pod("tgi", namespace)
     wait_until(lambda: pod_is_gone(core, namespace, "tgi"), 30, "the pod to be deleted")
     with pytest.raises(ConnectionRefusedError):
-        fetch(f"{base}/v1/models")
+        fetch_in_sandbox(f"{base}/v1/models")

@@ -3,6 +3,7 @@ and serves. Shared by the integration tests."""
 
 from __future__ import annotations
 
+from icc_sandbox import cluster
 from icc_sandbox.tgi_standin import fetch
 from kubernetes import client
 
@@ -10,6 +11,17 @@ FIRST_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 SMALLER_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 # 13e9 parameters x 2 bytes (float16) = 24.2 GiB: more than one 16 GiB V100 holds.
 TOO_BIG_MODEL = "meta-llama/Llama-2-13b-chat-hf"
+
+
+# The session's sandbox (set by the `sandbox` fixture): pod IPs are reached inside its network.
+SANDBOX: cluster.Sandbox | None = None
+
+
+def fetch_in_sandbox(url: str, body: dict | None = None, key: str | None = None):
+    """(status, JSON) of a request to a pod IP or ClusterIP, sent from inside the sandbox's
+    network namespace, where those addresses are."""
+    assert SANDBOX is not None, "the sandbox fixture sets views.SANDBOX"
+    return SANDBOX.inside(lambda: fetch(url, body, key))
 
 
 V100 = "gpu-tesla-v100"
@@ -76,7 +88,7 @@ def served_model(core: client.CoreV1Api, namespace: str) -> str | None:
     """The model the Ready TGI pod reports on GET /v1/models, or None while there is none."""
     url = tgi_url(core, namespace, "/v1/models")
     try:
-        _status, models = fetch(url) if url else (None, None)
+        _status, models = fetch_in_sandbox(url) if url else (None, None)
     except OSError:  # not listening yet
         return None
     return models["data"][0]["id"] if models else None
@@ -87,7 +99,7 @@ def chat_status(core: client.CoreV1Api, namespace: str, key: str) -> int | None:
     url = tgi_url(core, namespace, "/v1/chat/completions")
     body = {"model": "tgi", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     try:
-        return fetch(url, body, key)[0] if url else None
+        return fetch_in_sandbox(url, body, key)[0] if url else None
     except OSError:  # not listening yet
         return None
 

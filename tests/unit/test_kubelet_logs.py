@@ -27,7 +27,6 @@ from icc_sandbox.node_agent import (
     launch_outcome,
     simulate_pod,
 )
-from icc_sandbox.pod_network import free_candidates, routed_networks
 from icc_sandbox.tgi_launcher import launcher_values
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"
@@ -282,17 +281,3 @@ def test_pod_ips_in_the_pod_network_are_stable_and_never_shared():
     assert ips[0] == node.pod_ip("same-uid")
     view = simulate_pod(pods[1], node, START, START + 1, TIMING)
     assert view.status["podIP"] == ips[1]  # the status keeps it: a restart changes nothing
-
-
-def test_the_pod_network_avoids_every_range_the_machine_routes():
-    routes = [
-        {"dst": "default"},
-        {"dst": "10.200.0.0/16"},
-        {"dst": "10.201.3.0/24"},
-        {"dst": "192.0.2.0/24"},
-        {"dst": "fd00::/64"},
-    ]
-    free = [str(n) for n in free_candidates(routed_networks(routes))]
-    assert "10.200.0.0/16" not in free and "10.201.0.0/16" not in free
-    assert free[0] == "10.202.0.0/16"
-    assert free_candidates(routed_networks([{"dst": "10.0.0.0/8"}])) == []
