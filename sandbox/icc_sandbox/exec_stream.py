@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -118,16 +118,16 @@ def offered_protocols(header_values: list[str]) -> list[str]:
     return [part.strip() for value in header_values for part in value.split(",") if part.strip()]
 
 
-def choose_protocol(offered: list[str]) -> str:
-    """The first offered subprotocol exec supports ("" when none is offered); ExecRefused(403)
-    naming both lists when none fits, as the Go handshake does."""
+def choose_protocol(offered: list[str], supported: Mapping[str, bool] = PROTOCOLS) -> str:
+    """The first offered subprotocol of `supported` (exec's by default; "" when none is
+    offered); ExecRefused(403) naming both lists when none fits, as the Go handshake does."""
     for protocol in offered or [""]:
-        if protocol in PROTOCOLS:
+        if protocol in supported:
             return protocol
-    supported = " ".join(sorted(PROTOCOLS, key=lambda name: (len(name), name)))
+    names = " ".join(sorted(supported, key=lambda name: (len(name), name)))
     raise ExecRefused(
         403,
-        f"requested protocol(s) are not supported: [{' '.join(offered)}]; supports [{supported}]",
+        f"requested protocol(s) are not supported: [{' '.join(offered)}]; supports [{names}]",
     )
 
 
