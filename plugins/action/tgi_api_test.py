@@ -2,16 +2,20 @@
 """Action plugin for haw.icc.tgi_api_test: the API smoke test of one namespace.
 
 It runs on the controller, where the user's kubeconfig is: requests to TGI and Open WebUI go
-either through the API server's service proxy (the kubernetes client from kubernetes.core, so
-auth and TLS are the user's) or straight to a URL the user gives (an Ingress, a port-forward).
-What each reply means is decided in module_utils/tgi_api_checks.py; this file sends the
-requests, runs nvidia-smi through exec, prints the block and shapes the result.
+through a port-forward to the Ready pod that the kubernetes client opens itself
+(kubernetes.stream.portforward: pods/portforward, a WebSocket through the API server to the
+node's kubelet; HTTP over its socket, key included), through the API server's service proxy
+(which drops the key), both with the client from kubernetes.core (auth and TLS are the
+user's), or straight to a URL the user gives (an Ingress, a forward of their own). What each
+reply means is decided in module_utils/tgi_api_checks.py; this file sends the requests, runs
+nvidia-smi through exec, prints the block and shapes the result.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import json
 import secrets
 import ssl
@@ -29,9 +33,11 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_api_checks import (
     Check,
     Reply,
     Transport,
+    Unreachable,
     check_gpus,
     exec_refusal,
     failed,
+    forward_refused,
     gpu_query_command,
     join_url,
     report,
@@ -39,6 +45,7 @@ from ansible_collections.haw.icc.plugins.module_utils.tgi_api_checks import (
     service_proxy_path,
     skipped,
     summary,
+    target_port,
     url_problem,
 )
 from ansible_collections.haw.icc.plugins.modules.tgi_api_test import ARGUMENT_SPEC
@@ -50,7 +57,7 @@ from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
 try:
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
-    from kubernetes.stream import stream
+    from kubernetes.stream import portforward, stream
     from urllib3.exceptions import HTTPError
 except ImportError:  # reported by KubernetesAction._api_client
     ApiException = HTTPError = OSError
@@ -152,6 +159,49 @@ def direct_transport(base: str, timeout: int, validate_certs: bool) -> Transport
     return send
 
 
+def port_forward_transport(
+    core: Any, namespace: str, pod: str, port: int, timeout: int, variable: str
+) -> Transport:
+    """Requests over a port-forward to `pod`'s `port` that the kubernetes client opens itself,
+    one forward per request (a real kubelet ends a forward when its connection ends), with the
+    key as TGI reads it. Raises Unreachable when the forward does not open or its error channel
+    says why the pod's port cannot be reached; `variable` is named in that message."""
+
+    def send(method: str, path: str, body: dict | None, key: str | None) -> Reply:
+        try:
+            forward = portforward(
+                core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+            )
+        except (ApiException, HTTPError, OSError) as error:
+            status, message = exec_refusal(error)
+            raise Unreachable(forward_refused(pod, status, message, variable)) from None
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        data = None if body is None else json.dumps(body).encode()
+        connection = http.client.HTTPConnection("localhost", port, timeout=timeout)
+        started = time.monotonic()
+        try:
+            sock = forward.socket(port)
+            sock.settimeout(timeout)
+            connection.sock = sock
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return Reply(response.status, response.read(), time.monotonic() - started)
+        except (OSError, http.client.HTTPException) as error:
+            said = forward.error(port)
+            if said:  # the kubelet's (the runtime's) reason, on the port's error channel
+                raise Unreachable(
+                    f"the port-forward to pod {pod} port {port} failed: {said}"
+                ) from None
+            return Reply(None, b"", time.monotonic() - started, error=str(error) or repr(error))
+        finally:
+            connection.close()
+            forward.close()
+
+    return send
+
+
 class ActionModule(KubernetesAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
 
@@ -175,42 +225,25 @@ class ActionModule(KubernetesAction):
             api = self._api_client(args)
         except ConnectionProblem as error:
             return self._fail(result, f"Cannot connect: {error}")
-        namespace, timeout = args["namespace"], args["request_timeout"]
-
-        if args["tgi_url"]:
-            via = f"{args['tgi_url']} (direct)"
-            tgi = direct_transport(args["tgi_url"], timeout, args["url_validate_certs"])
-        else:
-            via = (
-                "the API server's service proxy "
-                f"(services/{args['tgi_service']}:{args['tgi_service_port']})"
-            )
-            tgi = proxy_transport(
-                api, namespace, args["tgi_service"], args["tgi_service_port"], timeout
-            )
+        namespace = args["namespace"]
+        tgi_pod = self._ready_pod(api, namespace, args["tgi_service"])
+        via, tgi = self._transport(api, args, "tgi", tgi_pod)
         webui = None
-        if args["open_webui"] and args["open_webui_url"]:
-            webui = direct_transport(args["open_webui_url"], timeout, args["url_validate_certs"])
-        elif args["open_webui"]:
-            webui = proxy_transport(
-                api,
-                namespace,
-                args["open_webui_service"],
-                args["open_webui_service_port"],
-                timeout,
-            )
-        key, source = self._api_key(api, args, carries_key=bool(args["tgi_url"]))
+        if args["open_webui"]:
+            webui = self._transport(api, args, "open_webui", None)[1]
+        carries_key = bool(args["tgi_url"]) or args["tgi_access"] == "port-forward"
+        key, source = self._api_key(api, args, carries_key)
         test = ApiTest(
             model_id=args["model_id"],
             api_key=key,
             key_source=source,
             wrong_key="wrong-" + secrets.token_hex(12),
-            carries_key=bool(args["tgi_url"]),
+            carries_key=carries_key,
             prompt=args["prompt"],
             max_tokens=args["max_tokens"],
         )
         checks = run_api_checks(tgi, test, webui)
-        checks.append(self._gpu_check(api, args))
+        checks.append(self._gpu_check(api, args, tgi_pod))
 
         host = to_text(task_vars.get("inventory_hostname") or namespace)
         display.display(report(f"[{host}] API test of {namespace} through {via}", checks))
@@ -220,6 +253,61 @@ class ActionModule(KubernetesAction):
         if any(not check.ok for check in checks):
             result["failed"] = True
         return result
+
+    # --- the ways to TGI and Open WebUI -------------------------------------------------------
+
+    @staticmethod
+    def _ready_pod(api: Any, namespace: str, service: str) -> tuple[Any, Any] | str:
+        """(the Service, its newest Ready pod), or why there is none."""
+        core = k8s.CoreV1Api(api)
+        try:
+            found = core.read_namespaced_service(service, namespace)
+            selector = found.spec.selector or {}
+            pods = core.list_namespaced_pod(
+                namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
+            ).items
+        except ApiException as error:
+            return f"cannot find the pod behind Service {service}: {api_message(error)}"
+        ready = [
+            pod
+            for pod in pods
+            if selector
+            and pod.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        ]
+        if not ready:
+            return f"no Ready pod behind Service {service} (status.yml says why)"
+        return found, max(
+            ready, key=lambda pod: (pod.metadata.creation_timestamp, pod.metadata.name)
+        )
+
+    def _transport(
+        self, api: Any, args: dict[str, Any], app: str, found: tuple[Any, Any] | str | None
+    ) -> tuple[str, Transport]:
+        """(how, the transport) to `app` ("tgi" or "open_webui") as the options say; `found`:
+        _ready_pod's answer for its Service when known."""
+        namespace, timeout = args["namespace"], args["request_timeout"]
+        url, service, port = args[f"{app}_url"], args[f"{app}_service"], args[f"{app}_service_port"]
+        if url:
+            return f"{url} (direct)", direct_transport(url, timeout, args["url_validate_certs"])
+        if args[f"{app}_access"] == "proxy":
+            via = f"the API server's service proxy (services/{service}:{port})"
+            return via, proxy_transport(api, namespace, service, port, timeout)
+        if found is None:
+            found = self._ready_pod(api, namespace, service)
+        try:
+            if isinstance(found, str):
+                raise ValueError(found)
+            pod = found[1]
+            serialize = api.sanitize_for_serialization
+            pod_port = target_port(serialize(found[0]), port, serialize(pod))
+        except ValueError as error:
+            return "a port-forward (none opened)", _unreachable(f"no port-forward: {error}")
+        name = pod.metadata.name
+        variable = "icc_test_tgi_url" if app == "tgi" else "icc_test_open_webui_url"
+        core = k8s.CoreV1Api(api)
+        via = f"a port-forward to pod {name} (port {pod_port})"
+        return via, port_forward_transport(core, namespace, name, pod_port, timeout, variable)
 
     # --- the key ----------------------------------------------------------------------------
 
@@ -241,28 +329,14 @@ class ActionModule(KubernetesAction):
 
     # --- the GPU test -----------------------------------------------------------------------
 
-    def _gpu_check(self, api: Any, args: dict[str, Any]) -> Check:
+    def _gpu_check(self, api: Any, args: dict[str, Any], found: tuple[Any, Any] | str) -> Check:
+        """nvidia-smi and env in the TGI pod `found` (_ready_pod's answer)."""
         if not args["gpu_test"]:
             return skipped(GPU, "turned off (gpu_test: false)")
-        namespace, service = args["namespace"], args["tgi_service"]
+        if isinstance(found, str):
+            return failed(GPU, found)
+        namespace, pod = args["namespace"], found[1]
         core = k8s.CoreV1Api(api)
-        try:
-            selector = core.read_namespaced_service(service, namespace).spec.selector or {}
-            pods = core.list_namespaced_pod(
-                namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
-            ).items
-        except ApiException as error:
-            return failed(GPU, f"cannot find the TGI pod: {api_message(error)}")
-        ready = [
-            pod
-            for pod in pods
-            if selector
-            and pod.metadata.deletion_timestamp is None
-            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        ]
-        if not ready:
-            return failed(GPU, f"no Ready pod behind Service {service}")
-        pod = ready[0]
         container = pod.spec.containers[0]
         limits = (container.resources and container.resources.limits) or {}
         gpus = int(limits.get("nvidia.com/gpu", 0) or 0)
@@ -326,6 +400,15 @@ class ActionModule(KubernetesAction):
         code, message = _exit_status(response.read_channel(3))
         response.close()
         return code, "".join(out), "".join(err) + message
+
+
+def _unreachable(why: str) -> Transport:
+    """A transport for a way that could not be set up: every request says why."""
+
+    def send(_method: str, _path: str, _body: dict | None, _key: str | None) -> Reply:
+        raise Unreachable(why)
+
+    return send
 
 
 def exec_unavailable(pod: str, error: Exception) -> Check:

@@ -196,8 +196,9 @@ KINDS: dict[str, tuple[Any, str]] = {
         "a duration such as 90s, 15m, 2h or 1h30m",
     ),
     "endpoint": (
-        lambda value: value in ("proxy", "ingress") or is_base_url(value),
-        "proxy, ingress or an http(s):// base URL (a host, optionally a port and a path; no query)",
+        lambda value: value in ("port-forward", "proxy", "ingress") or is_base_url(value),
+        "port-forward, proxy, ingress or an http(s):// base URL (a host, optionally a port and a "
+        "path; no query)",
     ),
     "port": (is_port, f"a port number, an integer in 1..{PORT_MAX}"),
     "quantity": (

@@ -2,15 +2,17 @@
 """The checks of the API smoke test (haw.icc.tgi_api_test), without a network.
 
 The action plugin hands in `Transport`s: callables that send one HTTP request to TGI or Open
-WebUI and return a `Reply` (through the API server's service proxy, or straight to a URL such
-as an Ingress or a port-forward). Everything here decides what a reply means, so it is tested
-with fake transports and with the sandbox's TGI stand-in.
+WebUI and return a `Reply` (through a port-forward the Kubernetes client opens to the pod,
+through the API server's service proxy, or straight to a URL such as an Ingress). Everything
+here decides what a reply means, so it is tested with fake transports and with the sandbox's
+TGI stand-in.
 
 TGI checks its API key only in `Authorization: Bearer <key>` (router/src/server.rs), and only on
 the generation routes; /health, /info, /metrics and /v1/models stay open. The API server's
 service proxy deletes the Authorization header after it authenticated the caller, so through it
 the key never reaches TGI: there the keyed checks are skipped with that reason, while the
-request without a key (which must be refused) still says something true.
+request without a key (which must be refused) still says something true. A port-forward
+carries the request's bytes as they are, the key included.
 """
 
 from __future__ import annotations
@@ -37,17 +39,23 @@ NO_KEY = "no key refused"
 WRONG_KEY = "wrong key refused"
 WEBUI = "open-webui health"
 GPU = "gpu"
+# Not a check of its own: the line that says why TGI could not be reached at all.
+PORT_FORWARD = "tgi port-forward"
+TGI_CHECKS = (HEALTH, INFO, MODELS, CHAT, NO_KEY, WRONG_KEY)
 
 PROXY_DROPS_KEY = (
     "not testable through the API server's proxy (it removes the Authorization header): "
-    "set {variable} to an Ingress URL or a port-forward"
+    "use {variable}=port-forward (the default), ingress or a URL"
 )
 # Said when the API server cannot connect to the pod. A NetworkPolicy that admits only pods
 # (like the tgi_server role's) may keep it out, depending on the cluster's network plugin.
 PROXY_BLOCKED = (
-    " (if a NetworkPolicy admits only pods, the API server's proxy is kept out too: use a "
-    "port-forward, see access.yml, and icc_test_tgi_url)"
+    " (if a NetworkPolicy admits only pods, the API server's proxy is kept out too: use "
+    "icc_test_tgi_url=port-forward, the default)"
 )
+# The rights a port-forward of the Python client needs: it is a WebSocket GET, which the API
+# server authorizes as "get" (from Kubernetes 1.30 on also as "create", as kubectl's POST).
+PORT_FORWARD_RIGHTS = "get and create on pods/portforward"
 GPU_ENV_PREFIXES = ("CUDA_", "NCCL_", "NVIDIA_")
 
 
@@ -70,6 +78,11 @@ class Reply:
 
 # (method, path, JSON body or None, API key or None) -> Reply
 Transport = Callable[[str, str, "dict[str, Any] | None", "str | None"], Reply]
+
+
+class Unreachable(Exception):
+    """Raised by a transport when the way to the pod itself failed (a port-forward refused, or
+    its error channel naming the reason): no request reached TGI, so no check can say more."""
 
 
 @dataclass
@@ -123,6 +136,52 @@ def join_url(base: str, path: str) -> str:
 def service_proxy_path(namespace: str, service: str, port: int | str, path: str) -> str:
     """The API server's proxy path to `path` on a Service's port."""
     return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+
+
+# --- the port-forward --------------------------------------------------------------------------
+
+
+def target_port(service: dict[str, Any], port: int, pod: dict[str, Any]) -> int:
+    """The pod's port behind port `port` of `service` (both as the API returns them, as dicts),
+    as kubectl port-forward svc/... maps it: the Service port's targetPort, a number or the
+    name of a container port; ValueError saying what does not match."""
+    name = (service.get("metadata") or {}).get("name")
+    spec_ports = (service.get("spec") or {}).get("ports") or []
+    found = next((p for p in spec_ports if p.get("port") == port), None)
+    if found is None:
+        listed = ", ".join(str(p.get("port")) for p in spec_ports) or "none"
+        raise ValueError(f"Service {name} has no port {port} (it has {listed})")
+    target = found.get("targetPort")
+    if target is None or target == "":
+        return port
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for declared in container.get("ports") or []:
+            if declared.get("name") == target:
+                return int(declared["containerPort"])
+    pod_name = (pod.get("metadata") or {}).get("name")
+    raise ValueError(
+        f"Service {name} port {port} targets the port named {target!r}, "
+        f"which no container of pod {pod_name} declares"
+    )
+
+
+def forward_refused(pod: str, status: int | None, message: str, variable: str) -> str:
+    """Why no port-forward to `pod` opened (the API server's status and message), with the
+    right it needs and the way that needs none."""
+    instead = (
+        f"or test through the API server's service proxy with -e {variable}=proxy "
+        "(no key reaches TGI there: the keyed checks are skipped)"
+    )
+    if status == 403:
+        return (
+            f"the port-forward to pod {pod} is forbidden: {message}. It needs "
+            f"{PORT_FORWARD_RIGHTS} in the namespace (RBAC; rbac/haw-icc-deployer.yml grants "
+            f"it): ask for it, {instead}"
+        )
+    said = f"{status}: {message}" if status else message
+    return f"no port-forward to pod {pod} ({said}); {instead}"
 
 
 # --- what a reply means ------------------------------------------------------------------------
@@ -274,31 +333,46 @@ class ApiTest:
 
 
 def run_api_checks(tgi: Transport, test: ApiTest, webui: Transport | None = None) -> list[Check]:
-    """Every HTTP check, in order; one failing does not stop the others."""
-    checks = [
-        check_health(tgi("GET", "/health", None, None)),
-        check_info(tgi("GET", "/info", None, None), test.model_id),
-        check_models(tgi("GET", "/v1/models", None, None), test.model_id),
-    ]
+    """Every HTTP check, in order; one failing does not stop the others. When the way to TGI
+    fails (Unreachable), one line says why and the checks not yet run are skipped."""
     body = chat_body(test.model_id, test.prompt, test.max_tokens)
     path = "/v1/chat/completions"
     dropped = PROXY_DROPS_KEY.format(variable=test.url_variable)
-    if not test.carries_key:
-        checks.append(skipped(CHAT, dropped))
-    elif not test.api_key:
-        checks.append(failed(CHAT, f"no API key: {test.key_source} is empty"))
-    else:
-        checks.append(check_chat(tgi("POST", path, body, test.api_key), test.key_source))
-    # Through the proxy no request carries a key, so this one tells the truth there as well.
-    checks.append(check_refused(NO_KEY, tgi("POST", path, body, None), "without an API key"))
-    if test.carries_key:
-        checks.append(
-            check_refused(WRONG_KEY, tgi("POST", path, body, test.wrong_key), "with a wrong key")
-        )
-    else:
-        checks.append(skipped(WRONG_KEY, dropped))
+
+    def chat() -> Check:
+        if not test.carries_key:
+            return skipped(CHAT, dropped)
+        if not test.api_key:
+            return failed(CHAT, f"no API key: {test.key_source} is empty")
+        return check_chat(tgi("POST", path, body, test.api_key), test.key_source)
+
+    def wrong_key() -> Check:
+        if not test.carries_key:
+            return skipped(WRONG_KEY, dropped)
+        return check_refused(WRONG_KEY, tgi("POST", path, body, test.wrong_key), "with a wrong key")
+
+    steps: list[Callable[[], Check]] = [
+        lambda: check_health(tgi("GET", "/health", None, None)),
+        lambda: check_info(tgi("GET", "/info", None, None), test.model_id),
+        lambda: check_models(tgi("GET", "/v1/models", None, None), test.model_id),
+        chat,
+        # Through the proxy no request carries a key, so this one tells the truth there as well.
+        lambda: check_refused(NO_KEY, tgi("POST", path, body, None), "without an API key"),
+        wrong_key,
+    ]
+    checks: list[Check] = []
+    for step in steps:
+        try:
+            checks.append(step())
+        except Unreachable as error:
+            checks.append(failed(PORT_FORWARD, str(error)))
+            checks += [skipped(name, "TGI not reached") for name in TGI_CHECKS[len(checks) - 1 :]]
+            break
     if webui is not None:
-        checks.append(check_webui(webui("GET", "/health", None, None)))
+        try:
+            checks.append(check_webui(webui("GET", "/health", None, None)))
+        except Unreachable as error:
+            checks.append(failed(WEBUI, str(error)))
     return checks
 
 

@@ -22,10 +22,16 @@ description:
     C(gpu) C(nvidia-smi) in the TGI container lists as many GPUs as the pod requests, with
     their name, memory and driver, and the container's C(CUDA_*), C(NCCL_*) and C(NVIDIA_*)
     variables.
-  - TGI is reached through the API server's service proxy unless O(tgi_url) is given. The proxy
-    needs nothing but the kubeconfig, but it removes the C(Authorization) header, the only place
-    TGI reads its key from; so through it the chat and the wrong key are skipped with that
-    reason. Give O(tgi_url) (an Ingress or a C(kubectl port-forward)) to run them.
+  - TGI is reached through a port-forward to its newest Ready pod unless O(tgi_url) is given or
+    O(tgi_access=proxy). The kubernetes client opens the port-forward itself (C(pods/portforward),
+    a WebSocket through the API server to the node's kubelet; no kubectl), one per request, and
+    the request goes over it as it is, API key included, so every check runs. The summary names
+    the pod and its port. Without the right to port-forward the test fails with one line naming
+    the right and the fallback.
+  - Through the API server's service proxy (O(tgi_access=proxy)) nothing but the kubeconfig's
+    access to C(services/proxy) is needed, but the proxy removes the C(Authorization) header,
+    the only place TGI reads its key from; so through it the chat and the wrong key are skipped
+    with that reason. O(tgi_url) (an Ingress, a forward of your own) runs every check too.
   - The GPU test runs C(nvidia-smi) and C(env) through the API server's exec. Where exec is not
     allowed (no C(create) on C(pods/exec)) or the node does not serve it, the check is skipped
     with that reason; a pod without GPUs skips it too.
@@ -48,22 +54,35 @@ options:
   tgi_url:
     description:
       - Base URL of TGI's API for a direct request, for example an Ingress
-        (V(https://llm.example.org)) or a port-forward (V(http://127.0.0.1:3333)).
-      - Unset, requests go through the API server's service proxy to O(tgi_service), which
-        cannot carry the API key (see the description).
+        (V(https://llm.example.org)) or a C(kubectl port-forward) of your own
+        (V(http://127.0.0.1:3333)).
+      - Unset, O(tgi_access) says how TGI is reached.
     type: str
+  tgi_access:
+    description:
+      - How TGI is reached when O(tgi_url) is not given.
+      - V(port-forward) opens a port-forward per request to the newest Ready pod behind
+        O(tgi_service), to the pod's port that the Service's port O(tgi_service_port) targets (a
+        number, or the name of a container port), as C(kubectl port-forward svc/...) does.
+        Needs C(get) and C(create) on C(pods/portforward) (the Python client's WebSocket is a GET;
+        Kubernetes 1.30 and later also ask for C(create)).
+      - V(proxy) goes through the API server's service proxy to O(tgi_service), which cannot
+        carry the API key (see the description).
+    type: str
+    choices: [port-forward, proxy]
+    default: port-forward
   tgi_service:
     description: The TGI Service, used for the service proxy and to find the TGI pod.
     type: str
     default: tgi
   tgi_service_port:
-    description: The TGI Service's port.
+    description: The TGI Service's port (a port-forward goes to the pod's port it targets).
     type: int
     default: 3333
   tgi_api_key:
     description:
-      - TGI's API key. Unset, it is read from O(tgi_api_key_secret) in the namespace, and only
-        when O(tgi_url) is given, since the proxy cannot carry it.
+      - TGI's API key. Unset, it is read from O(tgi_api_key_secret) in the namespace, unless
+        TGI is reached through the proxy, which cannot carry it.
       - Not to be confused with O(api_key), the token for the Kubernetes API.
     type: str
   tgi_api_key_secret:
@@ -76,9 +95,17 @@ options:
     default: true
   open_webui_url:
     description:
-      - Base URL of Open WebUI for a direct request; unset, through the service proxy to
-        O(open_webui_service).
+      - Base URL of Open WebUI for a direct request; unset, O(open_webui_access) says how.
     type: str
+  open_webui_access:
+    description:
+      - How Open WebUI is reached when O(open_webui_url) is not given, as O(tgi_access) says for
+        TGI. V(port-forward) goes to the newest Ready pod behind O(open_webui_service), V(proxy)
+        through the API server's service proxy (its C(/health) needs no key, so both test the
+        same).
+    type: str
+    choices: [port-forward, proxy]
+    default: port-forward
   open_webui_service:
     description: The Open WebUI Service.
     type: str
@@ -127,10 +154,15 @@ attributes:
     platforms: all
 notes:
   - The client for the API server comes from kubernetes.core with its connection options and
-    their E(K8S_AUTH_*) variables, like every module of the collection; direct URLs are
-    requested with the proxy settings of the controller's environment.
+    their E(K8S_AUTH_*) variables, like every module of the collection; the port-forwards are
+    opened with it too; direct URLs are requested with the proxy settings of the controller's
+    environment.
   - The rights it uses in the namespace are C(get) on Services and Secrets (the key), C(list)
-    on pods, C(get) on C(services/proxy), and C(create) on C(pods/exec) for the GPU test.
+    on pods, C(get) and C(create) on C(pods/portforward) (or, through the proxy, on
+    C(services/proxy)), and C(create) on C(pods/exec) for the GPU test.
+  - A port-forward goes from the node's kubelet to the pod's own port, so a NetworkPolicy never
+    keeps it out; the service proxy comes from the API server, which a policy admitting only
+    pods may keep out.
   - With the collection's NetworkPolicy on, an Ingress controller reaches TGI only when its
     namespace is in C(tgi_network_policy_extra_from).
 requirements:
@@ -141,10 +173,18 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Test through the API server's proxy (the keyed checks are skipped)
+- name: Every check, through a port-forward the module opens to the TGI pod
   haw.icc.tgi_api_test:
     namespace: wabc123-default
     model_id: Qwen/Qwen2.5-1.5B-Instruct
+  register: __api_test
+
+- name: Through the API server's proxy (the keyed checks are skipped)
+  haw.icc.tgi_api_test:
+    namespace: wabc123-default
+    model_id: Qwen/Qwen2.5-1.5B-Instruct
+    tgi_access: proxy
+    open_webui_access: proxy
 
 - name: Every check, through kubectl -n wabc123-default port-forward svc/tgi 3333
   haw.icc.tgi_api_test:
@@ -152,7 +192,6 @@ EXAMPLES = r"""
     model_id: Qwen/Qwen2.5-1.5B-Instruct
     tgi_url: http://127.0.0.1:3333
     gpu_test: false
-  register: __api_test
 
 - name: Show the tokens per second
   ansible.builtin.debug:
@@ -190,12 +229,12 @@ via:
   description: How TGI was reached.
   returned: always
   type: str
-  sample: the API server's service proxy (services/tgi:3333)
+  sample: a port-forward to pod tgi-6d4f9c7b8-x2kqz (port 80)
 msg:
   description: How many checks passed or were skipped, or which failed and why.
   returned: always
   type: str
-  sample: "6 checks passed, 2 skipped"
+  sample: "8 checks passed"
 """
 
 
@@ -211,12 +250,14 @@ ARGUMENT_SPEC = dict(
     namespace=dict(type="str", required=True),
     model_id=dict(type="str", required=True),
     tgi_url=dict(type="str"),
+    tgi_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
     tgi_service=dict(type="str", default="tgi"),
     tgi_service_port=dict(type="int", default=3333),
     tgi_api_key=dict(type="str", no_log=True),
     tgi_api_key_secret=dict(type="str", default="tgi-api-key", no_log=False),
     open_webui=dict(type="bool", default=True),
     open_webui_url=dict(type="str"),
+    open_webui_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
     open_webui_service=dict(type="str", default="open-webui"),
     open_webui_service_port=dict(type="int", default=8080),
     gpu_test=dict(type="bool", default=True),

@@ -1,10 +1,11 @@
 """test.yml, the API smoke test, against a deployment in the sandbox, with the student's rights.
 
-The GPU test execs nvidia-smi and env in the TGI pod: the sandbox's kubelets serve exec. The
-sandbox has no Ingress controller and no kubelet port-forward. Its pods' IPs are reachable
-from this machine, and each Ready TGI pod is served by the TGI stand-in (which checks the API
-key like TGI does), so `http://<pod IP>:<container port>` stands in for the port-forward or
-Ingress URL a user would give in icc_test_tgi_url.
+By default test.yml reaches TGI and Open WebUI through port-forwards the Kubernetes client opens
+itself: the API server hands them to the node's kubelet, which the sandbox simulates
+(icc_sandbox.portforward_stream), and each Ready TGI pod is served by the TGI stand-in (which
+checks the API key like TGI does). The GPU test execs nvidia-smi and env in the TGI pod, also
+through the kubelet. The sandbox has no Ingress controller: for icc_test_tgi_url as a URL the
+tests open a local port-forward of their own, as `kubectl port-forward` gives a user.
 """
 
 from __future__ import annotations
@@ -12,20 +13,28 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import select
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
-from views import FAST, FIRST_MODEL, SMALLER_MODEL, tgi_url
+from kubernetes.stream import portforward
+from views import FAST, FIRST_MODEL, SMALLER_MODEL
 from waiting import wait_until
 
 from playbooks import run_playbook, write_inventory
 
 PROXY_SKIP = (
     "not testable through the API server's proxy (it removes the Authorization header): "
-    "set icc_test_tgi_url to an Ingress URL or a port-forward"
+    "use icc_test_tgi_url=port-forward (the default), ingress or a URL"
+)
+CHAT_LINE = re.compile(
+    r"200 in \d+\.\d\ds: (\d+) tokens, ([\d.]+) tokens/s \(key from Secret tgi-api-key\)"
 )
 
 
@@ -36,7 +45,7 @@ def check_line(output: str, state: str, name: str) -> str:
     return match.group(1)
 
 
-def pod_url(core: client.CoreV1Api, namespace: str, name: str, port: int) -> str:
+def ready_pod(core: client.CoreV1Api, namespace: str, name: str) -> str:
     pods = core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/name={name}")
     ready = [
         pod
@@ -44,7 +53,47 @@ def pod_url(core: client.CoreV1Api, namespace: str, name: str, port: int) -> str
         if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
     ]
     assert len(ready) == 1, [pod.metadata.name for pod in pods.items]
-    return f"http://{ready[0].status.pod_ip}:{port}"
+    return ready[0].metadata.name
+
+
+@contextmanager
+def local_forward(core: client.CoreV1Api, namespace: str, pod: str, port: int) -> Iterator[str]:
+    """http://127.0.0.1:<free port>, each connection relayed through a port-forward to the pod's
+    port: what `kubectl port-forward` gives a user, opened with the Kubernetes client."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def relay(local: socket.socket) -> None:
+        forward = portforward(
+            core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+        )
+        remote = forward.socket(port)
+        try:
+            while True:
+                readable, _, _ = select.select([local, remote], [], [], 60)
+                if not readable:
+                    return
+                for source in readable:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (remote if source is local else local).sendall(data)
+        finally:
+            local.close()
+            forward.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                local, _ = server.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=relay, args=(local,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +114,59 @@ def deployed(sandbox, core, tmp_path_factory) -> Iterator[tuple[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def direct(deployed, core) -> dict[str, str]:
-    """The direct URLs (stand-ins for a port-forward) of TGI and Open WebUI."""
+def direct(deployed, core) -> Iterator[dict[str, str]]:
+    """Direct URLs of TGI and Open WebUI: local port-forwards of the test's own."""
     namespace, _ = deployed
-    return {
-        "icc_test_tgi_url": tgi_url(core, namespace, ""),
-        "icc_test_open_webui_url": pod_url(core, namespace, "open-webui", 8080),
-    }
+    tgi, webui = ready_pod(core, namespace, "tgi"), ready_pod(core, namespace, "open-webui")
+    with (
+        local_forward(core, namespace, tgi, 80) as tgi_url,
+        local_forward(core, namespace, webui, 8080) as webui_url,
+    ):
+        yield {"icc_test_tgi_url": tgi_url, "icc_test_open_webui_url": webui_url}
+
+
+def forward_requests(sandbox, namespace: str, since_line: int) -> list[tuple[str, str, int]]:
+    """(verb, pod, status code) of the student's port-forwards into `namespace` since the mark."""
+    return [
+        (entry["verb"], entry["objectRef"]["name"], entry["responseStatus"]["code"])
+        for entry in sandbox.student_requests(namespace, since_line)
+        if entry["objectRef"].get("subresource") == "portforward"
+    ]
+
+
+@pytest.mark.sandbox
+def test_by_default_every_check_runs_through_a_port_forward_with_the_key(deployed, core, sandbox):
+    """No variable: TGI is asked with the key, through port-forwards the client opens itself,
+    under the student's Role (the collection's), and nothing is refused."""
+    namespace, inventory = deployed
+    mark = sandbox.audit_lines()
+    run = run_playbook("test.yml", inventory)
+    assert run.rc == 0, run.output[-4000:]
+    pod = ready_pod(core, namespace, "tgi")
+    assert f"API test of {namespace} through a port-forward to pod {pod} (port 80)" in run.output
+    tokens, rate = CHAT_LINE.match(check_line(run.output, "ok", "chat with the key")).groups()
+    assert int(tokens) > 0 and float(rate) > 0
+    assert check_line(run.output, "ok", "no key refused") == "401 without an API key"
+    assert check_line(run.output, "ok", "wrong key refused") == "401 with a wrong key"
+    assert f"serves {FIRST_MODEL} (TGI" in check_line(run.output, "ok", "tgi info")
+    assert check_line(run.output, "ok", "open-webui health").startswith("200")
+    summary = f"API test of {namespace} through a port-forward to pod {pod} (port 80): "
+    assert f'"msg": "{summary}8 checks passed"' in run.output  # none skipped
+    # One port-forward per request (six to TGI, one to Open WebUI): the Python client's
+    # WebSocket is a GET, authorized as "get" on pods/portforward, and never refused.
+    forwards = forward_requests(sandbox, namespace, mark)
+    assert len(forwards) == 7, forwards
+    assert {verb for verb, _, _ in forwards} == {"get"}
+    assert [name for _, name, _ in forwards].count(pod) == 6
+    assert all(code < 400 for _, _, code in forwards), forwards
+    key = base64.b64decode(core.read_namespaced_secret("tgi-api-key", namespace).data["api-key"])
+    assert key.decode() not in run.output
 
 
 @pytest.mark.sandbox
 def test_through_the_proxy_the_open_checks_pass_and_the_keyed_ones_are_skipped(deployed):
     namespace, inventory = deployed
-    run = run_playbook("test.yml", inventory)
+    run = run_playbook("test.yml", inventory, extra_vars={"icc_test_tgi_url": "proxy"})
     assert run.rc == 0, run.output[-4000:]
     assert "through the API server's service proxy (services/tgi:3333)" in run.output
     assert check_line(run.output, "ok", "tgi health").startswith("200")
@@ -89,6 +178,7 @@ def test_through_the_proxy_the_open_checks_pass_and_the_keyed_ones_are_skipped(d
     assert check_line(run.output, "ok", "no key refused") == "401 without an API key"
     assert check_line(run.output, "ok", "open-webui health").startswith("200")
     assert f"API test of {namespace} through the API server's service proxy" in run.output
+    assert "6 checks passed, 2 skipped" in run.output
 
 
 @pytest.mark.sandbox
@@ -106,10 +196,9 @@ def test_direct_url_runs_every_check_with_the_key_from_the_secret(deployed, dire
     namespace, inventory = deployed
     run = run_playbook("test.yml", inventory, "-vvv", extra_vars=direct)
     assert run.rc == 0, run.output[-4000:]
+    assert f"through {direct['icc_test_tgi_url']} (direct)" in run.output
     chat = check_line(run.output, "ok", "chat with the key")
-    assert re.match(
-        r"200 in \d+\.\d\ds: \d+ tokens, [\d.]+ tokens/s \(key from Secret tgi-api-key\)", chat
-    ), chat
+    assert CHAT_LINE.match(chat), chat
     assert check_line(run.output, "ok", "no key refused") == "401 without an API key"
     assert check_line(run.output, "ok", "wrong key refused") == "401 with a wrong key"
     assert check_line(run.output, "ok", "open-webui health").startswith("200")
@@ -122,10 +211,10 @@ def test_direct_url_runs_every_check_with_the_key_from_the_secret(deployed, dire
 
 
 @pytest.mark.sandbox
-def test_direct_url_with_a_wrong_key_fails_the_keyed_check(deployed, direct):
+def test_a_wrong_key_fails_the_keyed_check(deployed):
     _, inventory = deployed
     wrong = "not-the-key-" + secrets.token_hex(8)
-    run = run_playbook("test.yml", inventory, extra_vars={**direct, "tgi_api_key": wrong})
+    run = run_playbook("test.yml", inventory, extra_vars={"tgi_api_key": wrong})
     assert run.rc != 0
     assert check_line(run.output, "FAIL", "chat with the key") == (
         "TGI refused the API key from tgi_api_key (401): it is not the key TGI was started with"
@@ -162,8 +251,8 @@ def test_bad_settings_are_refused_one_line_each_before_any_request(deployed):
     assert "- icc_test_tgi_url: 'http://h:99999' is not allowed" in port.output
     assert run.rc != 0
     for line in (
-        "- icc_test_tgi_url: 'ftp://example.invalid' is not allowed: proxy, ingress or an "
-        "http(s):// base URL (a host, optionally a port and a path; no query)",
+        "- icc_test_tgi_url: 'ftp://example.invalid' is not allowed: port-forward, proxy, ingress "
+        "or an http(s):// base URL (a host, optionally a port and a path; no query)",
         "- icc_test_open_webui_url=ingress needs open_webui_ingress_enabled: true and "
         "open_webui_ingress_host",
         "- icc_test_max_tokens: 'many' is not an integer",
@@ -234,3 +323,63 @@ def test_without_rights_to_exec_the_gpu_test_is_skipped_saying_why(
         "you may not exec into pods in this namespace (RBAC: create on pods/exec)"
     )
     assert check_line(run.output, "ok", "chat with the key").startswith("200")
+
+
+@pytest.mark.sandbox
+def test_without_the_right_to_port_forward_one_line_names_it_and_the_proxy_still_works(
+    deployed, core, admin_client, student_client, sandbox
+):
+    """The student's Role without pods/portforward (as on a cluster that grants less): the API
+    server refuses the forward (403 in its audit log), test.yml fails with one line naming the
+    right and the fallback, and the fallback works."""
+    namespace, inventory = deployed
+    rbac = client.RbacAuthorizationV1Api(admin_client)
+    rules = client.ApiClient().sanitize_for_serialization(
+        rbac.read_namespaced_role("haw-icc-deployer", namespace).rules
+    )
+    kept = [rule for rule in rules if "pods/portforward" not in rule["resources"]]
+    assert len(kept) == len(rules) - 1
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb="get", resource="pods", subresource="portforward"
+            )
+        )
+    )
+    authz = client.AuthorizationV1Api(student_client)
+
+    def may_forward() -> bool:
+        return authz.create_self_subject_access_review(review).status.allowed
+
+    assert may_forward()
+    rbac.patch_namespaced_role("haw-icc-deployer", namespace, {"rules": kept})
+    try:
+        wait_until(lambda: not may_forward(), 10, "the right to be gone")
+        mark = sandbox.audit_lines()
+        run = run_playbook("test.yml", inventory)
+        assert run.rc != 0
+        pod = ready_pod(core, namespace, "tgi")
+        line = check_line(run.output, "FAIL", "tgi port-forward")
+        assert line.startswith(f'the port-forward to pod {pod} is forbidden: pods "{pod}" is ')
+        assert 'cannot get resource "pods/portforward"' in line
+        assert line.endswith(
+            "It needs get and create on pods/portforward in the namespace (RBAC; "
+            "rbac/haw-icc-deployer.yml grants it): ask for it, or test through the API server's "
+            "service proxy with -e icc_test_tgi_url=proxy (no key reaches TGI there: the keyed "
+            "checks are skipped)"
+        )
+        assert check_line(run.output, "skip", "chat with the key") == "TGI not reached"
+        assert "is forbidden" in check_line(run.output, "FAIL", "open-webui health")
+        assert ("get", pod, 403) in forward_requests(sandbox, namespace, mark)
+
+        fallback = run_playbook(
+            "test.yml",
+            inventory,
+            extra_vars={"icc_test_tgi_url": "proxy", "icc_test_open_webui_url": "proxy"},
+        )
+        assert fallback.rc == 0, fallback.output[-4000:]
+        assert check_line(fallback.output, "skip", "chat with the key") == PROXY_SKIP
+        assert "6 checks passed, 2 skipped" in fallback.output
+    finally:
+        rbac.patch_namespaced_role("haw-icc-deployer", namespace, {"rules": rules})
+        wait_until(may_forward, 10, "the right to be back")

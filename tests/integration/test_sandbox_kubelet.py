@@ -1,18 +1,20 @@
-"""The student reads pod logs and execs into pods through the API server and reaches pods through
-its service proxy, as operating playbooks do: all go through the sandbox's simulated kubelets and
-pod network."""
+"""The student reads pod logs, execs into pods and port-forwards to them through the API server and
+reaches pods through its service proxy, as operating playbooks do: all go through the sandbox's
+simulated kubelets and pod network."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import time
 
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import parse_gpu_csv, query_command
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from views import V100, gpu_container, pod_manifest
 from waiting import wait_until
 
@@ -191,3 +193,46 @@ def test_exec_into_a_crash_looping_container_is_refused_by_the_kubelet(student, 
     # The kubelet's answer, relayed by the API server as the handshake's status and body.
     assert "Handshake status 500" in str(error.value)
     assert 'container not found ("tgi")' in str(error.value)
+
+
+def forwarded_get(core, namespace, name, port, path) -> tuple[int, bytes, str | None]:
+    """(status, body, the port's error) of one HTTP GET through the student's port-forward: the
+    Python client's WebSocket through the API server to the node's kubelet."""
+    forward = portforward(
+        core.connect_get_namespaced_pod_portforward, name, namespace, ports=str(port)
+    )
+    connection = http.client.HTTPConnection("localhost", port, timeout=20)
+    connection.sock = forward.socket(port)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read(), forward.error(port)
+    except (OSError, http.client.HTTPException):
+        return 0, b"", forward.error(port)
+    finally:
+        forward.close()
+
+
+def test_port_forward_reaches_the_pods_port_and_a_closed_port_says_why(student, core, namespace):
+    args = ["--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--num-shard", "1"]
+    create_pod(core, namespace, "tgi", gpu_container("tgi", TGI, 1, args), {READY_AFTER: "1"})
+    wait_until(lambda: ready(student, namespace, "tgi"), 30, "the TGI pod to be Ready")
+    status, body, error = wait_until(
+        lambda: (answer := forwarded_get(student, namespace, "tgi", 80, "/info"))[0] and answer,
+        30,
+        "TGI through a port-forward",
+    )
+    assert (status, json.loads(body)["model_id"], error) == (
+        200,
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        None,
+    )
+
+    status, _, error = forwarded_get(student, namespace, "tgi", 81, "/info")
+    assert status == 0
+    assert re.fullmatch(
+        r"error forwarding port 81 to pod [0-9a-f]{64}, uid : failed to execute portforward in "
+        r'network namespace "/var/run/netns/cni-[0-9a-f-]{36}": failed to dial 81: '
+        r"dial tcp4 127\.0\.0\.1:81: connect: connection refused",
+        error,
+    ), error

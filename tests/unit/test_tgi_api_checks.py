@@ -85,7 +85,7 @@ def test_through_the_proxy_the_keyed_checks_are_skipped_and_no_key_still_tested(
     named = by_name(checks)
     reason = (
         "not testable through the API server's proxy (it removes the Authorization header): "
-        "set icc_test_tgi_url to an Ingress URL or a port-forward"
+        "use icc_test_tgi_url=port-forward (the default), ingress or a URL"
     )
     assert named[t.CHAT] == t.Check(t.CHAT, True, True, reason, 0.0)
     assert named[t.WRONG_KEY].skipped and named[t.WRONG_KEY].detail == reason
@@ -138,7 +138,102 @@ def test_a_proxy_that_cannot_reach_the_pod_hints_at_the_network_policy():
     }
     detail = t.check_health(t.Reply(503, json.dumps(status).encode())).detail
     assert detail.startswith("the API server answered 503: error trying to reach service: dial")
-    assert detail.endswith("use a port-forward, see access.yml, and icc_test_tgi_url)")
+    assert detail.endswith("is kept out too: use icc_test_tgi_url=port-forward, the default)")
+
+
+def test_a_port_forward_that_does_not_open_is_one_line_and_the_rest_is_not_run(standin):
+    """Unreachable from the transport (the port-forward refused): one FAIL line says why, the
+    TGI checks not run are skipped, Open WebUI's own way is still tried."""
+    test = t.ApiTest(MODEL, KEY, "Secret tgi-api-key", "wrong", carries_key=True)
+
+    def refused(*_request):
+        raise t.Unreachable("the port-forward to pod tgi-1 is forbidden: ...")
+
+    webui = canned({("GET", "/health"): t.Reply(200, b'{"status":true}', 0.1)})
+    checks = t.run_api_checks(refused, test, webui)
+    assert [(c.name, c.state) for c in checks] == [
+        ("tgi port-forward", "FAIL"),
+        ("tgi health", "skip"),
+        ("tgi info", "skip"),
+        ("tgi models", "skip"),
+        ("chat with the key", "skip"),
+        ("no key refused", "skip"),
+        ("wrong key refused", "skip"),
+        ("open-webui health", "ok"),
+    ]
+    assert checks[0].detail == "the port-forward to pod tgi-1 is forbidden: ..."
+    assert {c.detail for c in checks[1:7]} == {"TGI not reached"}
+    assert t.summary(checks) == (
+        "1 of 8 checks failed: tgi port-forward: the port-forward to pod tgi-1 is forbidden: ..."
+    )
+    # Failing later (after three checks got through) keeps what they saw.
+    calls = []
+
+    def fails_at_the_chat(method, path, body, key):
+        calls.append(path)
+        if len(calls) == 4:
+            raise t.Unreachable("the port-forward to pod tgi-1 port 80 failed: reset")
+        return loopback(standin.url)(method, path, body, key)
+
+    later = t.run_api_checks(fails_at_the_chat, test, refused)
+    assert [c.state for c in later] == ["ok", "ok", "ok", "FAIL", "skip", "skip", "skip", "FAIL"]
+    assert later[3].name == "tgi port-forward" and later[4].name == "chat with the key"
+    assert later[-1].name == "open-webui health" and "forbidden" in later[-1].detail
+
+
+def test_a_refused_port_forward_names_the_right_and_the_proxy_as_fallback():
+    said = t.forward_refused(
+        "tgi-1",
+        403,
+        'pods "tgi-1" is forbidden: User "s" cannot get resource "pods/portforward" in API '
+        'group "" in the namespace "ns"',
+        "icc_test_tgi_url",
+    )
+    assert said == (
+        'the port-forward to pod tgi-1 is forbidden: pods "tgi-1" is forbidden: User "s" cannot '
+        'get resource "pods/portforward" in API group "" in the namespace "ns". It needs get and '
+        "create on pods/portforward in the namespace (RBAC; rbac/haw-icc-deployer.yml grants "
+        "it): ask for it, or test through the API server's service proxy with "
+        "-e icc_test_tgi_url=proxy (no key reaches TGI there: the keyed checks are skipped)"
+    )
+    other = t.forward_refused("w-1", 500, "error dialing backend", "icc_test_open_webui_url")
+    assert other.startswith("no port-forward to pod w-1 (500: error dialing backend); or test")
+    assert other.endswith(
+        "-e icc_test_open_webui_url=proxy (no key reaches TGI there: the keyed checks are skipped)"
+    )
+
+
+SERVICE = {
+    "metadata": {"name": "tgi"},
+    "spec": {
+        "ports": [
+            {"name": "http", "port": 3333, "targetPort": "http"},
+            {"name": "metrics", "port": 9000, "targetPort": 9090},
+            {"name": "same", "port": 8000},
+        ]
+    },
+}
+POD = {
+    "metadata": {"name": "tgi-1"},
+    "spec": {"containers": [{"name": "tgi", "ports": [{"name": "http", "containerPort": 80}]}]},
+}
+
+
+def test_the_forwarded_port_is_the_one_the_services_port_targets():
+    assert t.target_port(SERVICE, 3333, POD) == 80  # by the container port's name
+    assert t.target_port(SERVICE, 9000, POD) == 9090  # a number
+    assert t.target_port(SERVICE, 8000, POD) == 8000  # none: the Service's port itself
+    with pytest.raises(
+        ValueError, match=r"^Service tgi has no port 80 \(it has 3333, 9000, 8000\)$"
+    ):
+        t.target_port(SERVICE, 80, POD)
+    unnamed = {"metadata": {"name": "tgi-2"}, "spec": {"containers": [{"name": "tgi"}]}}
+    with pytest.raises(ValueError) as error:
+        t.target_port(SERVICE, 3333, unnamed)
+    assert str(error.value) == (
+        "Service tgi port 3333 targets the port named 'http', which no container of pod "
+        "tgi-2 declares"
+    )
 
 
 def test_chat_reply_without_usage_fails():
