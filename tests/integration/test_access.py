@@ -80,7 +80,8 @@ def test_print_shows_both_port_forwards_the_urls_and_the_ingress(inventory):
         "http://127.0.0.1:8080",
         "TGI API through its Ingress: https://llm.example.org/v1",  # with TLS
         "Open WebUI through its Ingress: http://chat.example.org",  # without
-        f"-l {NAMESPACE} -e icc_test_tgi_url=http://127.0.0.1:3333 "
+        f"playbooks/test.yml -l {NAMESPACE} (it opens port-forwards of its own); through these "
+        "instead: -e icc_test_tgi_url=http://127.0.0.1:3333 "
         "-e icc_test_open_webui_url=http://127.0.0.1:8080",
     ):
         assert line in run.output, run.output[-3000:]
