@@ -22,6 +22,7 @@ from typing import Any
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
     is_dns_subdomain,
+    is_secret_value,
     quantity_value,
     value_errors,
 )
@@ -44,6 +45,10 @@ TYPE_WORDS = {
 # The keys of an argument spec option that take part in validation (not the docs).
 _SPEC_KEYS = ("type", "elements", "choices", "required", "no_log", "options", "aliases")
 MIN_STARTUP_SECONDS = 10
+# A key that is all that stands between the network and the API (tgi_api_key) or that signs
+# the login sessions (open_webui_secret_key): a short one is guessed. The generated ones have
+# 48 letters and digits (haw.icc.keep_secrets).
+MIN_KEY_LENGTH = 16
 
 
 def _option_spec(option: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +157,17 @@ def _startup(values: Mapping[str, Any], name: str) -> list[str]:
     return []
 
 
+def _key_length(values: Mapping[str, Any], name: str) -> list[str]:
+    """A given key shorter than MIN_KEY_LENGTH, named without its value (nor its length)."""
+    key = values.get(name)
+    if is_secret_value(key) and len(key) < MIN_KEY_LENGTH:
+        return [
+            f"{name}: its value is not allowed: a key of at least {MIN_KEY_LENGTH} characters "
+            "(a short one is guessed); leave it unset and a long one is generated"
+        ]
+    return []
+
+
 def _memory(values: Mapping[str, Any], request: str, limit: str) -> list[str]:
     asked, capped = quantity_value(values.get(request)), quantity_value(values.get(limit))
     if asked is not None and capped is not None and asked > capped:
@@ -184,6 +200,7 @@ def tgi_server_problems(values: Mapping[str, Any], secret: frozenset) -> list[st
     settings = {name: values.get(name) for name in SETTINGS}
     errors = validate_tgi_settings(settings, values.get("icc_gpu_catalog"))
     errors += value_errors(values, TGI_SERVER_KINDS, secret)
+    errors += _key_length(values, "tgi_api_key")
     errors += _required_if(values, "tgi_ingress_enabled", "tgi_ingress_host")
     errors += _annotations(values, "tgi_ingress_annotations")
     errors += _startup(values, "tgi_startup_timeout_seconds")
@@ -217,6 +234,7 @@ OPEN_WEBUI_KINDS = {
 
 def open_webui_problems(values: Mapping[str, Any], secret: frozenset) -> list[str]:
     errors = value_errors(values, OPEN_WEBUI_KINDS, secret)
+    errors += _key_length(values, "open_webui_secret_key")
     errors += _required_if(values, "open_webui_ingress_enabled", "open_webui_ingress_host")
     errors += _annotations(values, "open_webui_ingress_annotations")
     email = values.get("open_webui_admin_email")

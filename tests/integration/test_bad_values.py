@@ -187,7 +187,9 @@ def test_a_volume_that_would_shrink_is_refused_before_any_write(inventory, names
     writes = len(sandbox.student_writes(namespace))
 
     run = run_playbook(
-        "deploy.yml", inventory, extra_vars={"tgi_cache_size": "500Mi", "tgi_api_key": "new-key"}
+        "deploy.yml",
+        inventory,
+        extra_vars={"tgi_cache_size": "500Mi", "tgi_api_key": "a-new-key-of-24-chars-ok"},
     )
 
     assert run.rc != 0

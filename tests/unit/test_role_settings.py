@@ -213,3 +213,46 @@ def test_playbook_options_typed_from_strings_with_defaults_for_the_unset():
 def test_a_bad_playbook_option_gets_one_line_naming_it(values, message):
     _typed, errors = playbook_settings(PLAYBOOK_OPTIONS, values)
     assert errors == [message]
+
+
+# A given key shorter than 16 characters is refused, never quoted (issue 17); the generated
+# ones have 48 (haw.icc.keep_secrets' default length).
+SHORT_KEYS = [
+    ("tgi_server", "tgi_api_key", "x"),
+    ("tgi_server", "tgi_api_key", "fifteen-chars-k"),
+    ("open_webui", "open_webui_secret_key", "session"),
+]
+
+
+@pytest.mark.parametrize(("role", "name", "key"), SHORT_KEYS)
+def test_a_short_key_is_refused_naming_the_minimum_not_the_value(role, name, key):
+    settings, errors = role_settings(role, options(role), defaults(role, **{name: key}))
+    assert errors == [
+        f"{name}: its value is not allowed: a key of at least 16 characters (a short one is "
+        "guessed); leave it unset and a long one is generated"
+    ]
+    assert key not in errors[0] and name not in settings
+
+
+@pytest.mark.parametrize("key", ["sixteen-chars-ok", "A" * 48])
+def test_keys_of_16_characters_and_more_are_accepted(key):
+    for role, name in (("tgi_server", "tgi_api_key"), ("open_webui", "open_webui_secret_key")):
+        _settings, errors = role_settings(role, options(role), defaults(role, **{name: key}))
+        assert errors == [], (name, errors)
+
+
+def test_a_password_and_the_hub_token_keep_their_own_rules():
+    # Open WebUI's admin password is a person's (Open WebUI's rules apply); the Hugging Face
+    # token is issued by the Hub: neither gets the key minimum.
+    _settings, errors = role_settings(
+        "open_webui",
+        options("open_webui"),
+        defaults(
+            "open_webui", open_webui_admin_email="a@example.org", open_webui_admin_password="pw"
+        ),
+    )
+    assert errors == []
+    _settings, errors = role_settings(
+        "tgi_server", options("tgi_server"), defaults("tgi_server", tgi_hf_token="hf_short")
+    )
+    assert errors == []
