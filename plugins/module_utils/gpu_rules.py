@@ -5,11 +5,12 @@
 `assess` takes the TGI settings (the tgi_server role's variables, the dict tgi_workload takes)
 and judges every rule in RULES: the TGI image's CUDA build against the GPU's compute
 capability, how several GPUs are used (module_utils/multi_gpu.py), the architectures that need
-flash attention, the quantize method's minimum compute capability, and whether the memory per
-GPU fits (module_utils/model_sizing.py). Each refusal comes with its reason and concrete
-alternatives, found by judging the same model on other GPU types, other GPU counts, another
-quantization, fewer tokens or as a smaller model. `ignore_rules` lets an expert turn a refusal
-into a warning.
+flash attention, the quantize method's minimum compute capability, whether the memory per
+GPU fits (module_utils/model_sizing.py), and whether the token limits stay within the model's
+context length (known from its config only: never guessed). Each refusal comes with its reason
+and concrete alternatives, found by judging the same model on other GPU types, other GPU
+counts, another quantization, fewer tokens or as a smaller model. `ignore_rules` lets an
+expert turn a refusal into a warning.
 
 The rules come from TGI's model loader (v3.3) and its release notes; some are inferred, not
 tested on a V100 (see FACTS.md), hence the override. Pure Python: no Ansible imports, no I/O
@@ -33,6 +34,7 @@ from ansible_collections.haw.icc.plugins.module_utils.model_sizing import (
     DEFAULT_KV_TOKENS,
     GIB,
     SizingError,
+    context_length,
     describe_model,
     parse_parameter_count,
     size_model,
@@ -65,6 +67,8 @@ RULES: dict[str, str] = {
     "capability; on 7.0 only bitsandbytes works",
     "model-fits": "the memory per GPU (weights, KV cache, CUDA context, activations, logits) "
     "must fit the GPU's memory x cuda_memory_fraction",
+    "context-length": "tgi_max_total_tokens and tgi_max_input_tokens stay within the model's "
+    "context length, when its config is known",
 }
 REQUEST_RULE = "request"  # the id of refusals about the request itself
 
@@ -303,6 +307,39 @@ def _fits_rule(sizing: Mapping | None, sizing_error: str | None, gpu: Mapping, u
     )
 
 
+# Launcher flags that stretch the model's context (TGI's RoPE scaling): the model's own
+# context length no longer bounds the token limits.
+ROPE_SCALING_FLAGS = ("--rope-scaling", "--rope-factor")
+
+
+def _context_rule(values: Mapping, traits: Mapping) -> tuple[str, str]:
+    context = context_length(traits["config"])
+    if context is None:
+        return NOT_APPLICABLE, "the model's context length is unknown (no config from the Hub)"
+    tokens = context["tokens"]
+    flags = [
+        arg for arg in values["tgi_extra_args"] or [] if str(arg).startswith(ROPE_SCALING_FLAGS)
+    ]
+    if flags:
+        return NOT_APPLICABLE, (
+            f"tgi_extra_args scales RoPE ({', '.join(flags)}): the model's context of {tokens} "
+            "tokens no longer bounds the token limits"
+        )
+    total, prompt = values["tgi_max_total_tokens"], values["tgi_max_input_tokens"]
+    beyond = []
+    if total is not None and total > tokens:
+        beyond.append(f"tgi_max_total_tokens {total} (at most {tokens})")
+    if prompt is not None and prompt >= tokens:
+        beyond.append(f"tgi_max_input_tokens {prompt} (at most {tokens - 1}: one for the answer)")
+    where = f"{values['tgi_model_id']} attends to at most {tokens} tokens ({context['source']})"
+    if beyond:
+        return REFUSE, (
+            f"{' and '.join(beyond)}: {where}; it was not trained for longer sequences, so TGI "
+            "would answer garbage past them or fail"
+        )
+    return PASS, f"the token limits fit: {where}"
+
+
 def _evaluate(
     values: Mapping, catalog: Mapping, hub: Mapping | None, parameters: Any, sequences: int
 ) -> dict[str, Any]:
@@ -353,6 +390,9 @@ def _evaluate(
         verdicts["flash-attention-required"] = _flash_attention_rule(capability, architecture)
         verdicts["quantization-compute-capability"] = _quantization_rule(capability, traits)
         verdicts["model-fits"] = _fits_rule(sizing, sizing_error, gpu, usable)
+    # Judged on the limits as given: sizing's default for an unset tgi_max_total_tokens (the
+    # context, when shorter than 4096) is TGI's, not the user's.
+    verdicts["context-length"] = _context_rule(values, traits)
     return {
         "values": dict(values),
         "gpu": gpu,
@@ -505,9 +545,13 @@ class _Alternatives:
             )
             return evaluation if evaluation["verdicts"]["model-fits"][0] == PASS else None
 
-        if total <= MIN_TOKENS_PROPOSED or not fits(MIN_TOKENS_PROPOSED):
+        high = total - 1
+        context = context_length(self.base["traits"]["config"])
+        if context is not None:
+            high = min(high, context["tokens"])  # never more than the model attends to
+        if high < MIN_TOKENS_PROPOSED or not fits(MIN_TOKENS_PROPOSED):
             return None
-        low, high = MIN_TOKENS_PROPOSED, total - 1  # fits(low) holds
+        low = MIN_TOKENS_PROPOSED  # fits(low) holds
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle) else (low, middle - 1)
@@ -521,6 +565,29 @@ class _Alternatives:
             f"(set tgi_max_total_tokens: {low}, tgi_max_input_tokens: {prompt}, "
             f"tgi_max_batch_prefill_tokens: {option['values']['tgi_max_batch_prefill_tokens']})"
         )
+
+    def within_context(self) -> str | None:
+        """The token limits cut to the model's context length, when that passes every rule."""
+        context = context_length(self.base["traits"]["config"])
+        if context is None:
+            return None
+        values, tokens = self.values, context["tokens"]
+        total = min(values["tgi_max_total_tokens"] or tokens, tokens)
+        prompt = min(values["tgi_max_input_tokens"] or total - 1, total - 1)
+        prefill = values["tgi_max_batch_prefill_tokens"]
+        changes = {"tgi_max_total_tokens": total, "tgi_max_input_tokens": prompt}
+        if prefill is not None and prefill < prompt:
+            changes["tgi_max_batch_prefill_tokens"] = prompt
+        option = self._try(**changes)
+        if option is None and prefill is not None and prefill > total:
+            # The prefill budget may batch several prompts; cut to one when that is too much.
+            changes["tgi_max_batch_prefill_tokens"] = total
+            option = self._try(**changes)
+        if option is None:
+            return None
+        need = _need_text(option["sizing"], option["gpu"], option["usable"])
+        settings = ", ".join(f"{name}: {value}" for name, value in changes.items())
+        return f"token limits within the model's context: {need} (set {settings})"
 
     def smaller_model(self) -> str | None:
         sizing = self.base["sizing"]
@@ -593,6 +660,7 @@ def _recommendations(base: Mapping, catalog: Mapping, hub, ignored) -> dict[str,
             "other_quantization",
             "smaller_model",
         ),
+        "context-length": ("within_context",),
     }
     return {rule: [text for name in wanted[rule] for text in get(name)] for rule in refused}
 
@@ -606,6 +674,8 @@ _NO_ALTERNATIVE = {
     "quantization-compute-capability": "leave tgi_quantize unset or use bitsandbytes-nf4 with "
     "an unquantized checkpoint",
     "model-fits": "choose a smaller model (tgi_model_id) or a GPU type with more memory",
+    "context-length": "lower tgi_max_total_tokens and tgi_max_input_tokens to the model's "
+    "context length, or choose a model with a longer context",
 }
 
 

@@ -386,6 +386,39 @@ def kv_cache_layout(config: Mapping | None) -> dict[str, Any] | None:
     }
 
 
+def context_length(config: Mapping | None) -> dict[str, Any] | None:
+    """{"tokens", "source"}: how many tokens the model attends to at most, from its config
+    (max_position_embeddings, or GPT-2's n_positions; a language model's text_config in a
+    multimodal config), else None.
+
+    A `rope_scaling` with a factor stretches it: to factor x original_max_position_embeddings
+    (or x max_position_embeddings when the original is not given), when that is longer. Other
+    keys (MPT's max_seq_len, ChatGLM's seq_length) are left alone: ALiBi models and some others
+    run past them, and this must never refuse on a guess.
+    """
+    if not isinstance(config, Mapping):
+        return None
+    if _first_positive(config, ("max_position_embeddings", "n_positions")) is None and isinstance(
+        config.get("text_config"), Mapping
+    ):
+        config = config["text_config"]
+    for key in ("max_position_embeddings", "n_positions"):
+        positions = positive_number(config.get(key))
+        if positions is not None:
+            break
+    else:
+        return None
+    tokens, source = int(positions), f"{key} in its config"
+    scaling = config.get("rope_scaling")
+    factor = positive_number(scaling.get("factor")) if isinstance(scaling, Mapping) else None
+    if factor and factor > 1:
+        original = positive_number(scaling.get("original_max_position_embeddings")) or positions
+        if int(original * factor) > tokens:
+            tokens = int(original * factor)
+            source = f"{key} {int(positions)} stretched by its rope_scaling factor {factor:g}"
+    return {"tokens": tokens, "source": source}
+
+
 def _precision_for(
     dtype: str | None, traits: Mapping[str, Any], gpu_count: int
 ) -> tuple[str, list[str]]:
@@ -575,6 +608,8 @@ def size_model(
     shape = model_shape(traits["config"], count)
     total_tokens = max_total_tokens
     if total_tokens is None:
+        # TGI's own default: 4096, or the model's context when shorter. Limits given beyond the
+        # context are sized as given; the context-length rule (gpu_rules) refuses them.
         total_tokens = DEFAULT_KV_TOKENS
         if shape["max_positions"]:
             total_tokens = min(total_tokens, shape["max_positions"])

@@ -20,6 +20,9 @@ description:
     and O(model_parameters) overrides both. Without the model's config (no Hub), the KV cache,
     activations and logits are those of a conservative stand-in, so that knowing less never
     gives a kinder verdict.
+  - With the model's config (from the Hub), token limits beyond its context length
+    (C(max_position_embeddings)) are refused (rule V(context-length)); without one they are not
+    judged.
   - Free GPUs are counted per node of the type (the nodes tainted with the GPU type as key) as
     allocatable C(nvidia.com/gpu) minus what the unfinished pods on the node request. The GPUs
     held by the pods of O(release_deployment) in the namespace count as free, in the quota too,
@@ -68,8 +71,9 @@ options:
       - Ids of rules to report as ignored instead of refusing (an expert override), for example
         V(multi-gpu-mode) to try a tensor-sharded Llama on V100s anyway.
       - The model rules of the collection's GPU rules (V(tgi-image-cuda), V(multi-gpu-mode),
-        V(flash-attention-required), V(quantization-compute-capability), V(model-fits)) and the
-        cluster rules V(gpus-free) and V(gpu-quota). An unknown id fails the task.
+        V(flash-attention-required), V(quantization-compute-capability), V(model-fits),
+        V(context-length)) and the cluster rules V(gpus-free) and V(gpu-quota). An unknown id
+        fails the task.
     type: list
     elements: str
     default: []

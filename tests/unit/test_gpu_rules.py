@@ -33,6 +33,7 @@ RULE_IDS = [
     "flash-attention-required",
     "quantization-compute-capability",
     "model-fits",
+    "context-length",  # issue 17: token limits beyond the model's config
 ]
 H100 = {
     "gpu-h100": {
@@ -441,7 +442,11 @@ def test_a_verdict_from_the_id_alone_is_never_kinder_than_one_from_the_hub(model
     hub = hub_answer(model)
     for gpu_type, count in CONFIGURATIONS:
         asked = settings(model, tgi_gpu_type=gpu_type, tgi_gpu_count=count)
-        by_name, by_hub = assess(asked), assess(asked, hub=hub)
+        # The context length is known from the config only, and never guessed from the id:
+        # that rule alone may refuse with the Hub what the id lets through (issue 17).
+        guessed = ["context-length"]
+        by_name = assess(asked, ignore_rules=guessed)
+        by_hub = assess(asked, hub=hub, ignore_rules=guessed)
         where = f"{model} on {count} x {gpu_type}"
         # Each verdict is at most as kind by the id as with the Hub's data.
         assert by_hub["ok"] or not by_name["ok"], f"{where}: ok by its id, refused with the Hub"
@@ -590,3 +595,98 @@ def test_an_unknown_architecture_is_judged_where_it_does_not_matter() -> None:
     assert verdict(on_a100, "flash-attention-required") == "pass"
     assert verdict(on_a100, "multi-gpu-mode") == "pass"
     assert not any("not judged" in warning for warning in on_a100["warnings"])
+
+
+# ---------------------------------------------------------------------------------------------
+# context-length: token limits within what the model's config says it attends to (issue 17).
+# TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json says max_position_embeddings: 2048 (its model
+# card: "Sequence Length 2048"); tests/unit/data/hub holds that answer.
+
+TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+
+
+def tinyllama(**changes: Any) -> dict[str, Any]:
+    return assess(settings(TINYLLAMA, **changes), hub=hub_answer(TINYLLAMA))
+
+
+def test_total_tokens_beyond_the_context_are_refused_naming_both_numbers() -> None:
+    result = tinyllama(tgi_max_total_tokens=4096, tgi_max_input_tokens=1024)
+    assert not result["ok"]
+    assert [refusal.split(":")[0] for refusal in result["refusals"]] == ["context-length"]
+    reason = rule_entry(result, "context-length")["reason"]
+    assert reason.startswith(
+        f"tgi_max_total_tokens 4096 (at most 2048): {TINYLLAMA} attends to at most 2048 tokens "
+        "(max_position_embeddings in its config)"
+    )
+    assert result["fits"] is True  # memory is not the problem
+    # The alternative keeps the prompt limit and cuts the total to the context.
+    assert (
+        "set tgi_max_total_tokens: 2048, tgi_max_input_tokens: 1024)"
+        in (rule_entry(result, "context-length")["recommendation"])
+    )
+
+
+def test_an_input_limit_beyond_the_context_is_refused_also_with_the_total_unset() -> None:
+    # Unset, the total is sized with TGI's default, the context (2048): the given 3000 counts.
+    result = tinyllama(
+        tgi_max_total_tokens=None, tgi_max_input_tokens=3000, tgi_max_batch_prefill_tokens=None
+    )
+    assert verdict(result, "context-length") == "refuse"
+    assert rule_entry(result, "context-length")["reason"].startswith(
+        "tgi_max_input_tokens 3000 (at most 2047: one for the answer)"
+    )
+    assert "2048 tokens" in rule_entry(result, "context-length")["reason"]
+
+
+def test_limits_within_the_context_pass() -> None:
+    result = tinyllama(tgi_max_total_tokens=2048, tgi_max_input_tokens=2047)
+    assert result["ok"], result["refusals"]
+    assert verdict(result, "context-length") == "pass"
+    assert verdict(tinyllama(tgi_max_total_tokens=2049), "context-length") == "refuse"
+
+
+def test_ignore_rules_turns_the_context_refusal_into_a_warning() -> None:
+    result = assess(
+        settings(TINYLLAMA, tgi_max_total_tokens=4096),
+        hub=hub_answer(TINYLLAMA),
+        ignore_rules=["context-length"],
+    )
+    assert result["ok"] and verdict(result, "context-length") == "ignored"
+    assert any(w.startswith("context-length ignored") for w in result["warnings"])
+
+
+def test_without_the_config_the_context_is_not_guessed() -> None:
+    result = assess(settings(TINYLLAMA, tgi_max_total_tokens=4096))
+    assert result["ok"], result["refusals"]
+    assert verdict(result, "context-length") == "not-applicable"
+    assert not any("context-length" in warning for warning in result["warnings"])
+
+
+def test_rope_scaling_stretches_the_context() -> None:
+    hub = hub_answer(TINYLLAMA)
+    linear = {**hub["config"], "rope_scaling": {"type": "linear", "factor": 2.0}}
+    stretched = {**hub, "config": linear}
+    asked = settings(TINYLLAMA, tgi_max_total_tokens=4096, tgi_max_input_tokens=4000)
+    # 2048 positions x factor 2 = 4096 tokens
+    assert verdict(assess(asked, hub=stretched), "context-length") == "pass"
+    too_long = {**asked, "tgi_max_total_tokens": 4097}
+    assert "at most 4096" in rule_entry(assess(too_long, hub=stretched), "context-length")["reason"]
+    # TGI's own RoPE scaling flags: the config no longer bounds the limits.
+    flags = {**asked, "tgi_extra_args": ["--rope-scaling", "dynamic", "--rope-factor", "2"]}
+    assert verdict(assess(flags, hub=hub), "context-length") == "not-applicable"
+
+
+def test_the_largest_token_limit_offered_is_never_beyond_the_context() -> None:
+    # 60000 prompt tokens do not fit one V100 (without flash attention the scores alone are
+    # 32 heads x 60000 x 65536 x 2 bytes = 234 GiB); at 2048 the model fits easily.
+    long = settings(
+        TINYLLAMA,
+        tgi_max_input_tokens=60000,
+        tgi_max_total_tokens=65536,
+        tgi_max_batch_prefill_tokens=65536,
+    )
+    for ignored in ([], ["context-length"]):
+        result = assess(long, hub=hub_answer(TINYLLAMA), ignore_rules=ignored)
+        assert verdict(result, "model-fits") == "refuse"
+        fewer = next(o for o in result["recommendations"] if o.startswith("fewer tokens"))
+        assert "tgi_max_total_tokens: 2048," in fewer, (ignored, fewer)

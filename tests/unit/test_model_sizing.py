@@ -25,6 +25,7 @@ from ansible_collections.haw.icc.plugins.module_utils.model_sizing import (
     QUANTIZATION_PRECISION,
     SizingError,
     checkpoint_quantization,
+    context_length,
     guess_architecture,
     kv_cache_layout,
     parse_parameter_count,
@@ -750,3 +751,41 @@ def test_the_network_guard_of_these_tests_sees_the_library_connect(
     with pytest.raises(HubUnavailable, match="not reachable"):
         hub_fetcher("haw-icc-tests/no-such-model-7b", timeout=0.5)
     assert network.attempts
+
+
+# The context length, from the config only (issue 17). Figures are the models' published
+# config.json values: TinyLlama 2048 (max_position_embeddings), GPT-J 2048 (n_positions),
+# Llama 3.1 131072 with rope_scaling factor 8 over an original 8192.
+CONTEXTS = [
+    ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", 2048, "max_position_embeddings in its config"),
+    ("EleutherAI/gpt-j-6b", 2048, "n_positions in its config"),
+    ("mosaicml/mpt-7b", None, None),  # ALiBi: max_seq_len is not a limit TGI keeps to
+    ("tiiuae/falcon-7b", None, None),  # its config names no context length
+]
+
+
+@pytest.mark.parametrize(("model", "tokens", "source"), CONTEXTS)
+def test_the_context_length_comes_from_the_config(model, tokens, source):
+    found = context_length(hub_answer(model)["config"])
+    assert found == ({"tokens": tokens, "source": source} if tokens else None)
+
+
+def test_rope_scaling_stretches_the_context_only_beyond_the_positions():
+    llama_3_1 = {
+        "max_position_embeddings": 131072,
+        "rope_scaling": {
+            "factor": 8.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
+    }
+    # 8 x 8192 = 65536 is less than the 131072 positions: those stand.
+    assert context_length(llama_3_1)["tokens"] == 131072
+    yarn = {"max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4.0}}
+    assert context_length(yarn) == {
+        "tokens": 131072,  # 4 x 32768
+        "source": "max_position_embeddings 32768 stretched by its rope_scaling factor 4",
+    }
+    vision = {"model_type": "llava", "text_config": {"max_position_embeddings": 4096}}
+    assert context_length(vision)["tokens"] == 4096
+    assert context_length(None) is None and context_length({"rope_scaling": None}) is None
