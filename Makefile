@@ -76,7 +76,7 @@ demo: setup ## set up, start the sandbox, deploy TGI + the real Open WebUI into 
 	@echo "Stop the sandbox with: make sandbox-down"
 
 fresh-check: ## README's make demo in a brand-new Debian 12 root (mmdebstrap; as root), as CI runs it
-	@.ci/fresh-check
+	@.ci/fresh-check demo
 
 molecule: setup ## the Molecule default scenario (sandbox, or ICC_MOLECULE_KUBECONFIG)
 	$(BIN)/molecule test
