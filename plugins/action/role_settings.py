@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible.utils.vars import load_extra_vars
+from ansible_collections.haw.icc.plugins.module_utils.known_variables import (
+    READ_DIRECTLY,
+    role_settings_options,
+    spec_options,
+    unknown_variable_warnings,
+)
 from ansible_collections.haw.icc.plugins.module_utils.role_settings import (
     playbook_settings,
     role_settings,
@@ -21,15 +28,32 @@ from ansible_collections.haw.icc.plugins.modules.role_settings import ARGUMENT_S
 from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Where the playbooks declare their own options (haw.icc.role_settings tasks with options:).
+PLAYBOOK_FILES = ("playbooks/*.yml", "playbooks/tasks/*.yml", "roles/*/tasks/*.yml")
+
+
+def _load(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
 
 
 @functools.cache
 def role_options(role: str) -> dict[str, Any]:
     """The options of the `main` entry point of the collection's role `role`."""
-    path = COLLECTION_ROOT / "roles" / role / "meta" / "argument_specs.yml"
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    specs = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)["argument_specs"]
-    return specs["main"]["options"]
+    specs = _load(COLLECTION_ROOT / "roles" / role / "meta" / "argument_specs.yml")
+    return specs["argument_specs"]["main"]["options"]
+
+
+@functools.cache
+def known_variables() -> frozenset:
+    """Every variable the collection reads (module_utils/known_variables.py says from where)."""
+    known = set(READ_DIRECTLY)
+    for path in sorted(COLLECTION_ROOT.glob("roles/*/meta/argument_specs.yml")):
+        known |= spec_options(_load(path))
+    for pattern in PLAYBOOK_FILES:
+        for path in sorted(COLLECTION_ROOT.glob(pattern)):
+            known |= role_settings_options(_load(path))
+    return frozenset(known)
 
 
 # Ansible imports this plugin in its main process and forks a worker per task and namespace:
@@ -37,6 +61,8 @@ def role_options(role: str) -> dict[str, Any]:
 for _role in ("tgi_server", "open_webui"):
     with contextlib.suppress(OSError, KeyError, TypeError, yaml.YAMLError):
         role_options(_role)
+with contextlib.suppress(OSError, yaml.YAMLError):
+    known_variables()
 
 
 class ActionModule(ControllerAction):
@@ -46,6 +72,8 @@ class ActionModule(ControllerAction):
     def act(
         self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
     ) -> dict[str, Any]:
+        if args["warn_unknown"]:
+            self._warn_unknown(result, task_vars)
         if args["options"]:
             options, what = args["options"], "the playbook's options"
         else:
@@ -74,3 +102,19 @@ class ActionModule(ControllerAction):
             return result
         result.update(settings=settings, msg=f"{what} are valid")
         return result
+
+    def _warn_unknown(self, result: dict[str, Any], task_vars: dict[str, Any]) -> None:
+        """A warning per variable with one of the collection's prefixes that it does not read."""
+        try:
+            known = known_variables()
+        except (OSError, yaml.YAMLError) as error:
+            result.setdefault("warnings", []).append(
+                f"the variables of haw.icc could not be read, so mistyped ones are not found "
+                f"({error})"
+            )
+            return
+        # Ansible parsed the -e options once in its main process; this is that parse, cached.
+        given_with_e = load_extra_vars(self._loader)
+        lines = unknown_variable_warnings(task_vars, known, given_with_e)
+        if lines:
+            result.setdefault("warnings", []).extend(lines)

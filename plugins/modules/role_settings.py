@@ -40,6 +40,17 @@ options:
   heading:
     description: First line of the failure message, for example what was refused and where.
     type: str
+  warn_unknown:
+    description:
+      - Also warn, one line each, about every variable the play sees whose name starts with
+        C(tgi_), C(open_webui_), C(gpu_scale_) or C(icc_) but that the collection does not read
+        (a typo such as C(-e tgi_gpu_cout=2)), naming the closest variable it knows and whether
+        it came from C(-e).
+      - The known variables are the options of the roles' argument specs, the O(options) of the
+        playbooks' C(haw.icc.role_settings) tasks, and the few that playbooks read directly.
+      - Each playbook sets it on one check that runs before anything is written.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -64,6 +75,11 @@ EXAMPLES = r"""
     role: tgi_server
     heading: "Refusing to deploy TGI to {{ icc_namespace }}"
   register: __tgi_checked
+
+- name: Type and check the TGI variables, warning about unknown ones (typos)
+  haw.icc.role_settings:
+    role: tgi_server
+    warn_unknown: true
 
 - name: Type and check a playbook's own options
   haw.icc.role_settings:
@@ -103,6 +119,7 @@ ARGUMENT_SPEC = dict(
     role=dict(type="str", choices=["tgi_server", "open_webui", "gpu_scale"]),
     options=dict(type="dict"),
     heading=dict(type="str"),
+    warn_unknown=dict(type="bool", default=False),
 )
 
 

@@ -91,6 +91,10 @@ def test_every_readme_command_works(tmp_path):
             assert done.returncode == 0, (
                 f"README block {number} failed:\n{script}\n{output[-6000:]}"
             )
+            # Every variable README passes, and those of inventories/sandbox, is one that
+            # haw.icc reads: no playbook warns about an unknown one (issue 17).
+            unknown = [line for line in output.splitlines() if "unknown variable" in line]
+            assert unknown == [], f"README block {number}:\n{script}\n" + "\n".join(unknown)
         # README's change_model and scale commands did what they say, recorded for deploy.yml.
         record = checkout / "inventories" / "sandbox" / "host_vars" / "wabc123-default.yml"
         recorded = yaml.safe_load(record.read_text())
