@@ -46,7 +46,10 @@ def copy_checkout(target: Path) -> None:
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO_ROOT / name
-        if source.is_file():
+        if source.is_symlink():  # as git keeps it (playbooks/collections/.../icc -> the root)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     (target / ".venv").symlink_to(REPO_ROOT / ".venv")
@@ -74,6 +77,7 @@ def test_every_readme_command_works(tmp_path):
         "HF_HUB_OFFLINE": "1",
         "ANSIBLE_NOCOLOR": "1",
     }
+    outputs = []
     try:
         for number, block in enumerate(readme_blocks(), start=1):
             script = runnable(block)
@@ -95,6 +99,12 @@ def test_every_readme_command_works(tmp_path):
             # haw.icc reads: no playbook warns about an unknown one (issue 17).
             unknown = [line for line in output.splitlines() if "unknown variable" in line]
             assert unknown == [], f"README block {number}:\n{script}\n" + "\n".join(unknown)
+            outputs.append(output)
+        # README's test.yml, as written (no variable), asked the model with the key.
+        said = "\n".join(outputs)
+        chat = r"^\s+ok\s+chat with the key\s+200 in \S+: \d+ tokens, [\d.]+ tokens/s "
+        assert re.search(chat, said, re.MULTILINE), said[-6000:]
+        assert re.search(r"^\s+ok\s+wrong key refused\s+401 with a wrong key$", said, re.MULTILINE)
         # README's change_model and scale commands did what they say, recorded for deploy.yml.
         record = checkout / "inventories" / "sandbox" / "host_vars" / "wabc123-default.yml"
         recorded = yaml.safe_load(record.read_text())
