@@ -33,9 +33,10 @@ e2e: setup browser ## the real Open WebUI in the sandbox, through headless Chrom
 	$(BIN)/python -m pytest -m e2e
 
 # The sandbox's build and the real Open WebUI are installed by the tests that need them (each
-# once, cached); the browser test's Chromium is Debian's.
+# once, cached); the browser test's Chromium is Debian's, and Playwright's own driver (a node
+# binary in its wheel) needs libatomic1, which a minimal Debian lacks (the fresh root showed it).
 browser: ## install Debian's Chromium for the browser test, once
-	@bash sandbox/install-debian-packages.sh chromium fonts-liberation
+	@bash sandbox/install-debian-packages.sh chromium fonts-liberation libatomic1
 
 lint: setup ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .
