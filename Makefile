@@ -11,7 +11,7 @@ SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m icc_sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup test e2e browser fresh-check lint sanity molecule bench bench-sandbox sandbox-up sandbox-down sandbox-status demo clean
+.PHONY: help setup test e2e browser sandbox-build fresh-check lint sanity molecule bench bench-sandbox sandbox-up sandbox-down sandbox-status demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -26,15 +26,21 @@ $(STAMP): requirements.txt meta/ee-requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-test: setup browser ## run every test: lint, unit, contract and sandbox integration tests
+test: setup browser sandbox-build ## run every test: lint, unit, contract and sandbox integration tests
 	$(BIN)/python -m pytest
 
-e2e: setup browser ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
+e2e: setup browser sandbox-build ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
 	$(BIN)/python -m pytest -m e2e
 
-# The sandbox's build and the real Open WebUI are installed by the tests that need them (each
-# once, cached); the browser test's Chromium is Debian's, and Playwright's own driver (a node
-# binary in its wheel) needs libatomic1, which a minimal Debian lacks (the fresh root showed it).
+# Before pytest, not inside its first test: on a new machine the Kubernetes build takes minutes
+# (over a test's 15-minute limit on a busy 2-core machine, as the fresh root showed). Both are
+# cached outside the checkout, so on a machine that has them this takes a second.
+sandbox-build: ## install the sandbox's Debian packages, build its Kubernetes and install the real Open WebUI (each once, cached)
+	@bash sandbox/install.sh >/dev/null
+	@bash sandbox/install-open-webui.sh >/dev/null
+
+# The browser test's Chromium is Debian's, and Playwright's own driver (a node binary in its
+# wheel) needs libatomic1, which a minimal Debian lacks (the fresh root showed it).
 browser: ## install Debian's Chromium for the browser test, once
 	@bash sandbox/install-debian-packages.sh chromium fonts-liberation libatomic1
 
