@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     ObjectProblem,
     RequestFailed,
     apply_object,

@@ -22,15 +22,15 @@ from typing import Any
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     REQUEST_TIMEOUT,
     api_message,
 )
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
     parse_gpu_csv,
     query_command,
 )
-from ansible_collections.haw.icc.plugins.module_utils.prometheus_text import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.prometheus_text import (
     parse_samples,
     tgi_server_figures,
 )

@@ -3,7 +3,7 @@
 
 It runs on the controller because the Lease names the ansible-playbook process (the worker's
 parent) and the machine it runs on, and because it prints while it waits. What to do with a Lease
-found is decided in module_utils/namespace_lease.py; this file reads and writes the Lease.
+found is decided in module_utils/cluster/lease.py; this file reads and writes the Lease.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import CoordinationApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     REQUEST_TIMEOUT,
     api_message,
     unreachable_message,
 )
-from ansible_collections.haw.icc.plugins.module_utils.light_api import CoordinationApi
-from ansible_collections.haw.icc.plugins.module_utils.namespace_lease import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.lease import (
     BUSY,
     CREATE,
     Holder,

@@ -2,7 +2,8 @@
 """Action plugin for haw.icc.role_settings: a role's variables, typed and checked.
 
 It runs on the controller because it reads the role's argument spec from the collection and the
-variables from the play; the conversion and the rules live in module_utils/role_settings.py.
+variables from the play; the conversion and the rules live in
+module_utils/workload/role_settings.py.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 import yaml
 from ansible.utils.vars import load_extra_vars
-from ansible_collections.haw.icc.plugins.module_utils.known_variables import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.known_variables import (
     READ_DIRECTLY,
     role_settings_options,
     spec_options,
     unknown_variable_warnings,
 )
-from ansible_collections.haw.icc.plugins.module_utils.role_settings import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.role_settings import (
     playbook_settings,
     role_settings,
 )
@@ -46,7 +47,7 @@ def role_options(role: str) -> dict[str, Any]:
 
 @functools.cache
 def known_variables() -> frozenset:
-    """Every variable the collection reads (module_utils/known_variables.py says from where)."""
+    """Every variable the collection reads (workload/known_variables.py says from where)."""
     known = set(READ_DIRECTLY)
     for path in sorted(COLLECTION_ROOT.glob("roles/*/meta/argument_specs.yml")):
         known |= spec_options(_load(path))

@@ -7,7 +7,7 @@ through a port-forward to the Ready pod that the kubernetes client opens itself
 node's kubelet; HTTP over its socket, key included), through the API server's service proxy
 (which drops the key), both with the client from kubernetes.core (auth and TLS are the
 user's), or straight to a URL the user gives (an Ingress, a forward of their own). What each
-reply means is decided in module_utils/tgi_api_checks.py; this file sends the requests, runs
+reply means is decided in module_utils/operations/api_checks.py; this file sends the requests, runs
 nvidia-smi through exec, prints the block and shapes the result.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message
-from ansible_collections.haw.icc.plugins.module_utils.tgi_api_checks import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import api_message
+from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks import (
     GPU,
     ApiTest,
     Check,

@@ -3,8 +3,9 @@
 
 A new model (change_model.yml) or another number of GPUs (the gpu_scale role) are both new
 settings of the same pod. It runs on the controller so that it can print what the new pod does
-while it starts. The pod comes from module_utils/tgi_workload.py (the function the tgi_server
-role renders its Deployment with); the client and the rollout wait from module_utils. This file
+while it starts. The pod comes from module_utils/workload/tgi_workload.py (the function the
+tgi_server role renders its Deployment with); the client and the rollout wait from module_utils.
+This file
 decides what to write, writes it as one JSON patch, and puts the previous settings back when
 the new ones do not come up.
 
@@ -23,20 +24,22 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import container_gpus
-from ansible_collections.haw.icc.plugins.module_utils.deployments import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
+    format_duration,
+    quantity_value,
+)
+from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
+from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
+    DEFAULT_UNSCHEDULABLE_GRACE,
+    REVISION_ANNOTATION,
+    ProgressLog,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
     FIELD_MANAGER,
     ApiProblem,
     RolloutWatcher,
 )
-from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_value
-from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
-    DEFAULT_UNSCHEDULABLE_GRACE,
-    REVISION_ANNOTATION,
-    ProgressLog,
-    format_duration,
-)
-from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
     HEARTBEAT_SECONDS,
     READY,
     TIMED_OUT,
@@ -45,8 +48,8 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     rollout_report,
     wait_for_rollouts,
 )
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import TgiSettingsError
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
     flag_value,
     tgi_workload,
 )

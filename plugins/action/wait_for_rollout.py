@@ -3,9 +3,9 @@
 
 It runs on the controller (not as a module) so that it can print a line while it waits: a
 student watching a model download sees what the pod is doing instead of a silent spinner. The
-logic that turns API objects into those lines lives in module_utils/pod_progress.py, the client
-and the polling loop in module_utils/rollout_wait.py (shared with tgi_model_switch); this file
-only checks the options, prints and shapes the result.
+logic that turns API objects into those lines lives in module_utils/operations/progress.py,
+the client and the polling loop in module_utils/operations/rollout_wait.py (shared with
+tgi_model_switch); this file only checks the options, prints and shapes the result.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.deployments import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
+from ansible_collections.haw.icc.plugins.module_utils.operations.progress import ProgressLog
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
     ApiProblem,
     RolloutWatcher,
     undo_rollout,
 )
-from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
-    ProgressLog,
-    format_duration,
-)
-from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
     FAILED,
     HEARTBEAT_SECONDS,
     TIMED_OUT,

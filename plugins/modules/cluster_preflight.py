@@ -126,10 +126,10 @@ denied:
 
 import copy
 
-from ansible_collections.haw.icc.plugins.module_utils import access_rules
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import connect
-from ansible_collections.haw.icc.plugins.module_utils.k8s_values import quantity_value
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import JsonApi, RequestFailed
+from ansible_collections.haw.icc.plugins.module_utils.cluster import rights as access_rules
+from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import JsonApi, RequestFailed
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import quantity_value
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule

@@ -115,19 +115,22 @@ warnings:
 import copy
 from datetime import datetime, timezone
 
-from ansible_collections.haw.icc.plugins.module_utils import diagnosis
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     REQUEST_TIMEOUT,
     api_message,
     connect,
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
+from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
+from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     CatalogError,
     merged_catalog,
 )
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import flag_value, mode_of
+from ansible_collections.haw.icc.plugins.module_utils.operations import diagnosis
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
+    flag_value,
+    mode_of,
+)
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule

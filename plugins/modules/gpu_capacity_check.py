@@ -308,20 +308,21 @@ msg:
 
 import copy
 
-from ansible_collections.haw.icc.plugins.module_utils import cluster_rules, gpu_rules, hub
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import (
+from ansible_collections.haw.icc.plugins.module_utils.capacity import cluster_rules, gpu_rules
+from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import AppsApi, CoreApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
+from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import (
     quota_left,
     released_gpus,
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
+from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     CatalogError,
     gpu_types,
     merged_catalog,
 )
-from ansible_collections.haw.icc.plugins.module_utils.light_api import AppsApi, CoreApi
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import resolved_settings
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import resolved_settings
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule

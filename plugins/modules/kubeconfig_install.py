@@ -158,7 +158,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.haw.icc.plugins.module_utils.kubeconfig_merge import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.kubeconfig import (
     DNS_LABEL_RULE,
     KubeconfigProblem,
     Masker,

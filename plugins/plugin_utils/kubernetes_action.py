@@ -3,7 +3,7 @@
 
 They run on the controller (wait_for_rollout, tgi_model_switch) so that they can print progress
 while they wait. Their client comes from kubernetes.core's auth options and environment variables
-through module_utils/cluster_access.py, exactly as in the collection's modules.
+through module_utils/cluster/connection.py, exactly as in the collection's modules.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import os
 from contextlib import contextmanager
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import JsonApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     ConnectionProblem,
     api_client,
     auth_options,
 )
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import JsonApi
 from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
 
 __all__ = ["ConnectionProblem", "KubernetesAction"]
@@ -77,5 +77,5 @@ class KubernetesAction(ControllerAction):
         return f"poll_interval must be >= 1; {names} >= 0"
 
     def _json_api(self, args: dict[str, Any]) -> JsonApi:
-        """A JsonApi (module_utils/object_apply.py) on _api_client's client."""
+        """A JsonApi (module_utils/cluster/apply.py) on _api_client's client."""
         return JsonApi(self._api_client(args))

@@ -14,9 +14,11 @@ from types import SimpleNamespace
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.haw.icc.plugins.module_utils import cluster_access, gpu_rules, hub
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import UNFINISHED_PODS
-from ansible_collections.haw.icc.plugins.module_utils.model_sizing import NAME_MARGIN
+from ansible_collections.haw.icc.plugins.module_utils.capacity import gpu_rules
+from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import UNFINISHED_PODS
+from ansible_collections.haw.icc.plugins.module_utils.cluster import connection as cluster_access
+from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
+from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import NAME_MARGIN
 from ansible_collections.haw.icc.plugins.modules import gpu_capacity_check as module
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes.client.rest import ApiException

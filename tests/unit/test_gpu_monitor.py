@@ -15,7 +15,7 @@ from ansible_collections.haw.icc.plugins.action.gpu_monitor import (
     _rows,
     draw_plot,
 )
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import parse_gpu_csv
+from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import parse_gpu_csv
 from kubernetes.client.rest import ApiException
 
 DATA = Path(__file__).parent / "data"

@@ -9,14 +9,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks import (
+    check_gpus,
+    gpu_query_command,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
     GPU_QUERY_FIELDS,
     parse_gpu_csv,
     query_command,
-)
-from ansible_collections.haw.icc.plugins.module_utils.tgi_api_checks import (
-    check_gpus,
-    gpu_query_command,
 )
 from icc_sandbox.container_exec import (
     DRIVER_VERSION,

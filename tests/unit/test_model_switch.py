@@ -31,15 +31,15 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     switch_result,
     wanted_spec,
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import container_gpus
-from ansible_collections.haw.icc.plugins.module_utils.deployments import (
-    ApiProblem,
-)
-from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
+from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
+from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     RolloutProgress,
     describe_rollout,
 )
-from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
+    ApiProblem,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
     FAILED,
     READY,
     TIMED_OUT,
@@ -48,8 +48,11 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     _at_least_generation,
     wait_for_rollouts,
 )
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import NCCL_ENV_DEFAULTS
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import flag_value, tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import NCCL_ENV_DEFAULTS
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
+    flag_value,
+    tgi_workload,
+)
 from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 
 NAMESPACE = "wabc123-default"

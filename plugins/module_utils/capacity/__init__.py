@@ -1,0 +1,7 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Will it fit and run: the rules judged before anything is written (gpu_rules: the model on the
+GPUs asked for; cluster_rules: free GPUs and quota) and what the check reads from the cluster
+(cluster_reader).
+
+May import workload, gpu, engine and cluster; never operations.
+"""

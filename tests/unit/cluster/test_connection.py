@@ -1,0 +1,200 @@
+"""Where the credentials come from, said truthfully, and readable reasons when they do not work.
+
+`credentials` must agree with kubernetes.core's own order (the integration tests connect for
+real through it); here the table of cases and the messages.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.haw.icc.plugins.module_utils.cluster import connection as cluster_access
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
+    ConnectionProblem,
+    api_client,
+    credentials,
+)
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts:
+  - {name: student, context: {cluster: c, user: u}}
+  - {name: lecturer, context: {cluster: c, user: u}}
+current-context: student
+"""
+
+
+@pytest.fixture(autouse=True)
+def not_in_a_pod(monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        cluster_access.incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "no-token")
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "environ", "described"),
+    [
+        ({}, {}, "the default kubeconfig ~/.kube/config"),
+        ({}, {"KUBECONFIG": "/k/a:/k/b"}, "KUBECONFIG /k/a:/k/b"),
+        (
+            {"kubeconfig": "/inv/icc.yaml"},
+            {"KUBECONFIG": "/k/a"},
+            "icc_kubeconfig /inv/icc.yaml (KUBECONFIG is set but icc_kubeconfig wins)",
+        ),
+        (
+            {},
+            {"K8S_AUTH_KUBECONFIG": "/env/k", "KUBECONFIG": "/k/a"},
+            "K8S_AUTH_KUBECONFIG /env/k (KUBECONFIG is set but K8S_AUTH_KUBECONFIG wins)",
+        ),
+        (
+            {"kubeconfig": "/inv/icc.yaml"},
+            {"K8S_AUTH_KUBECONFIG": "/env/k"},
+            "icc_kubeconfig /inv/icc.yaml",
+        ),
+        ({"context": "lecturer"}, {}, "the default kubeconfig ~/.kube/config, context lecturer"),
+        (
+            {"kubeconfig": "/inv/icc.yaml"},
+            {"K8S_AUTH_HOST": "https://api:6443", "K8S_AUTH_API_KEY": "t", "KUBECONFIG": "/k"},
+            "K8S_AUTH_HOST and K8S_AUTH_API_KEY (icc_kubeconfig is set but ignored while they "
+            "are; KUBECONFIG is set but ignored while they are)",
+        ),
+        (
+            {"host": "https://api:6443", "username": "u", "password": "p"},
+            {},
+            "the host and username and password options",
+        ),
+        # A host alone is not enough for kubernetes.core: the kubeconfig is read, host laid over.
+        ({}, {"K8S_AUTH_HOST": "https://api:6443"}, "the default kubeconfig ~/.kube/config"),
+    ],
+)
+def test_the_credentials_in_use_and_those_ignored(params, environ, described):
+    assert credentials(params, environ).describe() == described
+
+
+def test_inside_a_pod_the_service_account_wins_over_kubeconfig(monkeypatch, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("t")
+    monkeypatch.setattr(cluster_access.incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert credentials({}, environ).describe() == "the pod's service account (in-cluster)"
+    with_kubeconfig = credentials({}, {**environ, "KUBECONFIG": "/k"}).describe()
+    assert with_kubeconfig.endswith("(KUBECONFIG is set but the pod's service account wins)")
+    # An explicit kubeconfig or context still wins over the pod, as in kubernetes.core.
+    assert credentials({"kubeconfig": "/k/x"}, environ).source == "icc_kubeconfig /k/x"
+
+
+def problem(monkeypatch, params, environ=None) -> str:
+    monkeypatch.setattr(cluster_access.os, "environ", environ or {})
+    with pytest.raises(ConnectionProblem) as raised:
+        api_client(auth=params)
+    return str(raised.value)
+
+
+def test_a_missing_kubeconfig_says_which_and_how_to_get_one(monkeypatch, tmp_path):
+    missing = tmp_path / "icc.yaml"
+    message = problem(monkeypatch, {"kubeconfig": str(missing)}, {"KUBECONFIG": "/k/a"})
+    assert message.startswith(
+        f"no kubeconfig: icc_kubeconfig {missing} (KUBECONFIG is set but icc_kubeconfig wins) "
+        "does not exist."
+    )
+    assert "download your kubeconfig from the ICC login page" in message
+
+
+def test_a_broken_kubeconfig_names_the_file_and_line(monkeypatch, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nclusters: [\n")
+    message = problem(monkeypatch, {"kubeconfig": str(broken)})
+    assert message.startswith(f"the kubeconfig {broken} cannot be read (line 3): ")
+    assert "Traceback" not in message
+
+
+def test_an_unknown_context_lists_the_existing_ones(monkeypatch, tmp_path):
+    config = tmp_path / "config"
+    config.write_text(KUBECONFIG)
+    message = problem(monkeypatch, {"kubeconfig": str(config), "context": "nope"})
+    assert (
+        message == f"the context 'nope' is not in the kubeconfig {config}; it has student, lecturer"
+    )
+
+
+def test_an_unreachable_cluster_names_address_and_credentials(monkeypatch, tmp_path):
+    config = tmp_path / "config"
+    config.write_text(KUBECONFIG)
+    message = problem(monkeypatch, {"kubeconfig": str(config)})
+    assert message.startswith(
+        f"cannot reach the cluster at https://127.0.0.1:1 (icc_kubeconfig {config}): "
+    )
+    # One line, the cause in words, what to do; none of urllib3's connection objects.
+    assert "\n" not in message
+    assert "(icc_kubeconfig " in message and "): Connection refused. " in message
+    assert "Run the playbook again once it answers" in message
+    for internal in ("HTTPSConnection", "MaxRetryError", "object at 0x", "urllib3"):
+        assert internal not in message
+
+
+# --- connection errors in the middle of a run ------------------------------------------------
+
+
+def pool_errors():
+    """What the kubernetes client raises when the API server went away, as urllib3 builds it."""
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+    from urllib3.exceptions import (
+        MaxRetryError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+    )
+
+    pool = HTTPSConnectionPool("127.0.0.1", 6443)
+    refused = NewConnectionError(
+        HTTPSConnection("127.0.0.1", 6443),
+        "Failed to establish a new connection: [Errno 111] Connection refused",
+    )
+    return {
+        "refused": MaxRetryError(pool, "/apis/apps/v1", refused),
+        "bare refused": refused,
+        "read timeout": ReadTimeoutError(pool, "/api/v1", "Read timed out. (read timeout=30)"),
+        "aborted": ProtocolError(
+            "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "server"),
+    [
+        ("refused", "Connection refused", "https://127.0.0.1:6443"),
+        ("bare refused", "Connection refused", "https://127.0.0.1:6443"),
+        ("read timeout", "Read timed out. (read timeout=30)", "https://127.0.0.1:6443"),
+        ("aborted", "Connection aborted: Connection reset by peer", None),
+    ],
+)
+def test_a_connection_error_is_said_in_words_with_the_address(case, reason, server):
+    error = pool_errors()[case]
+    assert cluster_access.connection_reason(error) == reason
+    assert cluster_access.error_server(error) == server
+    message = cluster_access.unreachable_message("https://fallback:1", error)
+    assert message == (
+        f"cannot reach the cluster at {server or 'https://fallback:1'} ({reason}). "
+        + cluster_access.RERUN_HINT
+    )
+
+
+def test_api_message_of_a_connection_error_is_the_unreachable_line():
+    message = cluster_access.api_message(pool_errors()["refused"])
+    assert message.startswith("cannot reach the cluster at https://127.0.0.1:6443 (Connection ")
+    assert "Run the playbook again" in message and "\n" not in message
+
+
+def test_api_message_of_an_answer_is_the_servers_message():
+    from kubernetes.client.rest import ApiException
+
+    error = ApiException(status=500, reason="Internal Server Error")
+    error.body = '{"message": "etcdserver: request timed out"}'
+    assert cluster_access.api_message(error) == "etcdserver: request timed out"
+    assert cluster_access.api_message(ApiException(status=503, reason="Unavailable")) == (
+        "503 Unavailable"
+    )

@@ -1,0 +1,380 @@
+"""The API smoke test's checks (module_utils/operations/api_checks.py), against the TGI stand-in on
+loopback and against replies made up to show each failure."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from ansible_collections.haw.icc.plugins.module_utils.operations import api_checks as t
+from icc_sandbox.tgi_standin import TgiStandIn
+
+MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+KEY = "the-right-key"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def loopback(base: str) -> t.Transport:
+    """A direct transport to the stand-in (what a port-forward gives)."""
+
+    def send(method, path, body, key):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if key is not None:
+            request.add_header("Authorization", f"Bearer {key}")
+        started = time.monotonic()
+        try:
+            with _DIRECT.open(request, timeout=5) as response:
+                return t.Reply(response.status, response.read(), time.monotonic() - started)
+        except urllib.error.HTTPError as error:
+            return t.Reply(error.code, error.read(), time.monotonic() - started)
+
+    return send
+
+
+def without_authorization(send: t.Transport) -> t.Transport:
+    """What the API server's service proxy does to a request: the Authorization header goes."""
+    return lambda method, path, body, _key: send(method, path, body, None)
+
+
+def canned(replies: dict[tuple[str, str], t.Reply]) -> t.Transport:
+    return lambda method, path, _body, _key: replies[(method, path)]
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with TgiStandIn(MODEL, api_key=KEY) as server:
+        yield server
+
+
+def by_name(checks: list[t.Check]) -> dict[str, t.Check]:
+    return {check.name: check for check in checks}
+
+
+def test_direct_with_the_right_key_every_check_passes(standin):
+    test = t.ApiTest(MODEL, KEY, "Secret tgi-api-key", "wrong", carries_key=True, max_tokens=4)
+    checks = by_name(t.run_api_checks(loopback(standin.url), test))
+    assert list(checks) == [t.HEALTH, t.INFO, t.MODELS, t.CHAT, t.NO_KEY, t.WRONG_KEY]
+    assert all(c.ok and not c.skipped for c in checks.values()), checks
+    assert checks[t.INFO].detail.startswith(f"serves {MODEL} (TGI 3.3.5, max input tokens")
+    # The stand-in echoes "Echo: <prompt>", cut at max_tokens=4 "tokens" (words).
+    chat = checks[t.CHAT].detail
+    assert ": 4 tokens, " in chat and " tokens/s (key from Secret tgi-api-key)" in chat, chat
+    assert "reply 'Echo: Say hello in'" in chat
+    assert checks[t.NO_KEY].detail == "401 without an API key"
+    assert checks[t.WRONG_KEY].detail == "401 with a wrong key"
+
+
+def test_a_wrong_configured_key_fails_the_chat_and_says_where_it_came_from(standin):
+    test = t.ApiTest(MODEL, "not-it", "tgi_api_key", "wrong", carries_key=True)
+    checks = by_name(t.run_api_checks(loopback(standin.url), test))
+    assert not checks[t.CHAT].ok
+    assert checks[t.CHAT].detail == (
+        "TGI refused the API key from tgi_api_key (401): it is not the key TGI was started with"
+    )
+    assert t.summary(list(checks.values())).startswith("1 of 6 checks failed: chat with the key")
+
+
+def test_through_the_proxy_the_keyed_checks_are_skipped_and_no_key_still_tested(standin):
+    test = t.ApiTest(MODEL, None, "Secret tgi-api-key", "wrong", carries_key=False)
+    checks = t.run_api_checks(without_authorization(loopback(standin.url)), test)
+    named = by_name(checks)
+    reason = (
+        "not testable through the API server's proxy (it removes the Authorization header): "
+        "use icc_test_tgi_url=port-forward (the default), ingress or a URL"
+    )
+    assert named[t.CHAT] == t.Check(t.CHAT, True, True, reason, 0.0)
+    assert named[t.WRONG_KEY].skipped and named[t.WRONG_KEY].detail == reason
+    assert named[t.NO_KEY].ok and not named[t.NO_KEY].skipped
+    assert t.summary(checks) == "4 checks passed, 2 skipped"
+
+
+def test_a_model_mismatch_fails_info_and_models_naming_both(standin):
+    test = t.ApiTest("Qwen/Qwen2.5-0.5B-Instruct", KEY, "tgi_api_key", "w", carries_key=True)
+    checks = by_name(t.run_api_checks(loopback(standin.url), test))
+    assert checks[t.INFO].detail == (
+        f"TGI serves '{MODEL}', but the inventory's tgi_model_id is 'Qwen/Qwen2.5-0.5B-Instruct' "
+        "(deploy.yml or change_model.yml makes them agree)"
+    )
+    assert not checks[t.MODELS].ok and "not the inventory's" in checks[t.MODELS].detail
+    assert checks[t.CHAT].ok  # the rest still runs
+
+
+def test_tgi_without_a_key_is_reported_open():
+    with TgiStandIn(MODEL) as open_server:
+        test = t.ApiTest(MODEL, "any", "tgi_api_key", "wrong", carries_key=True)
+        checks = by_name(t.run_api_checks(loopback(open_server.url), test))
+    assert not checks[t.NO_KEY].ok
+    assert "TGI answered 200 without an API key: anyone who reaches it" in checks[t.NO_KEY].detail
+    assert not checks[t.WRONG_KEY].ok
+
+
+def test_an_unready_tgi_and_an_unreachable_one_say_so():
+    with TgiStandIn(MODEL, api_key=KEY, ready=False) as loading:
+        check = t.check_health(loopback(loading.url)("GET", "/health", None, None))
+    assert not check.ok
+    assert check.detail == "TGI says it is unhealthy (503): the model is not serving"
+    refused = t.check_info(t.Reply(None, error="[Errno 111] Connection refused"), MODEL)
+    assert refused.detail == "no answer: [Errno 111] Connection refused"
+
+
+def test_the_api_servers_own_answer_is_quoted_from_its_status():
+    status = {"kind": "Status", "code": 503, "message": 'no endpoints available for service "tgi"'}
+    reply = t.Reply(503, json.dumps(status).encode())
+    assert t.check_health(reply).detail == (
+        'the API server answered 503: no endpoints available for service "tgi"'
+    )
+
+
+def test_a_proxy_that_cannot_reach_the_pod_hints_at_the_network_policy():
+    status = {
+        "kind": "Status",
+        "code": 503,
+        "message": "error trying to reach service: dial tcp 10.1.2.3:80: i/o timeout",
+    }
+    detail = t.check_health(t.Reply(503, json.dumps(status).encode())).detail
+    assert detail.startswith("the API server answered 503: error trying to reach service: dial")
+    assert detail.endswith("is kept out too: use icc_test_tgi_url=port-forward, the default)")
+
+
+def test_a_port_forward_that_does_not_open_is_one_line_and_the_rest_is_not_run(standin):
+    """Unreachable from the transport (the port-forward refused): one FAIL line says why, the
+    TGI checks not run are skipped, Open WebUI's own way is still tried."""
+    test = t.ApiTest(MODEL, KEY, "Secret tgi-api-key", "wrong", carries_key=True)
+
+    def refused(*_request):
+        raise t.Unreachable("the port-forward to pod tgi-1 is forbidden: ...")
+
+    webui = canned({("GET", "/health"): t.Reply(200, b'{"status":true}', 0.1)})
+    checks = t.run_api_checks(refused, test, webui)
+    assert [(c.name, c.state) for c in checks] == [
+        ("tgi port-forward", "FAIL"),
+        ("tgi health", "skip"),
+        ("tgi info", "skip"),
+        ("tgi models", "skip"),
+        ("chat with the key", "skip"),
+        ("no key refused", "skip"),
+        ("wrong key refused", "skip"),
+        ("open-webui health", "ok"),
+    ]
+    assert checks[0].detail == "the port-forward to pod tgi-1 is forbidden: ..."
+    assert {c.detail for c in checks[1:7]} == {"TGI not reached"}
+    assert t.summary(checks) == (
+        "1 of 8 checks failed: tgi port-forward: the port-forward to pod tgi-1 is forbidden: ..."
+    )
+    # Failing later (after three checks got through) keeps what they saw.
+    calls = []
+
+    def fails_at_the_chat(method, path, body, key):
+        calls.append(path)
+        if len(calls) == 4:
+            raise t.Unreachable("the port-forward to pod tgi-1 port 80 failed: reset")
+        return loopback(standin.url)(method, path, body, key)
+
+    later = t.run_api_checks(fails_at_the_chat, test, refused)
+    assert [c.state for c in later] == ["ok", "ok", "ok", "FAIL", "skip", "skip", "skip", "FAIL"]
+    assert later[3].name == "tgi port-forward" and later[4].name == "chat with the key"
+    assert later[-1].name == "open-webui health" and "forbidden" in later[-1].detail
+
+
+def test_a_refused_port_forward_names_the_right_and_the_proxy_as_fallback():
+    said = t.forward_refused(
+        "tgi-1",
+        403,
+        'pods "tgi-1" is forbidden: User "s" cannot get resource "pods/portforward" in API '
+        'group "" in the namespace "ns"',
+        "icc_test_tgi_url",
+    )
+    assert said == (
+        'the port-forward to pod tgi-1 is forbidden: pods "tgi-1" is forbidden: User "s" cannot '
+        'get resource "pods/portforward" in API group "" in the namespace "ns". It needs get and '
+        "create on pods/portforward in the namespace (RBAC; rbac/haw-icc-deployer.yml grants "
+        "it): ask for it, or test through the API server's service proxy with "
+        "-e icc_test_tgi_url=proxy (no key reaches TGI there: the keyed checks are skipped)"
+    )
+    other = t.forward_refused("w-1", 500, "error dialing backend", "icc_test_open_webui_url")
+    assert other.startswith("no port-forward to pod w-1 (500: error dialing backend); or test")
+    assert other.endswith(
+        "-e icc_test_open_webui_url=proxy (no key reaches TGI there: the keyed checks are skipped)"
+    )
+
+
+SERVICE = {
+    "metadata": {"name": "tgi"},
+    "spec": {
+        "ports": [
+            {"name": "http", "port": 3333, "targetPort": "http"},
+            {"name": "metrics", "port": 9000, "targetPort": 9090},
+            {"name": "same", "port": 8000},
+        ]
+    },
+}
+POD = {
+    "metadata": {"name": "tgi-1"},
+    "spec": {"containers": [{"name": "tgi", "ports": [{"name": "http", "containerPort": 80}]}]},
+}
+
+
+def test_the_forwarded_port_is_the_one_the_services_port_targets():
+    assert t.target_port(SERVICE, 3333, POD) == 80  # by the container port's name
+    assert t.target_port(SERVICE, 9000, POD) == 9090  # a number
+    assert t.target_port(SERVICE, 8000, POD) == 8000  # none: the Service's port itself
+    with pytest.raises(
+        ValueError, match=r"^Service tgi has no port 80 \(it has 3333, 9000, 8000\)$"
+    ):
+        t.target_port(SERVICE, 80, POD)
+    unnamed = {"metadata": {"name": "tgi-2"}, "spec": {"containers": [{"name": "tgi"}]}}
+    with pytest.raises(ValueError) as error:
+        t.target_port(SERVICE, 3333, unnamed)
+    assert str(error.value) == (
+        "Service tgi port 3333 targets the port named 'http', which no container of pod "
+        "tgi-2 declares"
+    )
+
+
+def test_chat_reply_without_usage_fails():
+    transport = canned({("POST", "/v1/chat/completions"): t.Reply(200, b'{"choices": []}', 0.5)})
+    reply = transport("POST", "/v1/chat/completions", None, KEY)
+    check = t.check_chat(reply, "tgi_api_key")
+    assert not check.ok and "no usage.completion_tokens" in check.detail
+
+
+def test_tokens_per_second_come_from_usage_and_the_requests_time():
+    answer = {
+        "choices": [{"message": {"role": "assistant", "content": "Hello there"}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 20, "total_tokens": 29},
+    }
+    check = t.check_chat(t.Reply(200, json.dumps(answer).encode(), 0.5), "Secret s")
+    assert check.detail == (
+        "200 in 0.50s: 20 tokens, 40.0 tokens/s (key from Secret s); reply 'Hello there'"
+    )
+    assert check.seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("reply", "ok", "detail"),
+    [
+        (t.Reply(200, b'{"status":true}', 0.25), True, "200 in 0.25s"),
+        (t.Reply(200, b'{"status":false}'), False, "200, but it says {'status': False}"),
+        (t.Reply(502, b"Bad Gateway"), False, "502: Bad Gateway"),
+    ],
+)
+def test_open_webui_health(reply, ok, detail):
+    check = t.check_webui(reply)
+    assert (check.ok, check.detail) == (ok, detail)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:3333", None),
+        ("https://llm.example.org/prefix/", None),
+        (
+            "ftp://x",
+            "icc_test_tgi_url must be an http:// or https:// URL with a host, not 'ftp://x'",
+        ),
+        (
+            "http://",
+            "icc_test_tgi_url must be an http:// or https:// URL with a host, not 'http://'",
+        ),
+        (
+            "http://h/?a=1",
+            "icc_test_tgi_url must be a base URL without a query or fragment, not 'http://h/?a=1'",
+        ),
+        ("http://h:99999", "icc_test_tgi_url has an invalid port: 'http://h:99999'"),
+    ],
+)
+def test_url_problems(url, problem):
+    assert t.url_problem("icc_test_tgi_url", url) == problem
+
+
+def test_urls_and_proxy_paths():
+    assert t.join_url("https://h/prefix/", "/health") == "https://h/prefix/health"
+    assert t.service_proxy_path("ns", "tgi", 3333, "/v1/models") == (
+        "/api/v1/namespaces/ns/services/tgi:3333/proxy/v1/models"
+    )
+
+
+SMI = "name, memory.total [MiB], driver_version\nTesla V100-PCIE-16GB, 16384, 535.129.03\n"
+ENV = (
+    "PATH=/usr/bin\nCUDA_VISIBLE_DEVICES=0\nNCCL_DEBUG=WARN\nHOSTNAME=0.0.0.0\n"
+    "NVIDIA_VISIBLE_DEVICES=GPU-1\n"
+)
+
+
+def test_gpu_check_lists_the_gpus_driver_and_gpu_environment():
+    check = t.check_gpus(1, (0, SMI, ""), (0, ENV, ""), 0.3)
+    assert check.ok and not check.skipped
+    assert check.detail == (
+        "1 x GPU: Tesla V100-PCIE-16GB 16384 MiB; driver 535.129.03; "
+        "CUDA_VISIBLE_DEVICES=0, NCCL_DEBUG=WARN, NVIDIA_VISIBLE_DEVICES=GPU-1"
+    )
+    assert t.gpu_query_command()[:2] == [
+        "nvidia-smi",
+        "--query-gpu=name,memory.total,driver_version",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expected", "smi", "detail"),
+    [
+        (2, (0, SMI, ""), "the pod requests 2 GPU(s), nvidia-smi shows 1"),
+        (
+            1,
+            (9, "", "NVIDIA-SMI has failed because it couldn't communicate with the driver"),
+            "nvidia-smi failed in the TGI container (exit 9): NVIDIA-SMI has failed because it "
+            "couldn't communicate with the driver",
+        ),
+        (1, (0, "Killed\n", ""), "nvidia-smi's output is not what was asked for: "),
+    ],
+)
+def test_gpu_check_failures(expected, smi, detail):
+    check = t.check_gpus(expected, smi, None, 0.1)
+    assert not check.ok and check.detail.startswith(detail), check.detail
+
+
+class _Refused(Exception):
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            _Refused(
+                0,
+                "Handshake status 500 Internal Server Error -+-+- {'a': 'b'} -+-+- "
+                '{"kind":"Status","message":"error dialing backend: connection refused"}',
+            ),
+            (500, "error dialing backend: connection refused"),
+        ),
+        (
+            _Refused(0, "Handshake status 404 Not Found -+-+- {} -+-+- "),
+            (404, "Handshake status 404 Not Found"),
+        ),
+        (_Refused(403, "Forbidden"), (403, "Forbidden")),
+    ],
+)
+def test_exec_refusals_are_read_from_the_websocket_error(error, expected):
+    assert t.exec_refusal(error) == expected
+
+
+def test_report_and_summary():
+    checks = [
+        t.passed(t.HEALTH, "200 in 0.01s"),
+        t.failed(t.INFO, "TGI serves 'a', but ..."),
+        t.skipped(t.GPU, "turned off"),
+    ]
+    assert t.report("[ns] API test", checks).splitlines() == [
+        "[ns] API test",
+        "  ok    tgi health  200 in 0.01s",
+        "  FAIL  tgi info    TGI serves 'a', but ...",
+        "  skip  gpu         turned off",
+    ]
+    assert t.summary(checks) == "1 of 3 checks failed: tgi info: TGI serves 'a', but ..."
