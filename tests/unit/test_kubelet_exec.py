@@ -49,7 +49,7 @@ from icc_sandbox.exec_stream import (
 )
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.kubelet import exec_view
-from icc_sandbox.node_agent import NodeSpec, Timing
+from icc_sandbox.nodes import NodeSpec, Timing
 from kubernetes.stream.ws_client import WSClient
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"

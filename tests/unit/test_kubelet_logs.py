@@ -17,16 +17,12 @@ from icc_sandbox.container_logs import (
     render,
     weight_files,
 )
+from icc_sandbox.container_spec import launch_outcome
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.kubelet import pod_logs
-from icc_sandbox.node_agent import (
-    NodeSpec,
-    Timing,
-    assign_pod_ips,
-    iso,
-    launch_outcome,
-    simulate_pod,
-)
+from icc_sandbox.node_agent import assign_pod_ips
+from icc_sandbox.nodes import NodeSpec, Timing, iso
+from icc_sandbox.pod_simulation import simulate_pod
 from icc_sandbox.tgi_launcher import launcher_values
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"
