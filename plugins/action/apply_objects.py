@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     ObjectProblem,
-    RequestFailed,
     apply_object,
     describe,
 )
@@ -34,7 +34,7 @@ class ActionModule(KubernetesAction):
                 "(a diff would show their data); use haw.icc.keep_secrets",
             )
         try:
-            api = self._json_api(args)
+            api = self._cluster_api(args)
         except ConnectionProblem as error:
             return self._fail(result, f"Cannot connect: {error}")
         diffs = []
@@ -51,7 +51,7 @@ class ActionModule(KubernetesAction):
                 )
             except ObjectProblem as problem:
                 return self._fail(result, str(problem))
-            except RequestFailed as problem:
+            except ApiError as problem:
                 return self._fail(result, self._stopped_at(result, what, str(problem)))
             result["objects"].append(outcome.summary())
             if outcome.changed:

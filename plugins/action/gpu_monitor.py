@@ -3,14 +3,14 @@
 
 It runs on the controller so that it can print a line per sample. The GPU figures come from
 nvidia-smi run in the TGI pod (exec through the API server) or from a local command that prints
-the same CSV; TGI's figures from /metrics through the API server's service proxy. Parsing lives
-in module_utils (nvidia_smi, prometheus_text); this file samples, writes and draws.
+the same CSV; TGI's figures from /metrics through the API server's service proxy, both through
+ClusterApi (module_utils/cluster/api.py). Parsing lives in module_utils (nvidia_smi,
+prometheus_text); this file samples, writes and draws.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shlex
 import shutil
@@ -22,9 +22,11 @@ from typing import Any
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
-    REQUEST_TIMEOUT,
-    api_message,
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
+    ApiError,
+    ClusterApi,
+    proxy_path,
+    resource_path,
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
     parse_gpu_csv,
@@ -99,7 +101,7 @@ class ActionModule(KubernetesAction):
         if not os.access(directory, os.W_OK | os.X_OK):
             return self._fail(result, f"cannot write into the folder {directory}")
         try:
-            api = self._api_client(args)
+            api = self._cluster_api(args)
         except ConnectionProblem as error:
             return self._fail(result, f"Cannot connect: {error}")
         host = to_text(task_vars.get("inventory_hostname") or namespace)
@@ -127,19 +129,18 @@ def _command(value: Any) -> list[str] | None:
 class Sampler:
     """Samples one namespace: GPUs and TGI, `samples` times, `interval` seconds apart."""
 
-    def __init__(self, api: Any, args: dict[str, Any], command: list[str] | None, prefix: str):
-        from kubernetes import client as k8s
-
-        self.core = k8s.CoreV1Api(api)
+    def __init__(
+        self, api: ClusterApi, args: dict[str, Any], command: list[str] | None, prefix: str
+    ):
+        self.api = api
         self.args = args
         self.namespace = args["namespace"]
         self.command = command
         self.prefix = prefix
         self.problems: list[str] = []
         self.exec_failed: str | None = None
-        self.proxy_name = f"{args['name']}:{args['service_port']}"
-        self.metrics_path = (
-            f"/api/v1/namespaces/{self.namespace}/services/{self.proxy_name}/proxy/metrics"
+        self.metrics_path = proxy_path(
+            self.namespace, args["name"], args["service_port"], "/metrics"
         )
         self.gpu_source = f"command {shlex.join(command)}" if command else "exec into the TGI pod"
 
@@ -220,49 +221,36 @@ class Sampler:
         return None
 
     def _tgi_pod(self) -> str:
-        from kubernetes.client.rest import ApiException
-
         selector = f"app.kubernetes.io/name=tgi,app.kubernetes.io/instance={self.args['name']}"
         try:
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        except ApiException as error:
-            raise SourceProblem(f"cannot list pods: {api_message(error)}") from error
+            pods = self.api.list(
+                resource_path("v1", "pods", self.namespace), {"labelSelector": selector}
+            )
+        except ApiError as error:
+            raise SourceProblem(f"cannot list pods: {error}") from error
         running = [
             pod
             for pod in pods
-            if pod.status and pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+            if (pod.get("status") or {}).get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")
         ]
         if not running:
             raise SourceProblem(f"no running TGI pod ({selector})")
-        newest = max(running, key=lambda pod: pod.metadata.creation_timestamp)
-        return newest.metadata.name
+        # RFC 3339 times in UTC, as the API server writes them, sort as text.
+        newest = max(running, key=lambda pod: pod["metadata"].get("creationTimestamp") or "")
+        return newest["metadata"]["name"]
 
     def _exec(self, pod: str) -> str:
-        from kubernetes.stream import stream
-
         try:
-            response = stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                self.namespace,
-                command=query_command(),
-                container=self.args["container"],
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
+            done = self.api.exec(
+                self.namespace, pod, query_command(), self.args["container"], EXEC_TIMEOUT
             )
-            response.run_forever(timeout=EXEC_TIMEOUT)
-            stdout, stderr = response.read_stdout(), response.read_stderr()
-            status = response.read_channel(3)
-            response.close()
-        except Exception as error:  # ApiException, websocket and socket errors alike
-            raise SourceProblem(_exec_error(error)) from error
-        failure = _exec_status(status)
-        if failure:
-            raise SourceProblem(f"{failure}{': ' + stderr.strip() if stderr.strip() else ''}")
-        return stdout
+        except ApiError as error:  # the API server's or the node's words, or why none came
+            raise SourceProblem(error.said) from error
+        if done.failure:
+            stderr = done.stderr.strip()
+            raise SourceProblem(f"{done.failure}{': ' + stderr if stderr else ''}")
+        return done.stdout
 
     def _run_command(self) -> str:
         env = dict(os.environ, ICC_MONITOR_NAMESPACE=self.namespace, ICC_MONITOR_POD="")
@@ -285,27 +273,19 @@ class Sampler:
     # -- TGI's figures -----------------------------------------------------------------------
 
     def _figures(self) -> dict[str, Any] | None:
-        from kubernetes.client.rest import ApiException
-        from urllib3.exceptions import HTTPError
-
+        args = self.args
         try:
-            response = self.core.connect_get_namespaced_service_proxy_with_path(
-                self.proxy_name,
-                self.namespace,
-                "metrics",
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+            response = self.api.proxy(
+                "GET", self.namespace, args["name"], args["service_port"], "/metrics"
             )
+            if not response.ok:
+                raise self.api.refusal(response)
             text = response.data.decode("utf-8", errors="replace")
             return tgi_server_figures(parse_samples(text))
-        except ApiException as error:
-            self._problem(f"TGI metrics: {self.metrics_path}: {api_message(error)}")
-        except (HTTPError, OSError) as error:  # a timeout or a dropped connection: next sample
-            self._problem(f"TGI metrics: {self.metrics_path}: {error}")
+        except ApiError as error:  # a refusal, a timeout or a dropped connection: next sample
+            self._problem(f"TGI metrics: {self.metrics_path}: {error.said}")
         except ValueError as error:
             self._problem(f"TGI metrics: {self.metrics_path} is not Prometheus text ({error})")
-        except Exception as error:  # connection errors of urllib3
-            self._problem(f"TGI metrics: {self.metrics_path}: {error}")
         return None
 
     def _problem(self, message: str) -> None:
@@ -314,41 +294,6 @@ class Sampler:
             self.problems.append(message)
             # A line of its own (a warning would be wrapped), in the warning colour.
             display.display(f"{self.prefix}{message}", color=C.COLOR_WARN)
-
-
-def _exec_error(error: Exception) -> str:
-    """The API server's words for a failed exec: its Status message where there is one.
-
-    The websocket handshake's failure arrives as an ApiException with status 0 and a reason
-    `Handshake status 404 Not Found -+-+- <headers> -+-+- <body>`, the body a Status in JSON
-    from the API server, or the node's own text.
-    """
-    if getattr(error, "body", None):
-        return api_message(error)
-    parts = [part.strip() for part in str(getattr(error, "reason", None) or error).split("-+-+-")]
-    try:
-        status = json.loads(parts[-1])
-    except ValueError:
-        status = None
-    if isinstance(status, dict) and status.get("message"):
-        return str(status["message"])
-    if len(parts) > 1 and parts[-1]:
-        return f"{parts[0]}: {parts[-1].splitlines()[0]}"
-    lines = parts[0].splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def _exec_status(status: str) -> str | None:
-    """The failure the exec's status channel reports, None for success (or no status)."""
-    if not status:
-        return None
-    try:
-        parsed = json.loads(status)
-    except ValueError:
-        return status.strip()
-    if parsed.get("status") == "Success":
-        return None
-    return str(parsed.get("message") or parsed.get("reason") or status).strip()
 
 
 def _sleep_until(deadline: float) -> None:

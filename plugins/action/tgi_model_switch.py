@@ -24,6 +24,7 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     format_duration,
     quantity_value,
@@ -36,7 +37,6 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.progress import
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
     FIELD_MANAGER,
-    ApiProblem,
     RolloutWatcher,
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
@@ -362,7 +362,7 @@ class ModelSwitch:
     def _read(self) -> dict[str, Any]:
         try:
             return self.watcher.deployment(self.name)
-        except ApiProblem as problem:
+        except ApiError as problem:
             if problem.status == 404:
                 raise SwitchRefused(
                     f"{problem}: the switch changes a running TGI and does not create one; "
@@ -383,17 +383,16 @@ class ModelSwitch:
             patch = switch_patch(version, deployment, index, spec)
             try:
                 return self.watcher.patch_deployment(self.name, patch, FIELD_MANAGER, dry_run)
-            except ApiProblem as problem:
+            except ApiError as problem:
                 # A failed `test` is a bare 422: see whether the Deployment moved on since.
                 if problem.status not in (409, 422):
                     raise
                 deployment = self._read()
                 moved = (deployment.get("metadata") or {}).get("resourceVersion") != version
                 if not moved or attempt == PATCH_ATTEMPTS:
-                    raise ApiProblem(
+                    raise ApiError(
                         f"the API server refused the change of Deployment {self.name}: {problem}"
                         + (" (it kept changing while being patched; run again)" if moved else ""),
-                        True,
                         problem.status,
                     ) from problem
         raise AssertionError("unreachable")  # pragma: no cover
@@ -418,7 +417,7 @@ class ModelSwitch:
         try:
             events = self.watcher.events()
             progress = self.watcher.rollout(deployment, events, DEFAULT_UNSCHEDULABLE_GRACE)
-        except ApiProblem as problem:
+        except ApiError as problem:
             self.warn(f"cannot describe the rollout of Deployment {self.name}: {problem}")
             return {}
         return rollout_report(progress)
@@ -548,7 +547,7 @@ class ModelSwitch:
         self.show(f"{self.prefix}{self.name}: the new revision failed; rolling back to {old}")
         try:
             patched = self._patch(self._read(), previous)
-        except (ApiProblem, SwitchRefused) as problem:
+        except (ApiError, SwitchRefused) as problem:
             result["msg"] = (
                 f"the change of {where} {change} failed, and the rollback to {old} failed "
                 f"too.\n\nWhy the change failed: {why}\n\nWhy the rollback failed: {problem}"
@@ -598,7 +597,7 @@ class ActionModule(KubernetesAction):
             problems = "\n".join(f"- {problem}" for problem in error.errors)
             return self._fail(result, f"Refusing to change {where}:\n{problems}")
         try:
-            api = self._api_client(args)
+            api = self._cluster_api(args)
         except ConnectionProblem as error:
             return self._fail(result, f"Cannot connect: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
@@ -616,7 +615,7 @@ class ActionModule(KubernetesAction):
             result["multi_gpu"] = workload["multi_gpu"]
         except SwitchRefused as refusal:
             return self._fail(result, f"Refusing to change {where}: {refusal}")
-        except ApiProblem as problem:
+        except ApiError as problem:
             return self._fail(result, f"cannot change {where}: {problem}")
         if watcher.warnings:
             result["warnings"] = list(watcher.warnings)

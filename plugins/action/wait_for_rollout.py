@@ -14,10 +14,10 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import ProgressLog
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
-    ApiProblem,
     RolloutWatcher,
     undo_rollout,
 )
@@ -60,7 +60,7 @@ class ActionModule(KubernetesAction):
             )
             return result
         try:
-            api = self._api_client(args)
+            api = self._cluster_api(args)
         except ConnectionProblem as error:
             return self._fail(result, f"Cannot connect: {error}")
         host = to_text(task_vars.get("inventory_hostname") or "")
@@ -115,7 +115,7 @@ class ActionModule(KubernetesAction):
             new_revision = outcome.rollouts[name].revision or "?"
             try:
                 revision, generation = undo_rollout(watcher, name)
-            except ApiProblem as problem:
+            except ApiError as problem:
                 result["msg"] = (
                     f"{why}\n\nThe new revision {new_revision} of Deployment {name} could not be "
                     f"rolled back: {problem}"

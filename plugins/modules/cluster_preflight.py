@@ -127,7 +127,7 @@ denied:
 import copy
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster import rights as access_rules
-from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import JsonApi, RequestFailed
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import quantity_value
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
@@ -158,8 +158,8 @@ def argspec():
 def namespace_state(api, name):
     """True/False when the namespace could be read, None when reading it is forbidden."""
     try:
-        return api.get(f"/api/v1/namespaces/{name}") is not None
-    except RequestFailed as error:
+        return api.get(f"/api/v1/namespaces/{name}", missing_ok=True) is not None
+    except ApiError as error:
         if error.status == 403:
             return None
         raise
@@ -172,9 +172,10 @@ def volume_problems(api, namespace, volumes, warn):
     for volume in volumes:
         try:
             claim = api.get(
-                f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{volume['name']}"
+                f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{volume['name']}",
+                missing_ok=True,
             )
-        except RequestFailed as error:
+        except ApiError as error:
             if error.status == 403:
                 continue  # a volume this user may not see: nothing to compare
             raise
@@ -213,8 +214,8 @@ def storage_class_expands(api, name):
     if not name:
         return None
     try:
-        found = api.get(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
-    except RequestFailed as error:
+        found = api.get(f"/apis/storage.k8s.io/v1/storageclasses/{name}", missing_ok=True)
+    except ApiError as error:
         if error.status == 403:
             return None
         raise
@@ -226,7 +227,7 @@ def denied_permissions(api, namespace, permissions):
     and a SelfSubjectAccessReview only for a right it does not show when the server says its
     list is incomplete (an authorizer that cannot list its rules)."""
     authorization = "/apis/authorization.k8s.io/v1"
-    review = api.post(
+    review = api.create(
         f"{authorization}/selfsubjectrulesreviews",
         {
             "apiVersion": "authorization.k8s.io/v1",
@@ -245,7 +246,7 @@ def denied_permissions(api, namespace, permissions):
             attributes = {"namespace": namespace, "group": group, "resource": name, "verb": verb}
             if subresource:
                 attributes["subresource"] = subresource
-            answer = api.post(
+            answer = api.create(
                 f"{authorization}/selfsubjectaccessreviews",
                 {
                     "apiVersion": "authorization.k8s.io/v1",
@@ -265,10 +266,8 @@ def run(module):
     result = dict(
         changed=False, namespace_exists=None, namespace_created=False, denied=[], volume_problems=[]
     )
-    api_client, found = connect(module, result)
+    api, found = connect(module, result)
     result.update(server=found.server, server_version=found.version, credentials=found.describe())
-
-    api = JsonApi(api_client)
     try:
         exists = namespace_state(api, namespace)
         result["namespace_exists"] = exists
@@ -285,7 +284,7 @@ def run(module):
                     **result,
                 )
             if not module.check_mode:
-                api.post(
+                api.create(
                     "/api/v1/namespaces",
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
                 )
@@ -294,7 +293,7 @@ def run(module):
         result["volume_problems"] = volume_problems(
             api, namespace, module.params["volumes"], module.warn
         )
-    except RequestFailed as error:
+    except ApiError as error:
         module.fail_json(msg=f"Checking namespace {namespace} failed: {error}", **result)
     asked = sum(len(permission.get("verbs", [])) for permission in module.params["permissions"])
     if result["denied"] and len(result["denied"]) == asked and not result["namespace_exists"]:

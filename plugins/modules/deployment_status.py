@@ -116,11 +116,8 @@ import copy
 from datetime import datetime, timezone
 
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
-    REQUEST_TIMEOUT,
-    api_message,
-    connect,
-)
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError, resource_path
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     CatalogError,
@@ -134,12 +131,6 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload impo
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-try:
-    from kubernetes import client as k8s
-    from kubernetes.client.rest import ApiException
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    ApiException = OSError
 
 GIB = 2**30
 
@@ -161,43 +152,26 @@ def argspec():
 class NamespaceReader(ClusterReader):
     """The namespace's objects as plain dicts; a list that is refused gives a warning."""
 
-    def __init__(self, api_client, namespace, warnings):
-        super().__init__(k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client), namespace, warnings)
-        self.networking = k8s.NetworkingV1Api(api_client)
-
-    def items(self, method, what):
+    def items(self, api_version, plural, what):
         try:
-            return self._items(method, self.namespace)
-        except ApiException as error:
+            return self.api.list(self._here(api_version, plural))
+        except ApiError as error:
             if error.status not in (403, 404):
                 raise
-            self.warnings.append(f"cannot list {what} in {self.namespace}: {api_message(error)}")
+            self.warnings.append(f"cannot list {what} in {self.namespace}: {error}")
             return []
 
     def deployment(self, name):
-        try:
-            return self._call(self.apps.read_namespaced_deployment, name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        return self.api.get(self._here("apps/v1", "deployments", name), missing_ok=True)
 
     def log_lines(self, pod, container, tail, previous):
         """The newest lines of a container's log (its previous run's with `previous`)."""
+        query = {"container": container, "tailLines": tail, "previous": previous}
         try:
-            text = self.core.read_namespaced_pod_log(
-                pod,
-                self.namespace,
-                container=container,
-                tail_lines=tail,
-                previous=previous,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
+            text = self.api.text(resource_path("v1", "pods", self.namespace, pod, "log"), query)
+        except ApiError as error:
             which = "previous " if previous else ""
-            self.warnings.append(
-                f"cannot read the {which}log of {pod}/{container}: {api_message(error)}"
-            )
+            self.warnings.append(f"cannot read the {which}log of {pod}/{container}: {error}")
             return []
         return (text or "").splitlines()
 
@@ -342,8 +316,8 @@ def main():
     result = dict(
         changed=False, namespace=namespace, healthy=False, tgi={}, open_webui={}, lines=[]
     )
-    api_client, _found = connect(module, result)
-    reader = NamespaceReader(api_client, namespace, warnings)
+    api, _found = connect(module, result)
+    reader = NamespaceReader(api, namespace, warnings)
     try:
         catalog = merged_catalog(params["catalog"])
     except CatalogError as error:
@@ -351,15 +325,12 @@ def main():
     now = datetime.now(timezone.utc)  # noqa: UP017 - modules may run on older Pythons
     try:
         objects = dict(
-            replicasets=reader.items(reader.apps.list_namespaced_replica_set, "ReplicaSets"),
-            pods=reader.items(reader.core.list_namespaced_pod, "pods"),
-            events=reader.items(reader.core.list_namespaced_event, "events"),
+            replicasets=reader.items("apps/v1", "replicasets", "ReplicaSets"),
+            pods=reader.items("v1", "pods", "pods"),
+            events=reader.items("v1", "events", "events"),
         )
-        services = {
-            s["metadata"]["name"]: s
-            for s in reader.items(reader.core.list_namespaced_service, "Services")
-        }
-        ingresses = reader.items(reader.networking.list_namespaced_ingress, "Ingresses")
+        services = {s["metadata"]["name"]: s for s in reader.items("v1", "services", "Services")}
+        ingresses = reader.items("networking.k8s.io/v1", "ingresses", "Ingresses")
         apps = {}
         for key, app, name, container in (
             ("tgi", "tgi", params["tgi_name"], "tgi"),
@@ -370,10 +341,8 @@ def main():
                 reader, app, name, container, objects, now, params["log_lines"], capacity, catalog
             )
             apps[key]["access"] = _access(namespace, services.get(name), ingresses)
-    except ApiException as error:
-        module.fail_json(
-            msg=f"Reading namespace {namespace} failed: {api_message(error)}", **result
-        )
+    except ApiError as error:
+        module.fail_json(msg=f"Reading namespace {namespace} failed: {error}", **result)
     result.update(
         tgi=apps["tgi"],
         open_webui=apps["open_webui"],

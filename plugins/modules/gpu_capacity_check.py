@@ -310,8 +310,8 @@ import copy
 
 from ansible_collections.haw.icc.plugins.module_utils.capacity import cluster_rules, gpu_rules
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import AppsApi, CoreApi
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import api_message, connect
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
 from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import (
     quota_left,
@@ -326,12 +326,6 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings impo
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-try:
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    ApiException = HTTPError = OSError
 
 
 def argspec():
@@ -373,11 +367,6 @@ def hub_facts(params, warnings):
         return None
 
 
-def kubernetes_apis(api_client):
-    """The typed APIs the check reads through (a seam for tests)."""
-    return CoreApi(api_client), AppsApi(api_client)
-
-
 def other_gpu_types(catalog, gpu_type):
     try:
         known = merged_catalog(catalog)
@@ -391,24 +380,15 @@ def cluster_check(module, params, judge, result, warnings):
     result's nodes, free_gpus, quota and released_gpus."""
     values = resolved_settings(params["settings"])
     gpu_type, wanted = values["tgi_gpu_type"], int(values["tgi_gpu_count"])
-    core, apps = kubernetes_apis(connect(module, result)[0])
-    reader = ClusterReader(core, apps, params["namespace"], warnings)
+    reader = ClusterReader(connect(module, result)[0], params["namespace"], warnings)
     try:
         nodes = reader.nodes()
         pods = reader.pods_everywhere() if nodes is not None else None
         released_pods = reader.pods_of_deployment(params["release_deployment"])
         quotas = reader.quotas()
-    except ApiException as error:
-        module.fail_json(
-            msg=f"Reading the cluster for the capacity check failed ({error.status}): "
-            f"{api_message(error)}",
-            **result,
-        )
-    except (HTTPError, OSError) as error:
-        module.fail_json(
-            msg=f"Reading the cluster for the capacity check failed: {api_message(error)}",
-            **result,
-        )
+    except ApiError as error:
+        said = f" ({error.status}): {error.said}" if error.status else f": {error}"
+        module.fail_json(msg=f"Reading the cluster for the capacity check failed{said}", **result)
     result["released_gpus"] = released_gpus(released_pods)
     free_rule, table = cluster_rules.gpus_free_rule(
         gpu_type,

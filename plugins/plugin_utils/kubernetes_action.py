@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import JsonApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ClusterApi
 from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     ConnectionProblem,
     api_client,
@@ -54,9 +54,10 @@ class KubernetesAction(ControllerAction):
                     os.environ[name] = value
 
     @staticmethod
-    def _api_client(args: dict[str, Any]) -> Any:
-        """A kubernetes ApiClient from the task's auth options (or K8S_AUTH_*, in-cluster,
-        KUBECONFIG, ~/.kube/config, in kubernetes.core's order).
+    def _cluster_api(args: dict[str, Any]) -> ClusterApi:
+        """The request layer (module_utils/cluster/api.py) over the client kubernetes.core makes
+        from the task's auth options (or K8S_AUTH_*, in-cluster, KUBECONFIG, ~/.kube/config, in
+        kubernetes.core's order).
 
         Raises ConnectionProblem saying why there is none.
         """
@@ -75,7 +76,3 @@ class KubernetesAction(ControllerAction):
             return None
         names = f"{', '.join(durations[:-1])} and {durations[-1]}"
         return f"poll_interval must be >= 1; {names} >= 0"
-
-    def _json_api(self, args: dict[str, Any]) -> JsonApi:
-        """A JsonApi (module_utils/cluster/apply.py) on _api_client's client."""
-        return JsonApi(self._api_client(args))

@@ -1,4 +1,5 @@
-"""gpu_monitor's pure parts: CSV rows and cells, the local command, the API server's exec errors."""
+"""gpu_monitor's pure parts: CSV rows and cells, the local command, the plot. (How the API
+server's exec errors and the exec status channel are read: tests/unit/cluster/test_api.py.)"""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from ansible_collections.haw.icc.plugins.action.gpu_monitor import (
     COLUMNS,
     _command,
     _csv_row,
-    _exec_error,
-    _exec_status,
     _rows,
     draw_plot,
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import parse_gpu_csv
-from kubernetes.client.rest import ApiException
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 3, 2, 10, 15, 0, tzinfo=UTC)
@@ -81,58 +79,6 @@ def test_gpu_command(value, argv):
 def test_bad_gpu_command(value, message):
     with pytest.raises(ValueError, match=message):
         _command(value)
-
-
-def handshake(status: str, body: str) -> ApiException:
-    return ApiException(
-        status=0, reason=f"Handshake status {status} -+-+- {{'a': 'b'}} -+-+- {body}"
-    )
-
-
-@pytest.mark.parametrize(
-    ("error", "message"),
-    [
-        (
-            handshake("404 Not Found", "404 page not found"),
-            "Handshake status 404 Not Found: 404 page not found",
-        ),
-        (
-            handshake(
-                "500 Internal Server Error",
-                '{"kind":"Status","message":"error dialing backend: x"}',
-            ),
-            "error dialing backend: x",
-        ),
-        (OSError("Connection refused"), "Connection refused"),
-    ],
-)
-def test_exec_errors_in_the_api_servers_words(error, message):
-    assert _exec_error(error) == message
-
-
-def test_a_forbidden_exec_quotes_the_status():
-    error = ApiException(status=403, reason="Forbidden")
-    error.body = (
-        '{"message": "pods \\"tgi-1\\" is forbidden: cannot create resource \\"pods/exec\\""}'
-    )
-    assert _exec_error(error) == 'pods "tgi-1" is forbidden: cannot create resource "pods/exec"'
-
-
-@pytest.mark.parametrize(
-    ("status", "failure"),
-    [
-        ("", None),
-        ('{"metadata":{},"status":"Success"}', None),
-        (
-            '{"status":"Failure","message":"command terminated with non-zero exit code: 9",'
-            '"reason":"NonZeroExitCode"}',
-            "command terminated with non-zero exit code: 9",
-        ),
-        ("not json", "not json"),
-    ],
-)
-def test_exec_status_channel(status, failure):
-    assert _exec_status(status) == failure
 
 
 def test_plot_is_a_png(tmp_path):

@@ -31,13 +31,11 @@ from ansible_collections.haw.icc.plugins.action.tgi_model_switch import (
     switch_result,
     wanted_spec,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     RolloutProgress,
     describe_rollout,
-)
-from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
-    ApiProblem,
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
     FAILED,
@@ -227,7 +225,7 @@ class FakeCluster:
 
     def deployment(self, name: str) -> dict[str, Any]:
         if name != self.stored["metadata"]["name"]:
-            raise ApiProblem(f"Deployment {name} not found in namespace {NAMESPACE}", True, 404)
+            raise ApiError(f"Deployment {name} not found in namespace {NAMESPACE}", 404)
         return copy.deepcopy(self.stored)
 
     def events(self) -> list[dict[str, Any]]:
@@ -237,7 +235,7 @@ class FakeCluster:
         assert field_manager == "haw.icc"
         self.patches.append((copy.deepcopy(patch), dry_run))
         if self.refuse_patch_number == len(self.patches):
-            raise ApiProblem("deployments.apps is forbidden", True, 403)
+            raise ApiError("deployments.apps is forbidden", 403)
         if self.status_writes_before_patch:
             self.status_writes_before_patch -= 1
             meta = self.stored["metadata"]
@@ -245,7 +243,7 @@ class FakeCluster:
         try:
             patched = apply_json_patch(self.stored, patch)
         except ValueError as error:
-            raise ApiProblem(f"patching Deployment {name}: {error}", False, 422) from error
+            raise ApiError(f"patching Deployment {name}: {error}", 422) from error
         if dry_run:
             return patched
         self.writes += 1

@@ -7,84 +7,68 @@ warning, so the check degrades under namespace-only rights instead of failing.
 
 from __future__ import annotations
 
-import json
-
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
-    REQUEST_TIMEOUT,
-    api_message,
-)
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError, resource_path
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import label_selector
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus, pod_key
-
-try:
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError
-except ImportError:  # reported by the module's requirement check
-    ApiException = HTTPError = OSError
 
 UNFINISHED_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 class ClusterReader:
-    """Reads what the cluster rules need. A forbidden read gives None and a warning."""
+    """Reads what the cluster rules need through ClusterApi (module_utils/cluster/api.py). A
+    forbidden read gives None and a warning; any other failure is the ApiError."""
 
-    def __init__(self, core, apps, namespace, warnings):
-        self.core = core
-        self.apps = apps
+    def __init__(self, api, namespace, warnings):
+        self.api = api
         self.namespace = namespace
         self.warnings = warnings
 
-    def _call(self, method, *args, **kwargs):
-        response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-        return json.loads(response.data or b"{}")
+    def _here(self, api_version, plural, name=None):
+        """The path of the namespace's `plural` (or one of them, `name`)."""
+        return resource_path(api_version, plural, self.namespace, name)
 
-    def _items(self, method, *args, **kwargs):
-        return self._call(method, *args, **kwargs).get("items") or []
-
-    def _listed(self, what, consequence, method, *args, **kwargs):
+    def _listed(self, what, consequence, path, **query):
         """Items of a list call; None, with a warning, when this user may not make it."""
         try:
-            return self._items(method, *args, **kwargs)
-        except ApiException as error:
+            return self.api.list(path, query)
+        except ApiError as error:
             if error.status != 403:
                 raise
-            self.warnings.append(f"cannot {what} ({api_message(error)}): {consequence}")
+            self.warnings.append(f"cannot {what} ({error}): {consequence}")
             return None
 
     def nodes(self):
         return self._listed(
-            "list nodes", "free GPUs per node unknown; quota only", self.core.list_node
+            "list nodes", "free GPUs per node unknown; quota only", resource_path("v1", "nodes")
         )
 
     def pods_everywhere(self):
         return self._listed(
             "list the pods of all namespaces",
             "GPUs in use per node unknown; quota only",
-            self.core.list_pod_for_all_namespaces,
-            field_selector=UNFINISHED_PODS,
+            resource_path("v1", "pods"),
+            fieldSelector=UNFINISHED_PODS,
         )
 
     def quotas(self):
         return self._listed(
             f"read the ResourceQuotas of {self.namespace}",
             "whether the quota leaves enough GPUs is unknown",
-            self.core.list_namespaced_resource_quota,
-            self.namespace,
+            self._here("v1", "resourcequotas"),
         )
 
     def pods_of_deployment(self, name):
         """The unfinished pods of the Deployment `name`; none when it does not exist."""
         not_released = f"the GPUs of Deployment {name}'s pod are not counted as released"
         try:
-            deployment = self._call(self.apps.read_namespaced_deployment, name, self.namespace)
-        except ApiException as error:
+            deployment = self.api.get(self._here("apps/v1", "deployments", name))
+        except ApiError as error:
             if error.status == 404:
                 return []
             if error.status != 403:
                 raise
             self.warnings.append(
-                f"cannot read Deployment {name} in {self.namespace} ({api_message(error)}): "
-                + not_released
+                f"cannot read Deployment {name} in {self.namespace} ({error}): " + not_released
             )
             return []
         selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
@@ -93,10 +77,9 @@ class ClusterReader:
         pods = self._listed(
             f"list the pods in {self.namespace}",
             not_released,
-            self.core.list_namespaced_pod,
-            self.namespace,
-            label_selector=selector,
-            field_selector=UNFINISHED_PODS,
+            self._here("v1", "pods"),
+            labelSelector=selector,
+            fieldSelector=UNFINISHED_PODS,
         )
         return pods or []
 
@@ -104,10 +87,8 @@ class ClusterReader:
         """Names and GPUs of the namespace's unfinished pods that hold GPUs, but `exclude`;
         None when they cannot be listed (they only serve a recommendation)."""
         try:
-            pods = self._items(
-                self.core.list_namespaced_pod, self.namespace, field_selector=UNFINISHED_PODS
-            )
-        except (ApiException, HTTPError, OSError):
+            pods = self.api.list(self._here("v1", "pods"), {"fieldSelector": UNFINISHED_PODS})
+        except ApiError:
             return None
         skipped = {pod_key(pod) for pod in exclude}
         return [

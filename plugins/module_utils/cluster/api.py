@@ -1,153 +1,468 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The few typed-client calls the waits, the capacity check and the Lease make, without the
-typed client.
+"""The one way the collection talks to the Kubernetes API: `ClusterApi`, over the ApiClient that
+kubernetes.core's `get_api_client` makes (module_utils/cluster/connection.py).
 
-kubernetes 37's CoreV1Api and AppsV1Api modules build some 300 pydantic models when imported:
-about a second of CPU in every process that touches them, for every namespace of a course.
-The collection reads their answers as JSON anyway (`_preload_content=False`), so these classes
-offer the same method names and arguments, send the same requests through the library's
-ApiClient (its auth, TLS and proxy handling) and answer the same raw response; errors are the
-library's ApiException. Callers and their unit tests' fakes stay as they were.
+Every request goes through `ClusterApi.send`: reads, writes, server-side apply, the Lease, the
+service proxy, and the WebSocket streams (exec, port-forward) through the same ApiClient, with
+its auth, TLS and proxy handling. Objects are plain JSON dicts: kubernetes 37's typed APIs
+(CoreV1Api, AppsV1Api...) build some 300 pydantic models when imported, about a second of CPU
+in every process that touches them, for every namespace of a course.
+
+Every failure is an `ApiError` (`NoAnswer` when nothing answered), worded by one function
+(`api_error`): the API server's own message, its status and reason, or why no answer came.
+`ClusterApi.now()` is the API server's clock, read from the Date header of each answer.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterator, Mapping  # noqa: UP035 - modules may run on older Pythons
 from urllib.parse import quote
 
 try:
     from kubernetes.client.exceptions import ApiException
-except ImportError:  # pragma: no cover - the collection requires the library
-    ApiException = Exception
+    from kubernetes.stream import ws_client  # imported by `import kubernetes` anyway
+    from urllib3.exceptions import HTTPError
+    from websocket import WebSocketException
+except ImportError:  # pragma: no cover - the collection requires them; ansible-test imports this
+    ApiException = HTTPError = WebSocketException = OSError
 
-# The keyword arguments of the typed methods that are query parameters, by their API name.
-QUERY = {
-    "label_selector": "labelSelector",
-    "field_selector": "fieldSelector",
-    "field_manager": "fieldManager",
-    "dry_run": "dryRun",
-    "limit": "limit",
-    "container": "container",
-    "previous": "previous",
-    "tail_lines": "tailLines",
-    "timestamps": "timestamps",
-    "since_seconds": "sinceSeconds",
+# Connect and read timeouts (seconds) of every request the collection sends.
+REQUEST_TIMEOUT = (10, 30)
+JSON = "application/json"
+APPLY = "application/apply-patch+yaml"
+PATCH_TYPES = {
+    "json": "application/json-patch+json",
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
 }
+RERUN_HINT = (
+    "Is the API server running, and reachable from here (VPN)? Run the playbook again once it "
+    "answers: what was applied stays, the re-run does the rest."
+)
+SERVER_ERROR_HINT = (
+    "Run the playbook again once the cluster is healthy: what was applied stays, the re-run "
+    "does the rest."
+)
+# Statuses that waiting does not change: the credentials, the rights, the object.
+LASTING = (401, 403, 404)
+# Exec's status channel: the command's exit code is the cause with this reason.
+EXIT_CODE = "ExitCode"
 
 
-class LightApi:
-    """Sends one request the way the typed client would; the raw response, read."""
+# --- the one error type, worded in one place ----------------------------------------------------
+
+
+class ApiError(Exception):
+    """A request that failed. `status` and `reason` are the API server's answer, `said` its own
+    words (a Status object's message, else the body, else status and reason); str() is the line
+    for the user. `lasting` when waiting cannot help (401, 403, 404)."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        said: str | None = None,
+        reason: str = "",
+        body: Any = b"",
+        server: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.said = message if said is None else said
+        self.reason = reason
+        self.body = body
+        self.server = server
+
+    @property
+    def lasting(self) -> bool:
+        return self.status in LASTING
+
+
+class NoAnswer(ApiError):
+    """Nothing answered: the API server (or the node behind a stream) could not be reached.
+    `said` is why, in a few words; `server` the address that did not answer."""
+
+
+def _clean(text: str) -> str:
+    """The first line of a connection error, without urllib3's connection object ("<...object at
+    0x...>: " or "HTTPSConnection(host=..., port=...): "), or just the errno's words."""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = re.sub(r"^(?:<[^<>]*>|\w*Connection(?:Pool)?\([^()]*\)): ", "", text)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return errno.group(1).strip() if errno else text
+
+
+def connection_reason(error: Any) -> str:
+    """Why a connection failed, in a few words: "Connection refused", "Read timed out."...
+
+    urllib3 wraps the cause (MaxRetryError.reason); the cause is what a reader needs.
+    """
+    seen = 0
+    while getattr(error, "reason", None) is not None and seen < 5:  # MaxRetryError -> its cause
+        reason = error.reason
+        if not isinstance(reason, BaseException):
+            break
+        error, seen = reason, seen + 1
+    args = getattr(error, "args", ())
+    if len(args) == 2 and isinstance(args[1], BaseException):  # ProtocolError("...", cause)
+        return f"{str(args[0]).rstrip('.')}: {connection_reason(args[1])}"
+    if isinstance(error, ApiException) and not error.status:  # the library's "status 0"
+        return _clean(str(error.reason or "")) or type(error).__name__
+    return _clean(str(error)) or type(error).__name__
+
+
+def error_server(error: Any, default: str | None = None) -> str | None:
+    """The address a urllib3 error was about (its pool, or its connection), else `default`."""
+    for holder in (error, getattr(error, "reason", None)):
+        for attribute in ("conn", "pool"):  # NewConnectionError.pool is deprecated
+            endpoint = getattr(holder, attribute, None)
+            host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
+            if host and port:
+                secure = "HTTPS" in type(endpoint).__name__
+                scheme = getattr(endpoint, "scheme", None) or ("https" if secure else "http")
+                return f"{scheme}://{host}:{port}"
+    return default
+
+
+def _text(body: Any) -> str:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", errors="replace")
+    return body if isinstance(body, str) else ""
+
+
+def _status_message(body: str) -> str | None:
+    """The message of a Kubernetes Status object in JSON, else None."""
+    try:
+        answer = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return str(answer["message"]) if isinstance(answer, dict) and answer.get("message") else None
+
+
+def api_error(error: Any, server: str | None = None) -> ApiError:
+    """The ApiError for what the kubernetes library, urllib3 or the WebSocket client raised.
+
+    A refused WebSocket upgrade (exec, port-forward) arrives as the library's status 0 with the
+    reason `Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}`: its status and body
+    count as the answer. Any other status 0, and every error of the connection, is NoAnswer.
+    """
+    status = getattr(error, "status", None) or None
+    reason = str(getattr(error, "reason", None) or "") if isinstance(error, ApiException) else ""
+    handshake = re.match(r"Handshake status (\d{3})", reason)
+    if isinstance(error, ApiException) and (status or handshake):
+        if handshake:
+            status = int(handshake.group(1))
+            parts = [part.strip() for part in reason.split("-+-+-")]
+            head, body = parts[0].splitlines()[0], parts[-1] if len(parts) > 1 else ""
+            said = _status_message(body) or (f"{head}: {body.splitlines()[0]}" if body else head)
+        else:
+            body = _text(error.body)
+            said = _status_message(body) or body or f"{status} {reason}".strip()
+        message = said
+        if status >= 500:  # etcd away, the server overloaded: not this run's fault
+            where = f" at {server}" if server else ""
+            message = f"the API server{where} answered {status}: {said}. {SERVER_ERROR_HINT}"
+        return ApiError(message, status, said, reason, body, server)
+    where = error_server(error, server) or "the cluster"
+    why = connection_reason(error)
+    return NoAnswer(
+        f"cannot reach the cluster at {where} ({why}). {RERUN_HINT}", said=why, server=where
+    )
+
+
+@contextmanager
+def translated(server: str | None) -> Iterator[None]:
+    """Turns what the kubernetes library, urllib3 and the WebSocket client raise into ApiError:
+    the one place that reads their exceptions."""
+    try:
+        yield
+    except (ApiException, HTTPError, OSError, WebSocketException) as error:
+        raise api_error(error, server) from error
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def resource_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The API path of a collection or an object: ("apps/v1", "deployments", "ns", "tgi") is
+    /apis/apps/v1/namespaces/ns/deployments/tgi; the core group ("v1") lives under /api."""
+    path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespace:
+        path += f"/namespaces/{quote(namespace)}"
+    path += f"/{plural}"
+    if name:
+        path += f"/{quote(name)}"
+    return f"{path}/{subresource}" if subresource else path
+
+
+def proxy_path(namespace: str, service: str, port: int | str, path: str) -> str:
+    """The API server's proxy path to `path` (starting with /) on a Service's port."""
+    return f"/api/v1/namespaces/{quote(namespace)}/services/{quote(service)}:{port}/proxy{path}"
+
+
+# --- answers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    """An answer as it came: status, body and headers."""
+
+    status: int
+    data: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        return json.loads(self.data) if self.data else {}
+
+
+@dataclass
+class ExecResult:
+    """What a command run through exec printed, and its status channel (a metav1.Status in
+    JSON; empty when none came)."""
+
+    stdout: str
+    stderr: str
+    status: str = ""
+
+    def _answer(self) -> dict[str, Any] | None:
+        try:
+            answer = json.loads(self.status) if self.status else None
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the command failed, None for success (or when no status came)."""
+        if not self.status:
+            return None
+        answer = self._answer()
+        if answer is None:
+            return self.status.strip()
+        if answer.get("status") == "Success":
+            return None
+        return str(answer.get("message") or answer.get("reason") or self.status).strip()
+
+    @property
+    def code(self) -> int:
+        """The exit code: 0 for success, the command's own, -1 when it did not run (or no
+        status came)."""
+        answer = self._answer() or {}
+        if answer.get("status") == "Success":
+            return 0
+        for cause in (answer.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == EXIT_CODE:
+                try:
+                    return int(cause.get("message"))
+                except (TypeError, ValueError):
+                    break
+        return -1
+
+
+# --- the layer ------------------------------------------------------------------------------------
+
+
+def _query(query: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, str]]:
+    items = query.items() if isinstance(query, Mapping) else (query or [])
+    return [
+        (name, str(value).lower() if isinstance(value, bool) else str(value))
+        for name, value in items
+        if value is not None
+    ]
+
+
+class ClusterApi:
+    """Requests to one cluster through a kubernetes ApiClient; the API server's clock."""
 
     def __init__(self, api_client: Any) -> None:
-        self.api_client = api_client
+        self.client = api_client
+        self.skew = timedelta(0)  # the API server's clock minus ours
+
+    @property
+    def server(self) -> str:
+        return self.client.configuration.host
+
+    def now(self) -> datetime:
+        """The API server's time, as far as its last answer told."""
+        return datetime.now(timezone.utc) + self.skew  # noqa: UP017
+
+    def _note_clock(self, headers: Any) -> None:
+        try:
+            said = parsedate_to_datetime((headers or {})["Date"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self.skew = said - datetime.now(timezone.utc)  # noqa: UP017
+
+    def _serialize(
+        self, method: str, path: str, query: Any, headers: dict[str, str]
+    ) -> tuple[str, str, dict[str, str]]:
+        method, url, headers, _body, _post = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=_query(query),
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        return method, url, headers
 
     def send(
         self,
         method: str,
         path: str,
+        query: Any = None,
         body: Any = None,
-        content_type: str | None = None,
-        query: list[tuple[str, str]] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The response, read; an ApiException for an answer that is not 2xx. `query` is given
-        as the API names it; the typed methods' keyword arguments are translated (QUERY)."""
-        query = list(query or []) + [
-            (QUERY[k], _text(v)) for k, v in kwargs.items() if k in QUERY and v is not None
-        ]
-        headers = {"Accept": "application/json"}
+        content_type: str = JSON,
+        accept: str = JSON,
+        timeout: Any = REQUEST_TIMEOUT,
+    ) -> Response:
+        """One request, its answer whatever the status; NoAnswer when none came."""
+        headers = {"Accept": accept}
         if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        method, url, headers, _body, _post = self.api_client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query,
-            header_params=headers,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api_client.call_api(
-            method,
-            url,
-            header_params=headers,
-            body=body,
-            _request_timeout=kwargs.get("_request_timeout"),
-        )
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
+            headers["Content-Type"] = content_type
+            if content_type == APPLY:  # sent as its text: the library serializes only JSON
+                body = json.dumps(body)
+        with translated(self.server):
+            method, url, headers = self._serialize(method, path, query, headers)
+            answer = self.client.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=timeout
+            )
+            answer.read()
+        self._note_clock(answer.headers)
+        return Response(answer.status, answer.data or b"", answer.headers or {}, answer.reason)
+
+    def refusal(self, response: Response) -> ApiError:
+        """The ApiError for an answer that is not 2xx."""
+        refused = ApiException(status=response.status, reason=response.reason)
+        refused.body = response.data.decode("utf-8", errors="replace")
+        return api_error(refused, self.server)
+
+    def request(self, method: str, path: str, **options: Any) -> Response:
+        """send(), and an ApiError for an answer that is not 2xx."""
+        response = self.send(method, path, **options)
+        if not response.ok:
+            raise self.refusal(response)
         return response
 
+    # -- objects, as JSON --
 
-def _text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    def get(self, path: str, query: Any = None, missing_ok: bool = False) -> Any:
+        """The object (or list) at `path`; None for a missing one when `missing_ok`."""
+        try:
+            return self.request("GET", path, query=query).json()
+        except ApiError as error:
+            if missing_ok and error.status == 404:
+                return None
+            raise
 
+    def list(self, path: str, query: Any = None) -> list[dict[str, Any]]:
+        """The items of a list."""
+        return self.get(path, query).get("items") or []
 
-def _namespaced(group: str, namespace: str, plural: str, name: str = "") -> str:
-    path = f"{group}/namespaces/{quote(namespace)}/{plural}"
-    return f"{path}/{quote(name)}" if name else path
+    def text(self, path: str, query: Any = None) -> str:
+        """A plain-text answer (a container's log)."""
+        response = self.request("GET", path, query=query, accept="*/*")
+        return response.data.decode("utf-8", errors="replace")
 
+    def create(self, path: str, body: dict[str, Any], query: Any = None) -> Any:
+        """POST: a new object, or a review (SelfSubjectAccessReview...) with its answer."""
+        return self.request("POST", path, query=query, body=body).json()
 
-class CoreApi(LightApi):
-    """CoreV1Api's reads that the waits and the capacity check make."""
+    def replace(self, path: str, body: dict[str, Any], query: Any = None) -> Any:
+        return self.request("PUT", path, query=query, body=body).json()
 
-    def list_node(self, **kwargs: Any) -> Any:
-        return self.send("GET", "/api/v1/nodes", **kwargs)
-
-    def list_pod_for_all_namespaces(self, **kwargs: Any) -> Any:
-        return self.send("GET", "/api/v1/pods", **kwargs)
-
-    def list_namespaced_pod(self, namespace: str, **kwargs: Any) -> Any:
-        return self.send("GET", _namespaced("/api/v1", namespace, "pods"), **kwargs)
-
-    def list_namespaced_event(self, namespace: str, **kwargs: Any) -> Any:
-        return self.send("GET", _namespaced("/api/v1", namespace, "events"), **kwargs)
-
-    def list_namespaced_resource_quota(self, namespace: str, **kwargs: Any) -> Any:
-        return self.send("GET", _namespaced("/api/v1", namespace, "resourcequotas"), **kwargs)
-
-
-class AppsApi(LightApi):
-    """AppsV1Api's calls on Deployments and ReplicaSets."""
-
-    def read_namespaced_deployment(self, name: str, namespace: str, **kwargs: Any) -> Any:
-        path = _namespaced("/apis/apps/v1", namespace, "deployments", name)
-        return self.send("GET", path, **kwargs)
-
-    def patch_namespaced_deployment(
-        self, name: str, namespace: str, body: Any, **kwargs: Any
-    ) -> Any:
-        # As the typed client: a list is a JSON patch, a mapping a strategic merge patch (the
-        # library's REST client serializes either).
-        content_type = (
-            "application/json-patch+json"
-            if isinstance(body, list)
-            else "application/strategic-merge-patch+json"
+    def patch(self, path: str, body: Any, patch_type: str = "strategic", query: Any = None) -> Any:
+        """A JSON patch (a list of operations), a merge or a strategic merge patch."""
+        response = self.request(
+            "PATCH", path, query=query, body=body, content_type=PATCH_TYPES[patch_type]
         )
-        path = _namespaced("/apis/apps/v1", namespace, "deployments", name)
-        return self.send("PATCH", path, body, content_type, **kwargs)
+        return response.json()
 
-    def list_namespaced_replica_set(self, namespace: str, **kwargs: Any) -> Any:
-        return self.send("GET", _namespaced("/apis/apps/v1", namespace, "replicasets"), **kwargs)
+    def apply(self, path: str, body: dict[str, Any], manager: str, dry_run: bool = False) -> Any:
+        """Server-side apply with `manager`, taking over its fields from other managers."""
+        query = {"fieldManager": manager, "force": True, "dryRun": "All" if dry_run else None}
+        return self.request("PATCH", path, query=query, body=body, content_type=APPLY).json()
 
+    def delete(self, path: str, body: dict[str, Any] | None = None, query: Any = None) -> Any:
+        return self.request("DELETE", path, query=query, body=body).json()
 
-class CoordinationApi(LightApi):
-    """CoordinationV1Api's calls on one Lease."""
+    def version(self) -> dict[str, Any]:
+        """The API server's /version (gitVersion, ...)."""
+        return self.get("/version")
 
-    GROUP = "/apis/coordination.k8s.io/v1"
+    # -- the service proxy and the streams --
 
-    def read_namespaced_lease(self, name: str, namespace: str, **kwargs: Any) -> Any:
-        return self.send("GET", _namespaced(self.GROUP, namespace, "leases", name), **kwargs)
+    def proxy(
+        self,
+        method: str,
+        namespace: str,
+        service: str,
+        port: int | str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        timeout: Any = REQUEST_TIMEOUT,
+    ) -> Response:
+        """A request to a Service's port through the API server's proxy, its answer whatever the
+        status (the Service's own, or the API server's when it could not reach it)."""
+        return self.send(
+            method, proxy_path(namespace, service, port, path), body=body, accept="*/*",
+            timeout=timeout,
+        )  # fmt: skip
 
-    def create_namespaced_lease(self, namespace: str, body: Any, **kwargs: Any) -> Any:
-        return self.send("POST", _namespaced(self.GROUP, namespace, "leases"), body, **kwargs)
+    def _websocket_url(self, path: str, query: Any) -> tuple[str, dict[str, str]]:
+        _method, url, headers = self._serialize("GET", path, query, {"Accept": "*/*"})
+        return url, headers
 
-    def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kwargs: Any) -> Any:
-        path = _namespaced(self.GROUP, namespace, "leases", name)
-        return self.send("PUT", path, body, **kwargs)
+    def exec(
+        self, namespace: str, pod: str, command: list[str], container: str, timeout: float
+    ) -> ExecResult:
+        """Runs `command` in a container through the API server (pods/exec, a WebSocket), until
+        it ends or `timeout` seconds passed."""
+        query = [("command", part) for part in command] + [
+            ("container", container),
+            ("stdin", False),
+            ("stdout", True),
+            ("stderr", True),
+            ("tty", False),
+        ]
+        with translated(self.server):
+            url, headers = self._websocket_url(
+                resource_path("v1", "pods", namespace, pod, "exec"), query
+            )
+            stream = ws_client.websocket_call(
+                self.client.configuration, "GET", url, headers=headers, _preload_content=False
+            )
+            try:
+                stream.run_forever(timeout=timeout)
+                return ExecResult(
+                    stream.read_stdout(), stream.read_stderr(), stream.read_channel(3)
+                )
+            finally:
+                stream.close()
 
-    def delete_namespaced_lease(
-        self, name: str, namespace: str, body: Any = None, **kwargs: Any
-    ) -> Any:
-        path = _namespaced(self.GROUP, namespace, "leases", name)
-        return self.send("DELETE", path, body, **kwargs)
+    def port_forward(self, namespace: str, pod: str, port: int) -> Any:
+        """A forward to `pod`'s `port` (pods/portforward, a WebSocket): the library's PortForward,
+        whose socket(port) carries the bytes and error(port) the node's reason for a failure."""
+        path = resource_path("v1", "pods", namespace, pod, "portforward")
+        with translated(self.server):
+            url, headers = self._websocket_url(path, {"ports": port})
+            return ws_client.portforward_call(
+                self.client.configuration, "GET", url, headers=headers
+            )

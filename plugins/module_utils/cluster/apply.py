@@ -4,8 +4,8 @@
 
 The apply_objects and keep_secrets actions use it instead of one kubernetes.core.k8s module
 process per object: that process, and the typed client's models it imports (kubernetes 37
-builds them with pydantic, most of a second), cost more than the requests. Plain JSON through
-the library's ApiClient keeps its auth, TLS and proxy handling.
+builds them with pydantic, most of a second), cost more than the requests. The requests go
+through ClusterApi (module_utils/cluster/api.py); its ApiError says what failed.
 
 A present object is first applied as a dry run: only when the outcome differs from the live
 object is it applied for real. So a run that changes nothing writes nothing, and every
@@ -16,24 +16,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import secrets
 import string
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import LightApi
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
-    api_message,
-    unreachable_message,
-)
-
-try:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-except ImportError:  # pragma: no cover - the collection requires both; ansible-test imports this
-    ApiException = HTTPError = Exception
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ClusterApi
 
 # The kinds the collection writes, and where the API keeps them (no discovery round trip).
 RESOURCES = {
@@ -49,21 +38,14 @@ RESOURCES = {
         "Ingress",
     ): "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses",
 }
-APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 # What the server sets on every object and a dry run may report differently: not a change.
+# Dependents (a Deployment's ReplicaSets and pods) go before the object itself.
+FOREGROUND = {"propagationPolicy": "Foreground"}
 SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
 
 
 class ObjectProblem(ValueError):
     """An object the collection cannot apply (its kind, or a missing name)."""
-
-
-class RequestFailed(Exception):
-    """A request the API server refused or did not answer, in one line."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def object_path(definition: dict[str, Any], namespace: str) -> str:
@@ -123,91 +105,25 @@ class Outcome:
         }
 
 
-class JsonApi:
-    """The few requests server-side apply needs, as JSON, through a kubernetes ApiClient.
-
-    Every failure is a RequestFailed: the API server's message, or that it did not answer.
-    """
-
-    def __init__(self, api_client: Any) -> None:
-        self._api = LightApi(api_client)
-
-    @property
-    def server(self) -> str:
-        return self._api.api_client.configuration.host
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]] | None = None,
-        body: dict[str, Any] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        # The library serializes a JSON body itself; an apply patch goes as its text.
-        if body is not None and content_type == APPLY_CONTENT_TYPE:
-            body = json.dumps(body)
-        try:
-            data = self._api.send(method, path, body, content_type, query=query).data
-        except ApiException as error:
-            if not error.status:  # no answer (the library's status 0: TLS and the like)
-                raise RequestFailed(unreachable_message(self.server, error)) from error
-            message = api_message(error)
-            if error.status >= 500:  # etcd away, the server overloaded: not this run's fault
-                message = (
-                    f"the API server at {self.server} answered {error.status}: {message}. "
-                    "Run the playbook again once the cluster is healthy: what was applied "
-                    "stays, the re-run does the rest."
-                )
-            raise RequestFailed(message, error.status) from error
-        except (HTTPError, OSError) as error:
-            raise RequestFailed(unreachable_message(self.server, error)) from error
-        return json.loads(data) if data else {}
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        """The live object, or None when there is none."""
-        try:
-            return self._request("GET", path)
-        except RequestFailed as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Creates an object, or asks a review (SelfSubjectRulesReview...)."""
-        return self._request("POST", path, body=body)
-
-    def apply(
-        self, path: str, definition: dict[str, Any], manager: str, dry_run: bool
-    ) -> dict[str, Any]:
-        query = [("fieldManager", manager), ("force", "true")]
-        if dry_run:
-            query.append(("dryRun", "All"))
-        return self._request("PATCH", path, query, definition, APPLY_CONTENT_TYPE)
-
-    def delete(self, path: str, dry_run: bool) -> dict[str, Any]:
-        query = [("dryRun", "All")] if dry_run else []
-        return self._request("DELETE", path, query, {"propagationPolicy": "Foreground"})
-
-
 def apply_object(
-    api: JsonApi,
+    api: ClusterApi,
     namespace: str,
     definition: dict[str, Any],
     state: str,
     manager: str,
     check_mode: bool,
 ) -> Outcome:
-    """Applies (state present) or deletes (state absent) one object; writes only on a change."""
+    """Applies (state present) or deletes (state absent) one object; writes only on a change.
+    Raises ApiError for a request the API server refused or did not answer."""
     definition = copy.deepcopy(definition)
     definition.setdefault("metadata", {})["namespace"] = namespace
     path = object_path(definition, namespace)
     outcome = Outcome(definition["kind"], definition["metadata"]["name"], state, False)
-    live = api.get(path)
+    live = api.get(path, missing_ok=True)
     outcome.before = comparable(live)
     if state == "absent":
         if live is not None:
-            api.delete(path, dry_run=check_mode)
+            api.delete(path, FOREGROUND, {"dryRun": "All" if check_mode else None})
             outcome.changed = True
         return outcome
     planned = api.apply(path, definition, manager, dry_run=True)

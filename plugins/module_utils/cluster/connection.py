@@ -4,9 +4,10 @@
 Modules (cluster_preflight, gpu_capacity_check) and action plugins (wait_for_rollout,
 tgi_model_switch) all get their client from kubernetes.core's `get_api_client`, with its auth
 options and its K8S_AUTH_* environment variables, so they connect exactly like
-kubernetes.core.k8s does in the roles. What this file adds is words: which credentials are in
-use and which are set but ignored (`credentials`), and a message a student can act on when they
-do not work (`ConnectionProblem`), instead of "No configuration found".
+kubernetes.core.k8s does in the roles, and send their requests through the ClusterApi made of
+it (module_utils/cluster/api.py). What this file adds is words: which credentials are in use
+and which are set but ignored (`credentials`), and a message a student can act on when they do
+not work (`ConnectionProblem`), instead of "No configuration found".
 
 Where the credentials come from, in kubernetes.core's own order:
 1. a host with a token (or user and password, or a client certificate and key), from the
@@ -20,25 +21,26 @@ Where the credentials come from, in kubernetes.core's own order:
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
+    ApiError,
+    ClusterApi,
+    NoAnswer,
+    translated,
+)
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
 try:
     import yaml
-    from kubernetes import client as k8s
     from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
     from kubernetes.config import incluster_config
-    from urllib3.exceptions import HTTPError
 except ImportError:  # reported by AnsibleK8SModule's requirement check, or by api_client()
-    HTTPError = ApiException = OSError
+    pass
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 # Environment variables that hold each option besides K8S_AUTH_<OPTION> (kubernetes.core's).
@@ -55,72 +57,8 @@ CONNECTION_HINT = (
 )
 
 
-# Connect and read timeouts (seconds) of every API call the collection makes itself.
-REQUEST_TIMEOUT = (10, 30)
-
-
 class ConnectionProblem(Exception):
     """The cluster cannot be used: why, in words, and where the credentials came from."""
-
-
-RERUN_HINT = (
-    "Is the API server running, and reachable from here (VPN)? Run the playbook again once it "
-    "answers: what was applied stays, the re-run does the rest."
-)
-
-
-def connection_reason(error: Any) -> str:
-    """Why a connection failed, in a few words: "Connection refused", "Read timed out."...
-
-    urllib3 wraps the cause (MaxRetryError.reason) and starts its text with the connection
-    object ("<...HTTPSConnection object at 0x...>: " or "HTTPSConnection(host=..., port=...): ");
-    neither helps a reader, so both are left out.
-    """
-    seen = 0
-    while getattr(error, "reason", None) is not None and seen < 5:  # MaxRetryError -> its cause
-        reason = error.reason
-        if not isinstance(reason, BaseException):
-            break
-        error, seen = reason, seen + 1
-    args = getattr(error, "args", ())
-    if len(args) == 2 and isinstance(args[1], BaseException):  # ProtocolError("...", cause)
-        return f"{str(args[0]).rstrip('.')}: {connection_reason(args[1])}"
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    text = re.sub(r"^(?:<[^<>]*>|\w*Connection(?:Pool)?\([^()]*\)): ", "", text)
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return errno.group(1).strip() if errno else text
-
-
-def error_server(error: Any, default: str | None = None) -> str | None:
-    """The address a urllib3 error was about (its pool, or its connection), else `default`."""
-    for holder in (error, getattr(error, "reason", None)):
-        for attribute in ("conn", "pool"):  # NewConnectionError.pool is deprecated
-            endpoint = getattr(holder, attribute, None)
-            host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
-            if host and port:
-                secure = "HTTPS" in type(endpoint).__name__
-                scheme = getattr(endpoint, "scheme", None) or ("https" if secure else "http")
-                return f"{scheme}://{host}:{port}"
-    return default
-
-
-def unreachable_message(server: str | None, error: Any) -> str:
-    """One line for an API server that did not answer: where, why and what to do."""
-    where = error_server(error, server) or "the cluster"
-    return f"cannot reach the cluster at {where} ({connection_reason(error)}). {RERUN_HINT}"
-
-
-def api_message(error: Any) -> str:
-    """The API server's message out of an ApiException, else the status and reason; for an
-    error on the way (no answer at all) unreachable_message's line."""
-    if getattr(error, "status", None) is None and isinstance(error, (HTTPError, OSError)):
-        return unreachable_message(None, error)
-    body = getattr(error, "body", None)
-    try:
-        message = json.loads(body).get("message") if body else None
-    except (TypeError, ValueError, AttributeError):
-        message = body if isinstance(body, str) else None
-    return message or f"{getattr(error, 'status', '')} {getattr(error, 'reason', '')}".strip()
 
 
 # --- where the credentials come from -----------------------------------------------------------
@@ -246,9 +184,11 @@ def auth_options(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def api_client(module: Any = None, auth: dict[str, Any] | None = None) -> tuple[Any, Credentials]:
-    """(kubernetes ApiClient, where its credentials come from) through kubernetes.core, for a
-    module (its params) or an action plugin (`auth`, the task's auth options).
+def api_client(
+    module: Any = None, auth: dict[str, Any] | None = None
+) -> tuple[ClusterApi, Credentials]:
+    """(the request layer over kubernetes.core's ApiClient, where its credentials come from),
+    for a module (its params) or an action plugin (`auth`, the task's auth options).
 
     Raises ConnectionProblem with a readable reason; the server is asked for its version on the
     way, so an unreachable or refusing cluster is found here.
@@ -261,33 +201,34 @@ def api_client(module: Any = None, auth: dict[str, Any] | None = None) -> tuple[
             raise ConnectionProblem(problem)
     server = "the cluster"
     try:
-        client = get_api_client(module) if module is not None else get_api_client(**params)
-        api = client.client.client
-        server = api.configuration.host
-        found.version = k8s.VersionApi(api).get_code().git_version
+        # kubernetes.core's client reads the server's discovery: its errors are read alike.
+        with translated(None):
+            client = get_api_client(module) if module is not None else get_api_client(**params)
+        cluster = ClusterApi(client.client.client)
+        server = cluster.server
+        found.version = cluster.version().get("gitVersion")
         # Read again: with an empty K8S_AUTH_HOST exported, the host is filled in only by then.
-        found.server = server = api.configuration.host
+        found.server = server = cluster.server
     except (CoreException, k8s_config.ConfigException) as error:
         raise ConnectionProblem(f"cannot use {found.describe()}: {error}") from error
-    except ApiException as error:
+    except NoAnswer as error:
+        # The connection pool knows the address that failed even before the client existed.
+        where = error.server if error.server != "the cluster" else server
+        raise ConnectionProblem(
+            f"cannot reach the cluster at {where} ({found.describe()}): {error.said}. Is the API "
+            "server running, and is this the right address (check the kubeconfig, the context "
+            "and your network, VPN)? Run the playbook again once it answers."
+        ) from error
+    except ApiError as error:
         if error.status in (401, 403):
             raise ConnectionProblem(
                 f"the cluster at {server} refused the credentials ({found.describe()}): "
-                f"{api_message(error)}"
+                f"{error.said}"
             ) from error
         raise ConnectionProblem(
-            f"the cluster at {server} answered {error.status}: {api_message(error)}"
+            f"the cluster at {server} answered {error.status}: {error.said}"
         ) from error
-    except (HTTPError, OSError) as error:
-        # The connection pool knows the address that failed even before the client existed.
-        server = error_server(error, server)
-        raise ConnectionProblem(
-            f"cannot reach the cluster at {server} ({found.describe()}): "
-            f"{connection_reason(error)}. Is the API server running, and is this the right "
-            "address (check the kubeconfig, the context and your network, VPN)? Run the "
-            "playbook again once it answers."
-        ) from error
-    return api, found
+    return cluster, found
 
 
 def connect(module: Any, result: dict[str, Any]) -> tuple[Any, Credentials]:

@@ -133,11 +133,6 @@ def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + path
 
 
-def service_proxy_path(namespace: str, service: str, port: int | str, path: str) -> str:
-    """The API server's proxy path to `path` on a Service's port."""
-    return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
-
-
 # --- the port-forward --------------------------------------------------------------------------
 
 
@@ -425,27 +420,6 @@ def check_gpus(
     if variables:
         detail += "; " + ", ".join(f"{k}={v}" for k, v in variables.items())
     return passed(GPU, detail, seconds)
-
-
-def exec_refusal(error: Any) -> tuple[int | None, str]:
-    """(HTTP status, message) of an exec that did not start. The websocket client reports a
-    refused upgrade as `Handshake status 404 Not Found -+-+- {headers} -+-+- {body}`; the body is
-    the API server's Status object when it answered itself."""
-    status = getattr(error, "status", None) or None
-    text = str(getattr(error, "reason", None) or error).strip()
-    code = re.match(r"Handshake status (\d{3})", text)
-    if code:
-        status = int(code.group(1))
-    body = text.rsplit("-+-+-", 1)[-1].strip() if "-+-+-" in text else ""
-    try:
-        answer = json.loads(body) if body else None
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and answer.get("message"):
-        return status, str(answer["message"])
-    if code:
-        return status, text.split("-+-+-", 1)[0].strip()
-    return status, text
 
 
 def _memory(gpu: dict[str, Any]) -> str:

@@ -2,22 +2,21 @@
 """Reading and patching Deployments, for the collection's action plugins.
 
 `RolloutWatcher` reads what a rollout looks like (the Deployment, its ReplicaSets, pods and
-events) and sends JSON patches; `undo_rollout` puts the revision before the newest back, as
-`kubectl rollout undo` does. The client comes from module_utils/cluster/connection.py.
+events) and sends JSON patches, through ClusterApi (module_utils/cluster/api.py), whose clock
+ages the pods; `undo_rollout` puts the revision before the newest back, as
+`kubectl rollout undo` does.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import AppsApi, CoreApi
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
-    REQUEST_TIMEOUT,
-    api_message,
-    connection_reason,
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
+    ApiError,
+    ClusterApi,
+    NoAnswer,
+    resource_path,
 )
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import label_selector
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
@@ -26,83 +25,60 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.progress import
     previous_revision,
 )
 
-try:
-    import urllib3
-    from kubernetes import client as k8s_client
-except ImportError:  # the action plugins get their client from cluster_access, which says so
-    pass
-
 FIELD_MANAGER = "haw.icc"  # the roles' server-side apply uses the same manager
 
 
-class ApiProblem(Exception):
-    """An API call failed; `fatal` when waiting longer cannot help (404, 401, 403)."""
-
-    def __init__(self, message: str, fatal: bool, status: int | None = None) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-        self.status = status
-
-
 class RolloutWatcher:
-    """Reads what describe_rollout needs, one round per poll, and patches Deployments."""
+    """Reads what describe_rollout needs, one round per poll, and patches Deployments.
 
-    def __init__(self, api: Any, namespace: str) -> None:
+    Every failure is an ApiError worded for the wait: `lasting` (401, 403, 404) ends it.
+    """
+
+    def __init__(self, api: ClusterApi, namespace: str) -> None:
         self.api = api
         self.namespace = namespace
-        self.apps = AppsApi(api)
-        self.core = CoreApi(api)
-        self.skew = timedelta(0)  # the API server's clock minus ours
         self.warnings: list[str] = []
         self.replicasets: dict[str, str] = {}  # Deployment name -> its newest ReplicaSet seen
         self._denied: set[str] = set()
 
-    @property
-    def server(self) -> str:
-        return self.api.configuration.host
+    def _path(self, api_version: str, plural: str, name: str | None = None) -> str:
+        return resource_path(api_version, plural, self.namespace, name)
 
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.skew  # noqa: UP017
-
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, method: str, path: str, **options: Any) -> Any:
         try:
-            response = method(
-                *args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
-            )
-        except k8s_client.ApiException as error:
+            if method == "PATCH":
+                return self.api.patch(path, options["body"], "json", options.get("query"))
+            return self.api.get(path, options.get("query"))
+        except NoAnswer as error:
+            raise NoAnswer(
+                f"cannot reach the cluster at {error.server} ({error.said})",
+                said=error.said,
+                server=error.server,
+            ) from error
+        except ApiError as error:
             if error.status == 401:
-                raise ApiProblem(
-                    f"the API server at {self.server} rejected the credentials (401 "
+                raise ApiError(
+                    f"the API server at {self.api.server} rejected the credentials (401 "
                     "Unauthorized): the token is wrong or has expired; download a new "
                     "kubeconfig",
-                    fatal=True,
+                    401,
+                    error.said,
                 ) from error
-            if error.status in (403, 404):
-                raise ApiProblem(api_message(error), True, error.status) from error
-            raise ApiProblem(f"{what}: {api_message(error)}", False, error.status) from error
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiProblem(
-                f"cannot reach the Kubernetes API at {self.server}: {connection_reason(error)}",
-                fatal=False,
-            ) from error
-        self._note_clock(response)
-        return json.loads(response.data or b"{}")
+            if error.lasting:
+                raise
+            raise ApiError(f"{what}: {error.said}", error.status, error.said) from error
 
-    def _note_clock(self, response: Any) -> None:
-        date = (getattr(response, "headers", None) or {}).get("Date")
-        if not date:
-            return
-        try:
-            server_time = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return
-        self.skew = server_time - datetime.now(timezone.utc)  # noqa: UP017
+    def now(self) -> datetime:
+        """The API server's time (the rollout's ages are counted on its clock)."""
+        return self.api.now()
 
-    def _optional_list(self, what: str, method: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _optional_list(
+        self, what: str, plural: str, api_version: str = "v1", **query: Any
+    ) -> list[dict[str, Any]]:
         """A list call that may be forbidden under namespace RBAC: then nothing, with a warning."""
         try:
-            return self._call(what, method, self.namespace, **kwargs).get("items") or []
-        except ApiProblem as problem:
+            found = self._call(what, "GET", self._path(api_version, plural), query=query)
+        except ApiError as problem:
             if problem.status != 403:
                 raise
             if what not in self._denied:
@@ -112,27 +88,26 @@ class RolloutWatcher:
                     "lines show less detail"
                 )
             return []
+        return found.get("items") or []
 
     def events(self) -> list[dict[str, Any]]:
         return self._optional_list(
-            "events",
-            self.core.list_namespaced_event,
-            field_selector="involvedObject.kind=Pod,type=Warning",
+            "events", "events", fieldSelector="involvedObject.kind=Pod,type=Warning"
         )
 
     def deployment(self, name: str) -> dict[str, Any]:
         try:
             return self._call(
-                f"Deployment {name}", self.apps.read_namespaced_deployment, name, self.namespace
+                f"Deployment {name}", "GET", self._path("apps/v1", "deployments", name)
             )
-        except ApiProblem as problem:
+        except ApiError as problem:
             if problem.status == 404:
                 message = f"Deployment {name} not found in namespace {self.namespace}"
             elif problem.status == 403:
                 message = f"cannot read Deployment {name} in namespace {self.namespace}: {problem}"
             else:
                 raise
-            raise ApiProblem(message, True, problem.status) from problem
+            raise ApiError(message, problem.status, problem.said) from problem
 
     def patch_deployment(
         self, name: str, patch: list[dict[str, Any]], field_manager: str, dry_run: bool = False
@@ -141,31 +116,25 @@ class RolloutWatcher:
 
         With `dry_run` the server runs every stage (admission, validation) but stores nothing.
         """
-        options: dict[str, Any] = {"field_manager": field_manager}
-        if dry_run:
-            options["dry_run"] = "All"
-        # A list body makes the client send application/json-patch+json (old and new clients).
+        query = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
         return self._call(
             f"patching Deployment {name}",
-            self.apps.patch_namespaced_deployment,
-            name,
-            self.namespace,
-            patch,
-            **options,
+            "PATCH",
+            self._path("apps/v1", "deployments", name),
+            body=patch,
+            query=query,
         )
 
     def list_replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
         selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
-        return self._optional_list(
-            "replicasets", self.apps.list_namespaced_replica_set, label_selector=selector
-        )
+        return self._optional_list("replicasets", "replicasets", "apps/v1", labelSelector=selector)
 
     def rollout(
         self, deployment: dict[str, Any], events: list[dict[str, Any]], grace: float
     ) -> RolloutProgress:
         selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
         replicasets = self.list_replicasets(deployment)
-        pods = self._optional_list("pods", self.core.list_namespaced_pod, label_selector=selector)
+        pods = self._optional_list("pods", "pods", labelSelector=selector)
         progress = describe_rollout(deployment, replicasets, pods, events, self.now(), grace)
         if progress.replicaset:
             self.replicasets[progress.name] = progress.replicaset
@@ -178,15 +147,14 @@ def undo_rollout(watcher: RolloutWatcher, name: str) -> tuple[int, int | None]:
     ReplicaSet up again. Returns (that revision, the generation the write made).
 
     The write tests the resourceVersion read, so a change made meanwhile is never overwritten.
-    Raises ApiProblem saying why when there is no earlier revision or it cannot be written.
+    Raises ApiError saying why when there is no earlier revision or it cannot be written.
     """
     deployment = watcher.deployment(name)
     found = previous_revision(deployment, watcher.list_replicasets(deployment))
     if found is None:
-        raise ApiProblem(
+        raise ApiError(
             f"Deployment {name} has no earlier revision to go back to (or its ReplicaSets "
-            "cannot be listed)",
-            fatal=True,
+            "cannot be listed)"
         )
     revision, template = found
     version = (deployment.get("metadata") or {}).get("resourceVersion") or ""

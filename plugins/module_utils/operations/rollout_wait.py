@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional  # noqa: UP035
 
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     ProgressLog,
     RolloutProgress,
 )
-from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import ApiProblem
 
 HEARTBEAT_SECONDS = 60.0
 ERROR_TOLERANCE_SECONDS = 60.0  # how long API errors may last once the first poll worked
@@ -121,10 +121,10 @@ def wait_for_rollouts(
             for name, deployment in zip(names, deployments):  # noqa: B905 - Python 3.8
                 rollouts[name] = watcher.rollout(deployment, events, grace)
             last_success, last_problem = clock(), ""
-        except ApiProblem as problem:
+        except ApiError as problem:
             since = began if last_success is None else last_success
             if (
-                problem.fatal
+                problem.lasting
                 or last_success is None
                 or (clock() - since >= ERROR_TOLERANCE_SECONDS)
             ):

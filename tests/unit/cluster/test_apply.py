@@ -1,5 +1,6 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Server-side apply of a namespace's objects (module_utils/cluster/apply.py), with a fake API.
+"""Server-side apply of a namespace's objects (module_utils/cluster/apply.py), with a fake of
+the request layer (ClusterApi; the requests it sends are tested in test_api.py).
 
 The fake keeps objects by path and answers as the API server does: a dry run returns the
 outcome without storing it, a real apply stores it with a new resourceVersion only when it
@@ -9,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.cluster import apply as object_apply
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 NAMESPACE = "wabc123-default"
 SERVICE = {
@@ -25,14 +24,15 @@ SERVICE = {
 
 
 class FakeCluster:
-    """get/apply/delete as JsonApi offers them, over a dict of objects; counts real writes."""
+    """get/apply/delete as ClusterApi offers them, over a dict of objects; counts real writes."""
 
     def __init__(self):
         self.objects: dict[str, dict] = {}
         self.version = 100
         self.writes: list[tuple[str, str]] = []
 
-    def get(self, path):
+    def get(self, path, query=None, missing_ok=False):
+        assert missing_ok  # apply_object asks for an object that may not exist
         return copy.deepcopy(self.objects.get(path))
 
     def apply(self, path, definition, manager, dry_run):
@@ -50,8 +50,9 @@ class FakeCluster:
             self.writes.append(("apply", path))
         return copy.deepcopy(merged)
 
-    def delete(self, path, dry_run):
-        if not dry_run:
+    def delete(self, path, body=None, query=None):
+        assert body == {"propagationPolicy": "Foreground"}
+        if (query or {}).get("dryRun") != "All":
             self.objects.pop(path)
             self.writes.append(("delete", path))
         return {}
@@ -124,74 +125,3 @@ def test_secret_definition_prefers_given_then_live_then_generated():
     assert len(generated) == 12 and generated.isalnum()
     assert generated != _data(object_apply.secret_definition(wanted, None))
     assert object_apply.secret_definition({**wanted, "generate": False}, None) is None
-
-
-class FakeResponse:
-    def __init__(self, status, body):
-        self.status, self.reason, self.data = status, "", json.dumps(body).encode()
-        self.headers = {}
-
-    def read(self):
-        return self.data
-
-
-class FakeApiClient:
-    """param_serialize/call_api as kubernetes 37's ApiClient has them."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.requests = []
-        self.configuration = type("Configuration", (), {"host": "https://127.0.0.1:6443"})()
-
-    def param_serialize(self, method, resource_path, query_params, header_params, auth_settings):
-        query = "&".join(f"{k}={v}" for k, v in query_params)
-        return method, f"{self.configuration.host}{resource_path}?{query}", header_params, None, []
-
-    def call_api(self, method, url, header_params, body, _request_timeout=None):
-        self.requests.append((method, url, header_params.get("Content-Type"), body))
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-
-def test_json_api_sends_an_apply_patch_with_the_field_manager_and_dry_run():
-    api_client = FakeApiClient(FakeResponse(200, {"kind": "Service"}))
-    api = object_apply.JsonApi(api_client)
-    assert api.apply("/api/v1/x", SERVICE, "haw.icc", dry_run=True) == {"kind": "Service"}
-    method, url, content_type, body = api_client.requests[0]
-    assert method == "PATCH" and content_type == "application/apply-patch+yaml"
-    assert "fieldManager=haw.icc" in url and "force=true" in url and "dryRun=All" in url
-    assert json.loads(body) == SERVICE  # sent as text: the library would not serialize it
-
-
-def test_json_api_says_what_the_server_refused_and_none_is_a_missing_object():
-    refused = FakeResponse(422, {"message": 'Service "tgi" is invalid: spec.ports: Required'})
-    with pytest.raises(object_apply.RequestFailed, match=r"is invalid: spec\.ports") as failed:
-        object_apply.JsonApi(FakeApiClient(refused)).apply("/x", SERVICE, "haw.icc", False)
-    assert failed.value.status == 422
-    assert object_apply.JsonApi(FakeApiClient(FakeResponse(404, {}))).get("/x") is None
-
-
-def test_a_server_error_says_to_run_again_once_the_cluster_is_healthy():
-    unavailable = FakeResponse(500, {"message": "rpc error: code = Unavailable"})
-    with pytest.raises(object_apply.RequestFailed) as failed:
-        object_apply.JsonApi(FakeApiClient(unavailable)).get("/x")
-    assert str(failed.value) == (
-        "the API server at https://127.0.0.1:6443 answered 500: rpc error: code = Unavailable. "
-        "Run the playbook again once the cluster is healthy: what was applied stays, the re-run "
-        "does the rest."
-    )
-
-
-def test_an_unreachable_server_is_one_line_without_the_connection_repr():
-    refused = NewConnectionError(
-        object(), "Failed to establish a new connection: [Errno 111] Connection refused"
-    )
-    error = MaxRetryError(None, "/api/v1/namespaces/x/services/tgi", refused)
-    with pytest.raises(object_apply.RequestFailed) as failed:
-        object_apply.JsonApi(FakeApiClient(error)).get("/x")
-    message = str(failed.value)
-    assert message.startswith("cannot reach the cluster at https://127.0.0.1:6443 (Connection")
-    assert "Run the playbook again once it answers" in message
-    assert "object at 0x" not in message and "MaxRetryError" not in message
-    assert "\n" not in message

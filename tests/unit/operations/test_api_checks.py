@@ -292,11 +292,8 @@ def test_url_problems(url, problem):
     assert t.url_problem("icc_test_tgi_url", url) == problem
 
 
-def test_urls_and_proxy_paths():
+def test_urls():
     assert t.join_url("https://h/prefix/", "/health") == "https://h/prefix/health"
-    assert t.service_proxy_path("ns", "tgi", 3333, "/v1/models") == (
-        "/api/v1/namespaces/ns/services/tgi:3333/proxy/v1/models"
-    )
 
 
 SMI = "name, memory.total [MiB], driver_version\nTesla V100-PCIE-16GB, 16384, 535.129.03\n"
@@ -335,34 +332,6 @@ def test_gpu_check_lists_the_gpus_driver_and_gpu_environment():
 def test_gpu_check_failures(expected, smi, detail):
     check = t.check_gpus(expected, smi, None, 0.1)
     assert not check.ok and check.detail.startswith(detail), check.detail
-
-
-class _Refused(Exception):
-    def __init__(self, status, reason):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (
-            _Refused(
-                0,
-                "Handshake status 500 Internal Server Error -+-+- {'a': 'b'} -+-+- "
-                '{"kind":"Status","message":"error dialing backend: connection refused"}',
-            ),
-            (500, "error dialing backend: connection refused"),
-        ),
-        (
-            _Refused(0, "Handshake status 404 Not Found -+-+- {} -+-+- "),
-            (404, "Handshake status 404 Not Found"),
-        ),
-        (_Refused(403, "Forbidden"), (403, "Forbidden")),
-    ],
-)
-def test_exec_refusals_are_read_from_the_websocket_error(error, expected):
-    assert t.exec_refusal(error) == expected
 
 
 def test_report_and_summary():
