@@ -37,6 +37,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 
 try:
     import yaml
+    from kubernetes import __version__ as kubernetes_version
     from kubernetes import config as k8s_config
     from kubernetes.config import incluster_config
 except ImportError:  # reported by AnsibleK8SModule's requirement check, or by api_client()
@@ -204,6 +205,11 @@ def api_client(
         # kubernetes.core's client reads the server's discovery: its errors are read alike.
         with translated(None):
             client = get_api_client(module) if module is not None else get_api_client(**params)
+        if not hasattr(client.client.client, "param_serialize"):
+            raise ConnectionProblem(
+                f"the kubernetes Python library {kubernetes_version} on this machine is too old "
+                "for haw.icc: it needs 37 or newer (pip install 'kubernetes>=37,<38')"
+            )
         cluster = ClusterApi(client.client.client)
         server = cluster.server
         found.version = cluster.version().get("gitVersion")

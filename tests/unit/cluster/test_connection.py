@@ -6,6 +6,9 @@ real through it); here the table of cases and the messages.
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.cluster import connection as cluster_access
 from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
@@ -132,3 +135,63 @@ def test_an_unreachable_cluster_names_address_and_credentials(monkeypatch, tmp_p
     assert "Run the playbook again once it answers" in message
     for internal in ("HTTPSConnection", "MaxRetryError", "object at 0x", "urllib3"):
         assert internal not in message
+
+
+# --- the version probe, through the request layer ------------------------------------------------
+
+
+class VersionAnswer:
+    """kubernetes 37's ApiClient (param_serialize/call_api) answering GET /version."""
+
+    def __init__(self, status, body):
+        self.status, self.reason, self.data = status, "", json.dumps(body).encode()
+        self.headers = {}
+        self.configuration = SimpleNamespace(host="https://api.example:6443")
+        self.asked = []
+
+    def param_serialize(self, method, resource_path, query_params, header_params, auth_settings):
+        return method, self.configuration.host + resource_path, header_params, None, []
+
+    def call_api(self, method, url, header_params, body, _request_timeout):
+        self.asked.append((method, url))
+        return self
+
+    def read(self):
+        return self.data
+
+
+def probe(monkeypatch, tmp_path, api):
+    config = tmp_path / "config"
+    config.write_text(KUBECONFIG)
+    client = SimpleNamespace(client=SimpleNamespace(client=api))
+    monkeypatch.setattr(cluster_access, "get_api_client", lambda **_: client)
+    monkeypatch.setattr(cluster_access.os, "environ", {})
+    return {"kubeconfig": str(config)}
+
+
+def test_the_version_is_asked_through_the_request_layer(monkeypatch, tmp_path):
+    api = VersionAnswer(200, {"gitVersion": "v1.20.2"})
+    cluster, found = api_client(auth=probe(monkeypatch, tmp_path, api))
+    assert api.asked == [("GET", "https://api.example:6443/version")]
+    assert (found.server, found.version) == ("https://api.example:6443", "v1.20.2")
+    assert cluster.client is api
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (401, "the cluster at https://api.example:6443 refused the credentials (icc_kubeconfig"),
+        (500, "the cluster at https://api.example:6443 answered 500: etcd is away"),
+    ],
+)
+def test_a_refusing_cluster_is_said_with_the_servers_words(monkeypatch, tmp_path, status, said):
+    api = VersionAnswer(status, {"kind": "Status", "message": "etcd is away"})
+    with pytest.raises(ConnectionProblem) as raised:
+        api_client(auth=probe(monkeypatch, tmp_path, api))
+    assert str(raised.value).startswith(said) and str(raised.value).endswith("etcd is away")
+
+
+def test_a_kubernetes_library_without_param_serialize_is_named_too_old(monkeypatch, tmp_path):
+    old = SimpleNamespace(configuration=SimpleNamespace(host="https://api.example:6443"))
+    with pytest.raises(ConnectionProblem, match=r"too old for haw\.icc: it needs 37 or newer"):
+        api_client(auth=probe(monkeypatch, tmp_path, old))
