@@ -29,6 +29,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     format_duration,
     quantity_value,
 )
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import runs_on_cpu
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     DEFAULT_UNSCHEDULABLE_GRACE,
@@ -281,7 +282,7 @@ def should_roll_back(outcome: WaitOutcome, rollback: bool) -> bool:
 
 
 def gpus_text(count: int) -> str:
-    return "CPU" if count == 0 else f"{count} GPU" + ("s" if count > 1 else "")
+    return "CPU" if runs_on_cpu(count) else f"{count} GPU" + ("s" if count > 1 else "")
 
 
 def describe_change(before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -27,10 +27,11 @@ description:
     allocatable C(nvidia.com/gpu) minus what the unfinished pods on the node request. The GPUs
     held by the pods of O(release_deployment) in the namespace count as free, in the quota too,
     because deploying or switching the model replaces that pod.
-  - Reads only, never writes; the same under check mode. Works with rights in one namespace
-    only. When nodes or pods of other namespaces may not be listed (a student's usual rights),
-    the free GPUs per node are unknown, the answer rests on the quota alone, and a warning says
-    so. The same holds for a quota that cannot be read.
+  - Reads only, never writes; the same under check mode. The verdict (and how TGI will use the
+    GPUs) is printed as the task ends, so that a playbook needs no task of its own to show it.
+    Works with rights in one namespace only. When nodes or pods of other namespaces may not be
+    listed (a student's usual rights), the free GPUs per node are unknown, the answer rests on
+    the quota alone, and a warning says so. The same holds for a quota that cannot be read.
   - Each check is reported as a rule with a verdict, the reason and what to do instead. A refused
     rule fails the task with every reason and recommendation, unless O(fail_on_refusal=false)
     or the rule's id is in O(ignore_rules).
@@ -43,10 +44,12 @@ options:
     description:
       - The TGI settings, keyed by the C(tgi_server) role's variable names - the same dict the
         role renders its pod from (C(haw.icc.tgi_workload)) and M(haw.icc.tgi_model_switch)
-        patches a running server to. The model (C(tgi_model_id), C(tgi_quantize),
-        C(tgi_dtype)), the GPUs (C(tgi_gpu_type), C(tgi_gpu_count), C(tgi_multi_gpu_mode)), the
-        token limits, C(tgi_cuda_memory_fraction), C(tgi_image) and C(tgi_model_architecture)
-        are judged; unset ones take their defaults.
+        patches a running server to. Settings the role checked (its output
+        C(tgi_server_settings), which carries the digest of that check) are judged as they are;
+        others are checked first, and a problem is refused as the rule C(request).
+      - The model (C(tgi_model_id), C(tgi_quantize), C(tgi_dtype)), the GPUs (C(tgi_gpu_type),
+        C(tgi_gpu_count), C(tgi_multi_gpu_mode)), the token limits, C(tgi_cuda_memory_fraction),
+        C(tgi_image) and C(tgi_model_architecture) are judged; unset ones take their defaults.
       - C(tgi_gpu_count=0) runs TGI on CPU; then the cluster is not read.
     type: dict
     required: true
@@ -147,11 +150,17 @@ EXAMPLES = r"""
     msg: "{{ capacity.refusals + capacity.recommendations }}"
   when: not capacity.ok
 
-- name: What the tgi_server role would deploy (its typed settings), checked first
+- name: Type and check the tgi_server role's variables (its output tgi_server_settings)
+  ansible.builtin.import_role:
+    name: haw.icc.tgi_server
+    tasks_from: validate
+    rolespec_validate: false
+
+- name: What the tgi_server role would deploy, judged on the settings it checked
   haw.icc.gpu_capacity_check:
-    namespace: "{{ __tgi.icc_namespace }}"
-    settings: "{{ __tgi_settings }}"
-    catalog: "{{ __tgi.icc_gpu_catalog }}"
+    namespace: "{{ tgi_server_settings.icc_namespace }}"
+    settings: "{{ tgi_server_settings }}"
+    catalog: "{{ tgi_server_settings.icc_gpu_catalog }}"
 """
 
 RETURN = r"""
@@ -312,6 +321,7 @@ from ansible_collections.haw.icc.plugins.module_utils.capacity import cluster_ru
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import runs_on_cpu
 from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import (
     quota_left,
@@ -322,7 +332,6 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     gpu_types,
     merged_catalog,
 )
-from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import resolved_settings
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -375,11 +384,11 @@ def other_gpu_types(catalog, gpu_type):
     return [name for name in gpu_types(known) if name != gpu_type]
 
 
-def cluster_check(module, params, judge, result, warnings):
-    """Reads the cluster; returns the two cluster rules as (entry, alternatives) and fills the
-    result's nodes, free_gpus, quota and released_gpus."""
-    values = resolved_settings(params["settings"])
-    gpu_type, wanted = values["tgi_gpu_type"], int(values["tgi_gpu_count"])
+def cluster_check(module, params, gpu, judge, result, warnings):
+    """Reads the cluster for the `gpu` asked for (the assessment's: the checked type and
+    count); returns the two cluster rules as (entry, alternatives) and fills the result's nodes,
+    free_gpus, quota and released_gpus."""
+    gpu_type, wanted = gpu["type"], gpu["count"]
     reader = ClusterReader(connect(module, result)[0], params["namespace"], warnings)
     try:
         nodes = reader.nodes()
@@ -427,12 +436,12 @@ def one_line(assessment, result):
     head = assessment["model_id"] or "the model"
     if sizing:
         head += f" in {sizing.get('quantization') or sizing.get('precision')}"
-    head += " on CPU" if count == 0 else f" on {count} x {gpu['type']}"
+    head += " on CPU" if runs_on_cpu(count) else f" on {count} x {gpu['type']}"
     if count > 1 and assessment.get("multi_gpu"):
         head += f" ({assessment['multi_gpu']['mode']})"
     if memory is None:
         details = ["size unknown"]
-    elif count == 0:
+    elif runs_on_cpu(count):
         details = [f"needs {memory['total_gib']:.1f} GiB of memory"]
     else:
         offered = memory.get("usable_per_gpu_gib") or gpu.get("memory_gib")
@@ -504,9 +513,8 @@ def run(module):
         released_gpus=0,
     )
 
-    requested = assessment["gpu"]["count"]
-    if assessment["multi_gpu"] is not None and requested:
-        cluster = cluster_check(module, params, judge, result, warnings)
+    if assessment["multi_gpu"] is not None and not runs_on_cpu(assessment["gpu"]["count"]):
+        cluster = cluster_check(module, params, assessment["gpu"], judge, result, warnings)
         verdicts = {entry["verdict"] for entry, _options in cluster}
         if "refuse" in verdicts:
             result["schedulable"] = False

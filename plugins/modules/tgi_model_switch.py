@@ -56,8 +56,11 @@ options:
   settings:
     description:
       - All TGI settings, keyed by the C(tgi_server) role's variable names, the new values
-        already merged in - the dict the role renders its pod from (C(__tgi_settings)); see
-        C(ansible-doc -t role haw.icc.tgi_server) for each one.
+        already merged in - the dict the role renders its pod from; see
+        C(ansible-doc -t role haw.icc.tgi_server) for each one. The role's entry point C(switch)
+        passes its settings as its entry point C(validate) checked them (they carry the digest
+        of that check, C(_checked)) and they are not checked again; any others are checked here
+        first, every problem at once.
       - Settings left out take their defaults, so the whole set is needed to keep the others as
         they are. Secrets are named, never given (the env refers to them).
     type: dict
@@ -148,33 +151,32 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Get the TGI settings of this namespace (validated)
-  ansible.builtin.include_role:
-    name: haw.icc.tgi_server
-    tasks_from: validate
-    public: true
+# The way change_model.yml does it: the tgi_server role's entry points validate (with the new
+# model as -e tgi_model_id=...), capacity, then switch, which calls this module.
 
 - name: Switch TGI to another model, rolling back if it does not start
   haw.icc.tgi_model_switch:
-    namespace: "{{ icc_namespace }}"
-    settings: "{{ __tgi_settings | combine({'tgi_model_id': 'Qwen/Qwen2.5-3B-Instruct'}) }}"
-    catalog: "{{ icc_gpu_catalog }}"
-    kubeconfig: "{{ icc_kubeconfig }}"
-    timeout: 2700
-  register: __tgi_switch
-
-- name: A 4-bit quantized 7B model, pinned to a commit
-  haw.icc.tgi_model_switch:
     namespace: wabc123-default
-    settings: >-
-      {{ __tgi_settings | combine({'tgi_model_id': 'mistralai/Mistral-7B-Instruct-v0.2',
-                                   'tgi_model_revision': '41b61a33a2483885c981aa79e0df6b32407ed873',
-                                   'tgi_dtype': none, 'tgi_quantize': 'bitsandbytes-nf4'}) }}
+    # The whole set: settings left out take their defaults (the role's token limits too).
+    settings:
+      tgi_model_id: Qwen/Qwen2.5-3B-Instruct
+      tgi_gpu_type: gpu-tesla-v100
+      tgi_gpu_count: 1
+      tgi_max_input_tokens: 2048
+      tgi_max_total_tokens: 4096
+      tgi_max_batch_prefill_tokens: 4096
+      tgi_api_key_secret: tgi-api-key
+      tgi_cpu_request: "2"
+      tgi_memory_request: 8Gi
+      tgi_memory_limit: 32Gi
+    kubeconfig: ~/.kube/icc.yaml
+    timeout: 2700
+  register: switch
 
 - name: Show why the new model failed
   ansible.builtin.debug:
-    msg: "{{ __tgi_switch.failed_rollout.detail | default(__tgi_switch.msg) }}"
-  when: __tgi_switch is failed
+    msg: "{{ switch.failed_rollout.detail | default(switch.msg) }}"
+  when: switch is failed
 """
 
 RETURN = r"""

@@ -37,8 +37,8 @@ def gpus_word(count: int) -> str:
 
 
 def most_gpus_that_pass(judge: Judge, gpu_type: str, most: int) -> int | None:
-    """The largest GPU count up to `most` (the closest to what was asked) on which the model
-    rules pass, or None."""
+    """The largest GPU count from `most` down to 1 (the closest to what was asked) on which the
+    model rules pass, or None: an alternative to GPUs is never the CPU."""
     for count in range(most, 0, -1):
         if judge(gpu_type, count):
             return count
@@ -83,7 +83,7 @@ def gpus_free_rule(
         reason = f"no {gpu_type} node has {gpus_word(wanted)} free; free per node: {free}"
     options = []
     count = most_gpus_that_pass(judge, gpu_type, min(most, wanted - 1))
-    if count:
+    if count is not None:
         options.append(
             f"{count} x {gpu_type}: the model fits and runs, and a node has them free "
             f"(set tgi_gpu_count: {count})"
@@ -91,7 +91,7 @@ def gpus_free_rule(
     for other in other_types:
         other_most = free_gpus_by_node(nodes, pods, other, released_pods)["free_gpus"]
         count = most_gpus_that_pass(judge, other, min(other_most, wanted))
-        if count:
+        if count is not None:
             options.append(
                 f"{count} x {other}: the model fits and runs, and a node has {other_most} free "
                 f"(set tgi_gpu_type: {other}, tgi_gpu_count: {count})"
@@ -145,7 +145,7 @@ def gpu_quota_rule(
         return rule(GPU_QUOTA, "pass", reason)
     options = ["ask the cluster admins for more GPU quota"]
     count = most_gpus_that_pass(judge, gpu_type, quota["left"])
-    if count:
+    if count is not None:
         options.append(
             f"{count} x {gpu_type}: the model fits and runs within the quota "
             f"(set tgi_gpu_count: {count})"

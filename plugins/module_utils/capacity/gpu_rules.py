@@ -28,6 +28,7 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu impor
     FLASH_ATTENTION_ONLY,
     LAYER_SPLIT,
     TENSOR_SHARDING,
+    runs_on_cpu,
 )
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     TGI_IMAGE_SM70,
@@ -46,6 +47,8 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import (
     size_model,
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
+    TgiSettings,
+    is_sealed,
     model_settings_errors,
     resolved_settings,
 )
@@ -135,10 +138,20 @@ def image_version(image: Any) -> tuple[int, int, int] | None:
 
 
 def _problems(
-    values: Mapping, catalog: Any, parameters: Any, ignore_rules: Any, sequences: Any
+    values: Mapping,
+    catalog: Any,
+    parameters: Any,
+    ignore_rules: Any,
+    sequences: Any,
+    checked: bool,
 ) -> list[tuple[str, str]]:
-    """What is wrong with the request, as (what, what to do instead)."""
-    problems = [(message, "fix the setting") for message in model_settings_errors(values, catalog)]
+    """What is wrong with the request, as (what, what to do instead); settings `checked`
+    before (sealed by the tgi_server role's check) are not checked again."""
+    problems = (
+        []
+        if checked
+        else [(message, "fix the setting") for message in model_settings_errors(values, catalog)]
+    )
     if parameters is not None and parse_parameter_count(parameters) is None:
         problems.append(
             (
@@ -341,10 +354,10 @@ def _context_rule(values: Mapping, traits: Mapping) -> tuple[str, str]:
 
 
 def _evaluate(
-    values: Mapping, catalog: Mapping, hub: Mapping | None, parameters: Any, sequences: int
+    values: TgiSettings, catalog: Mapping, hub: Mapping | None, parameters: Any, sequences: int
 ) -> dict[str, Any]:
     """Sizing, memory and verdicts of one configuration; no recommendations."""
-    count = int(values["tgi_gpu_count"])
+    count = values.gpu_count
     gpu_type, entry = gpu_entry(values, catalog)
     gpu = {
         "type": gpu_type,
@@ -357,7 +370,7 @@ def _evaluate(
     architecture = values["tgi_model_architecture"] or traits["architecture"]
     capability = compute_capability(entry["compute_capability"])
     # The mode the pod will be rendered with: the role passes the architecture judged here on.
-    multi = choose_mode({**values, "tgi_model_architecture": architecture}, catalog)
+    multi = choose_mode(values.but(tgi_model_architecture=architecture), catalog)
     sizing, sizing_error = None, None
     try:
         sizing = size_model(
@@ -380,7 +393,7 @@ def _evaluate(
     fraction = values["tgi_cuda_memory_fraction"] or 1.0
     usable = entry["memory_gib"] * fraction if entry["memory_gib"] is not None else None
     verdicts: dict[str, tuple[str, str]] = {}
-    if count == 0:
+    if values.on_cpu:
         for rule in RULES:
             verdicts[rule] = (NOT_APPLICABLE, "no GPU (tgi_gpu_count is 0): TGI runs on CPU")
     else:
@@ -394,7 +407,7 @@ def _evaluate(
     # context, when shorter than 4096) is TGI's, not the user's.
     verdicts["context-length"] = _context_rule(values, traits)
     return {
-        "values": dict(values),
+        "values": values,
         "gpu": gpu,
         "sizing": sizing,
         "sizing_error": sizing_error,
@@ -448,7 +461,7 @@ class _Alternatives:
         self.ignored = ignored
 
     def _judge(self, **changes: Any) -> dict[str, Any]:
-        values = {**self.values, **changes}
+        values = self.values.but(**changes)
         return _evaluate(
             values, self.catalog, self.hub, self.base["parameters"], self.base["sequences"]
         )
@@ -736,7 +749,7 @@ def _sizing_warnings(evaluation: Mapping) -> list[str]:
             "the model's config is unknown: the KV cache, activations and logits are those of a "
             "conservative stand-in (the Hub's config gives smaller, exact figures)"
         )
-    if gpu["count"] == 0:
+    if runs_on_cpu(gpu["count"]):
         warnings.append(
             f"CPU: TGI needs about {sizing['total_gib']:.1f} GiB of memory: keep the pod's "
             "memory limit (tgi_memory_limit) above it"
@@ -757,16 +770,19 @@ def assess(
     tgi_workload takes them); see the module docstring.
 
     `catalog` holds icc_gpu_catalog entries laid over the built-in catalog; `hub` is what a Hub
-    fetcher returned (or None); `parameters` is tgi_model_parameters. Never raises for bad
-    input: problems become refusals with the id "request". Returns ok, fits, runs,
+    fetcher returned (or None); `parameters` is tgi_model_parameters. Settings the tgi_server
+    role checked (sealed, see tgi_settings.sealed) are judged as they are; others get the
+    model's part of the check first. Never raises for bad input: problems become refusals with
+    the id "request". Returns ok, fits, runs,
     architecture, multi_gpu, gpu, sizing, memory, rules, refusals, recommendations, warnings.
     """
     if not isinstance(settings, Mapping):
         return _invalid_result(
             {}, [(f"the settings {settings!r} are not a mapping", "give tgi_* settings")]
         )
+    checked = isinstance(settings, TgiSettings) or is_sealed(settings, catalog)
     values = resolved_settings(settings)
-    problems = _problems(values, catalog, parameters, ignore_rules, concurrent_sequences)
+    problems = _problems(values, catalog, parameters, ignore_rules, concurrent_sequences, checked)
     try:
         merged = merged_catalog(catalog)
     except CatalogError as error:
@@ -774,6 +790,7 @@ def assess(
         merged = None
     if problems or merged is None:
         return _invalid_result(values, problems)
+    values = TgiSettings(values)  # checked: by the role's check, or just now
 
     ignored = set(ignore_rules)
     hub = hub if isinstance(hub, Mapping) else None
@@ -828,7 +845,8 @@ def format_refusal(result: Mapping) -> str:
     gpu = result.get("gpu") or {}
     sizing = result.get("sizing") or {}
     model = result.get("model_id") or sizing.get("model_id") or "the model"
-    where = "CPU" if gpu.get("count") == 0 else f"{gpu.get('count')} x {gpu.get('type')}"
+    count = gpu.get("count")
+    where = "CPU" if runs_on_cpu(count) else f"{count} x {gpu.get('type')}"
     if result.get("ok"):
         lines = [f"{model} fits and runs on {where}."]
     else:

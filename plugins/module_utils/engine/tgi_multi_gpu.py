@@ -55,6 +55,15 @@ FLASH_ATTENTION_ONLY = frozenset(
 UNCONFIRMED = "read in TGI's source, not yet confirmed on a V100"
 
 
+def runs_on_cpu(gpu_count: object) -> bool:
+    """Whether a pod with `gpu_count` GPUs runs TGI on the CPU: it asks for none.
+
+    The collection's one answer to that question: the pod, the capacity check, the sizing and
+    the summaries all ask here (a count that is not a number is no CPU request).
+    """
+    return gpu_count == 0 and not isinstance(gpu_count, bool)
+
+
 @dataclass(frozen=True)
 class MultiGpu:
     """How TGI will use the pod's GPUs, and whether that works (None: not known)."""
@@ -77,7 +86,7 @@ def choose(
     """The mode for `gpu_count` GPUs of compute capability `capability` (None: unknown) and a
     model of `architecture` (its config's model_type, None when unknown); `forced` is
     tgi_multi_gpu_mode."""
-    if gpu_count == 0:
+    if runs_on_cpu(gpu_count):
         return MultiGpu(CPU, True, "no GPU: TGI runs on the CPU")
     if gpu_count == 1:
         return MultiGpu(SINGLE, True, "one GPU")

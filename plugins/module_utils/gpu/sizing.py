@@ -31,13 +31,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import (
-    DTYPES,
-    QUANTIZE_METHODS,
-)
 from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import (
     LAYER_SPLIT,
     TENSOR_SHARDING,
+    runs_on_cpu,
 )
 
 GIB = 2**30
@@ -435,28 +432,10 @@ def _precision_for(
         return precision, notes
     if dtype:
         return dtype, notes
-    if gpu_count == 0:
+    if runs_on_cpu(gpu_count):
         notes.append("CPU: weights assumed in float32 (TGI's CPU default)")
         return "float32", notes
     return "float16", notes
-
-
-def _check_inputs(model_id, dtype, quantize, gpu_count, tokens, sequences) -> None:
-    if not isinstance(model_id, str) or not model_id.strip():
-        raise SizingError(f"tgi_model_id: {model_id!r} is not a Hugging Face model id")
-    if dtype is not None and dtype not in DTYPES:
-        raise SizingError(f"tgi_dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
-    if quantize is not None and quantize not in QUANTIZE_METHODS:
-        raise SizingError(f"tgi_quantize: {quantize!r} is not one of {', '.join(QUANTIZE_METHODS)}")
-    if not (isinstance(gpu_count, int) and not isinstance(gpu_count, bool) and gpu_count >= 0):
-        raise SizingError(f"tgi_gpu_count: {gpu_count!r} is not a whole number >= 0")
-    for name, value in tokens.items():
-        if value is not None and not (
-            isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        ):
-            raise SizingError(f"{name}: {value!r} is not a whole number >= 1")
-    if not (isinstance(sequences, int) and not isinstance(sequences, bool) and sequences >= 1):
-        raise SizingError(f"concurrent_sequences: {sequences!r} is not a whole number >= 1")
 
 
 def _parameter_count(
@@ -580,14 +559,10 @@ def size_model(
     sharding splits everything over the GPUs, a layer split only the weights and the KV cache.
     `flash_attention` is whether TGI takes its flash path on this GPU (compute capability 8.0):
     without it, attention scores and the logits of every prompt token are held in memory. Raises
-    SizingError when no size is known, or on bad inputs. GiB figures are rounded to 3 decimals.
+    SizingError when no size is known. The inputs are the capacity rules' checked settings
+    (tgi_settings.TgiSettings): they are not checked again. GiB figures are rounded to 3
+    decimals.
     """
-    tokens = {
-        "tgi_max_total_tokens": max_total_tokens,
-        "tgi_max_input_tokens": max_input_tokens,
-        "tgi_max_batch_prefill_tokens": prefill_tokens,
-    }
-    _check_inputs(model_id, dtype, quantize, gpu_count, tokens, concurrent_sequences)
     hub = hub if isinstance(hub, Mapping) else None
     count, source, notes = _parameter_count(model_id, parameters, hub)
     traits = describe_model(model_id, quantize=quantize, hub=hub)
@@ -620,7 +595,7 @@ def size_model(
     input_tokens = max_input_tokens or max(total_tokens - 1, 1)
     prefill = prefill_tokens or max(DEFAULT_PREFILL_TOKENS, input_tokens)
     value_bytes = 4 if precision == "float32" else 2
-    kv_tokens = int(total_tokens) * int(concurrent_sequences)
+    kv_tokens = total_tokens * concurrent_sequences
     kv_cache = shape["kv_values_per_token"] * value_bytes * kv_tokens
     activations, logits = _prefill_memory(
         shape, input_tokens, prefill, concurrent_sequences, value_bytes, flash_attention
@@ -639,7 +614,7 @@ def size_model(
 
     gpus = max(gpu_count, 1)
     split = gpus if mode in (TENSOR_SHARDING, LAYER_SPLIT) else 1
-    context = CUDA_CONTEXT_BYTES if gpu_count else 0.0
+    context = 0.0 if runs_on_cpu(gpu_count) else CUDA_CONTEXT_BYTES
     per_gpu_overhead = context + (activations + logits) / (split if mode == TENSOR_SHARDING else 1)
     per_gpu = (weights + kv_cache) / split + per_gpu_overhead
     total = weights + kv_cache + (activations + logits) + context * gpus

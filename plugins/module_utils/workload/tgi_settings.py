@@ -6,6 +6,13 @@ Settings are a mapping keyed by the `tgi_server` role's variable names, so every
 name the variable to fix. `validate_tgi_settings` reports every problem at once; the TGI pod
 they give is computed by module_utils/workload/tgi_workload.py.
 
+Checked once: `check_tgi_settings` gives `TgiSettings` (every setting, defaults filled in,
+typed), and every step after it takes those as they are - the pod, the capacity rules, the
+sizing, the switch. Between Ansible's tasks the settings travel as a plain mapping; the check
+leaves its digest in it (`sealed`, key CHECKED), so that the next step knows them for checked
+instead of checking them again. Settings without a matching digest (a module called with
+settings of its own) are checked where they come in.
+
 The rules are the launcher's (text-generation-launcher of TGI 3.3), so that a bad combination
 is refused here, before anything is written, instead of crash-looping in the pod.
 
@@ -15,6 +22,8 @@ Pure Python: no Ansible imports, no I/O.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +41,11 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import
     QUANTIZE_METHODS,
     REPEATABLE_FLAGS,
 )
-from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import AUTO, FORCEABLE
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import (
+    AUTO,
+    FORCEABLE,
+    runs_on_cpu,
+)
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     CATALOG_VARIABLE,
     CatalogError,
@@ -104,6 +117,12 @@ SETTINGS: dict[str, Any] = {
 }
 REQUIRED = ("tgi_model_id", "tgi_api_key_secret")
 _PREFIX = "tgi_"
+# The key of the check's digest in settings that passed it (see `sealed`).
+CHECKED = "_checked"
+# What the collection learns after the check and sets itself: the architecture the capacity
+# check read from the Hub (else the one given), and the token Secret, left out (null) when it
+# does not exist. The digest leaves them out, so that filling them in keeps the settings checked.
+LEARNED = ("tgi_model_architecture", "tgi_hf_token_secret")
 
 # A Hub repository id: "name" or "org/name"; each part 1-96 of letters, digits, ".", "_", "-",
 # not starting or ending with "-" or ".", without "--" or ".." (the Hub's own rules).
@@ -121,6 +140,27 @@ class TgiSettingsError(ValueError):
         super().__init__("invalid TGI settings:\n" + "\n".join(f"- {e}" for e in self.errors))
 
 
+class TgiSettings(dict):
+    """Settings that passed `validate_tgi_settings`: every setting of SETTINGS, defaults filled
+    in, of the type the rules demand (`tgi_gpu_count` an int, ...). Made by
+    `check_tgi_settings` only; whoever gets them takes them as they are."""
+
+    @property
+    def gpu_count(self) -> int:
+        return self["tgi_gpu_count"]
+
+    @property
+    def on_cpu(self) -> bool:
+        """TGI runs on the CPU (the one rule: engine/tgi_multi_gpu.runs_on_cpu)."""
+        return runs_on_cpu(self["tgi_gpu_count"])
+
+    def but(self, **changes: Any) -> TgiSettings:
+        """The same settings with `changes`: for alternatives the rules judge (the capacity
+        check's other GPU counts, types or quantizations), built from checked settings by the
+        rules themselves."""
+        return TgiSettings({**self, **changes})
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -132,6 +172,42 @@ def resolved_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         value = settings.get(name)
         values[name] = default if value is None else value
     return values
+
+
+def _digest(settings: Mapping[str, Any], catalog: Mapping | None) -> str:
+    """What the check saw: the settings it covers (all but LEARNED) and the catalog."""
+    values = resolved_settings(settings)
+    covered = {name: value for name, value in values.items() if name not in LEARNED}
+    text = json.dumps([covered, catalog or {}], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sealed(settings: Mapping[str, Any], catalog: Mapping | None = None) -> dict[str, Any]:
+    """`settings` that just passed the check, with its digest (key CHECKED) for the steps after
+    it: the same settings with the same `catalog` are taken as checked there."""
+    return {**settings, CHECKED: _digest(settings, catalog)}
+
+
+def is_sealed(settings: Any, catalog: Mapping | None = None) -> bool:
+    """Whether `settings` carry the digest of a check of these same settings and `catalog`."""
+    return (
+        isinstance(settings, Mapping)
+        and isinstance(settings.get(CHECKED), str)
+        and settings[CHECKED] == _digest(settings, catalog)
+    )
+
+
+def check_tgi_settings(settings: Any, catalog: Mapping | None = None) -> TgiSettings:
+    """The settings as TgiSettings, checked once: TgiSettings, or settings sealed by a check of
+    the same settings and catalog, are taken as they are; any others are checked now
+    (`validate_tgi_settings`). Raises TgiSettingsError listing every problem."""
+    if isinstance(settings, TgiSettings):
+        return settings
+    if not is_sealed(settings, catalog):
+        errors = validate_tgi_settings(settings, catalog)
+        if errors:
+            raise TgiSettingsError(errors)
+    return TgiSettings(resolved_settings(settings))
 
 
 def _choices(values: tuple[str, ...]) -> str:
@@ -178,7 +254,7 @@ def _check_gpus(values: Mapping[str, Any], catalog: Mapping[str, Any] | None) ->
             f"tgi_gpu_count: {count!r} is not allowed: an integer >= 0 (0 runs TGI on the CPU, "
             "n >= 1 shards the model over n GPUs of one node)"
         ]
-    if count == 0 or catalog is None:  # the GPU type does not matter without GPUs
+    if runs_on_cpu(count) or catalog is None:  # the GPU type does not matter without GPUs
         return []
     known = gpu_types(catalog)
     if not isinstance(gpu_type, str) or gpu_type not in known:

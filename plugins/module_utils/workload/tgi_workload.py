@@ -31,37 +31,36 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings impo
     API_KEY_SECRET_KEY,
     HF_TOKEN_SECRET_KEY,
     NCCL_ENV_DEFAULTS,
+    TgiSettings,
     TgiSettingsError,
-    resolved_settings,
-    validate_tgi_settings,
+    check_tgi_settings,
 )
 
 
-def architecture_of(settings: Mapping[str, Any]) -> str | None:
+def architecture_of(settings: TgiSettings) -> str | None:
     """tgi_model_architecture when given (or read from the Hub), else a guess from the id."""
-    return settings.get("tgi_model_architecture") or guess_architecture(settings["tgi_model_id"])
+    return settings["tgi_model_architecture"] or guess_architecture(settings["tgi_model_id"])
 
 
-def gpu_entry(values: Mapping[str, Any], catalog: Mapping) -> tuple[str, Mapping[str, Any]]:
-    """(name, entry) of the merged `catalog` the pod runs on: its GPU type, or CPU for 0 GPUs."""
-    name = values["tgi_gpu_type"] if int(values["tgi_gpu_count"]) else CPU
+def gpu_entry(settings: TgiSettings, catalog: Mapping) -> tuple[str, Mapping[str, Any]]:
+    """(name, entry) of the merged `catalog` the pod runs on: its GPU type, or CPU without GPUs."""
+    name = CPU if settings.on_cpu else settings["tgi_gpu_type"]
     return name, catalog[name]
 
 
-def image_of(values: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
+def image_of(settings: TgiSettings, entry: Mapping[str, Any]) -> str | None:
     """tgi_image when given, else the catalog entry's pinned image."""
-    return values["tgi_image"] or entry.get("tgi_image")
+    return settings["tgi_image"] or entry.get("tgi_image")
 
 
-def choose_mode(settings: Mapping[str, Any], catalog: Mapping) -> multi_gpu.MultiGpu:
-    """The multi-GPU mode of valid settings on the merged `catalog`."""
-    values = resolved_settings(settings)
-    _name, entry = gpu_entry(values, catalog)
+def choose_mode(settings: TgiSettings, catalog: Mapping) -> multi_gpu.MultiGpu:
+    """The multi-GPU mode of checked settings on the merged `catalog`."""
+    _name, entry = gpu_entry(settings, catalog)
     return multi_gpu.choose(
-        architecture_of(values),
+        architecture_of(settings),
         compute_capability(entry["compute_capability"]),
-        int(values["tgi_gpu_count"]),
-        values["tgi_multi_gpu_mode"],
+        settings.gpu_count,
+        settings["tgi_multi_gpu_mode"],
     )
 
 
@@ -80,7 +79,7 @@ def flag_value(args: list[Any] | None, flag: str) -> str | None:
 def mode_of(args: list[Any] | None, count: int) -> str:
     """The multi-GPU mode a running TGI command line with `count` GPUs is in (as _args sets
     --num-shard for each mode)."""
-    if not count:
+    if multi_gpu.runs_on_cpu(count):
         return multi_gpu.CPU
     if count == 1:
         return multi_gpu.SINGLE
@@ -100,7 +99,7 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": str(secret), "key": key}}}
 
 
-def _args(values: Mapping[str, Any], mode: str, count: int) -> list[str]:
+def _args(values: TgiSettings, mode: str, count: int) -> list[str]:
     args = ["--model-id", str(values["tgi_model_id"])]
     if values["tgi_model_revision"] is not None:
         args += ["--revision", str(values["tgi_model_revision"])]
@@ -119,17 +118,17 @@ def _args(values: Mapping[str, Any], mode: str, count: int) -> list[str]:
         ("--max-concurrent-requests", "tgi_max_concurrent_requests"),
     ):
         if values[name] is not None:
-            args += [flag, str(int(values[name]))]
+            args += [flag, str(values[name])]
     if values["tgi_cuda_memory_fraction"] is not None:
         args += ["--cuda-memory-fraction", _float_arg(values["tgi_cuda_memory_fraction"])]
     return args + [str(arg) for arg in values["tgi_extra_args"]]
 
 
-def _env(values: Mapping[str, Any], mode: str) -> list[dict[str, Any]]:
+def _env(values: TgiSettings, mode: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         # Kubernetes sets HOSTNAME to the pod name, which TGI would take as its bind address.
         {"name": "HOSTNAME", "value": "0.0.0.0"},
-        {"name": "PORT", "value": str(int(values["tgi_container_port"]))},
+        {"name": "PORT", "value": str(values["tgi_container_port"])},
         {"name": "USAGE_STATS", "value": "off"},
         {"name": "HF_HOME", "value": str(values["tgi_cache_mount_path"])},
         _secret_env("API_KEY", values["tgi_api_key_secret"], API_KEY_SECRET_KEY),
@@ -142,7 +141,7 @@ def _env(values: Mapping[str, Any], mode: str) -> list[dict[str, Any]]:
     return env
 
 
-def _resources(values: Mapping[str, Any], count: int) -> dict[str, dict[str, str]]:
+def _resources(values: TgiSettings) -> dict[str, dict[str, str]]:
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if values["tgi_cpu_request"] is not None:
@@ -151,25 +150,24 @@ def _resources(values: Mapping[str, Any], count: int) -> dict[str, dict[str, str
         requests["memory"] = str(values["tgi_memory_request"])
     if values["tgi_memory_limit"] is not None:
         limits["memory"] = str(values["tgi_memory_limit"])
-    if count:
+    if not values.on_cpu:
         # Extended resources need the request equal to the limit.
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(count)
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(values.gpu_count)
     return {key: part for key, part in (("requests", requests), ("limits", limits)) if part}
 
 
-def tgi_workload(settings: Mapping[str, Any], catalog: Mapping | None = None) -> dict[str, Any]:
-    """The TGI pod for `settings` (see tgi_settings.validate_tgi_settings); `catalog` holds the
-    icc_gpu_catalog entries.
+def tgi_workload(settings: Any, catalog: Mapping | None = None) -> dict[str, Any]:
+    """The TGI pod for `settings`; `catalog` holds the icc_gpu_catalog entries.
+
+    Settings checked before (TgiSettings, or sealed by the check: tgi_settings.sealed) are
+    taken as they are; others are checked here (tgi_settings.check_tgi_settings).
 
     Returns {"image", "args", "env", "resources", "tolerations", "shm_size", "gpu_count",
     "multi_gpu": {"mode", "works", "reason"}}. Raises TgiSettingsError listing every problem.
     """
-    errors = validate_tgi_settings(settings, catalog)
-    if errors:
-        raise TgiSettingsError(errors)
+    values = check_tgi_settings(settings, catalog)
     merged = merged_catalog(catalog)
-    values = resolved_settings(settings)
-    count = int(values["tgi_gpu_count"])
+    count = values.gpu_count
     _name, entry = gpu_entry(values, merged)
     image = image_of(values, entry)
     if not image:
@@ -178,9 +176,9 @@ def tgi_workload(settings: Mapping[str, Any], catalog: Mapping | None = None) ->
         )
     chosen = choose_mode(values, merged)
     tolerations = (
-        [{"key": values["tgi_gpu_type"], "operator": "Exists", "effect": "NoSchedule"}]
-        if count
-        else []
+        []
+        if values.on_cpu
+        else [{"key": values["tgi_gpu_type"], "operator": "Exists", "effect": "NoSchedule"}]
     )
     # NCCL's buffers live in /dev/shm, one set per shard; everything else needs the base size.
     shards = count if chosen.mode == multi_gpu.TENSOR_SHARDING else 1
@@ -188,7 +186,7 @@ def tgi_workload(settings: Mapping[str, Any], catalog: Mapping | None = None) ->
         "image": image,
         "args": _args(values, chosen.mode, count),
         "env": _env(values, chosen.mode),
-        "resources": _resources(values, count),
+        "resources": _resources(values),
         "tolerations": tolerations,
         "shm_size": quantity_times(values["tgi_shm_size_per_gpu"], shards),
         "gpu_count": count,

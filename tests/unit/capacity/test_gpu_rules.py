@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.haw.icc.plugins.module_utils.capacity import gpu_rules
 from ansible_collections.haw.icc.plugins.module_utils.capacity.gpu_rules import (
     QUANTIZATION_MIN_COMPUTE_CAPABILITY,
     RULES,
@@ -24,6 +25,7 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import TGI_IMAGE_SM70
 from ansible_collections.haw.icc.plugins.module_utils.gpu.hub import hub_data
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import GIB
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import sealed
 
 HUB_DATA = Path(__file__).parents[1] / "data" / "hub"
 TGI = "ghcr.io/huggingface/text-generation-inference"
@@ -690,3 +692,19 @@ def test_the_largest_token_limit_offered_is_never_beyond_the_context() -> None:
         assert verdict(result, "model-fits") == "refuse"
         fewer = next(o for o in result["recommendations"] if o.startswith("fewer tokens"))
         assert "tgi_max_total_tokens: 2048," in fewer, (ignored, fewer)
+
+
+def test_settings_the_role_checked_are_judged_without_a_second_check(monkeypatch) -> None:
+    # The tgi_server role's check seals the settings (tgi_settings.sealed); the capacity check
+    # of a deploy then judges them as they are.
+    role_checked = sealed({**settings("Qwen/Qwen2.5-7B-Instruct"), "tgi_api_key_secret": "k"})
+    expected = assess(settings("Qwen/Qwen2.5-7B-Instruct"))
+
+    def no_second_check(*_args, **_kwargs):
+        raise AssertionError("the model settings were checked a second time")
+
+    monkeypatch.setattr(gpu_rules, "model_settings_errors", no_second_check)
+    assert assess(role_checked) == expected
+    # Settings changed after the check are no longer the checked ones.
+    with pytest.raises(AssertionError, match="a second time"):
+        assess({**role_checked, "tgi_gpu_count": 2})

@@ -498,24 +498,6 @@ def test_no_size_anywhere_raises_an_error_naming_the_variable() -> None:
         size_model("meta-llama/Llama-2-7b-hf", parameters="lots")
 
 
-BAD_INPUTS = [
-    ({"dtype": "float32"}, "tgi_dtype"),
-    ({"quantize": "int4"}, "tgi_quantize"),
-    ({"gpu_count": -1}, "tgi_gpu_count"),
-    ({"gpu_count": True}, "tgi_gpu_count"),
-    ({"max_total_tokens": 0}, "tgi_max_total_tokens"),
-    ({"concurrent_sequences": 0}, "concurrent_sequences"),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "variable"), BAD_INPUTS, ids=[v for _, v in BAD_INPUTS])
-def test_bad_inputs_raise_errors_naming_the_variable(kwargs: dict, variable: str) -> None:
-    with pytest.raises(SizingError, match=variable):
-        size_model("meta-llama/Llama-2-7b-hf", **kwargs)
-    with pytest.raises(SizingError, match="tgi_model_id"):
-        size_model("", parameters="7B")
-
-
 # ---------------------------------------------------------------------------------------------
 # Config details
 

@@ -15,11 +15,18 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import
     LAUNCHER_FLAGS,
     QUANTIZE_METHODS,
 )
+from ansible_collections.haw.icc.plugins.module_utils.workload import (
+    tgi_settings as tgi_settings_module,
+)
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
     MANAGED_FLAGS,
     SETTINGS,
+    TgiSettings,
     TgiSettingsError,
+    check_tgi_settings,
+    is_sealed,
     model_settings_errors,
+    sealed,
     validate_tgi_settings,
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import tgi_workload
@@ -594,3 +601,54 @@ def test_model_settings_errors_are_the_validators_own_for_the_model_and_gpus() -
     assert errors == [e for e in validate_tgi_settings(model_only) if "api_key" not in e]
     assert [e.split(":")[0] for e in errors] == ["tgi_gpu_count", "tgi_dtype"]
     assert model_settings_errors({"tgi_model_id": MODEL}) == []
+
+
+# --- checked once: the digest the check leaves in the settings --------------------------------
+
+
+def test_sealed_settings_are_taken_as_checked_without_a_second_check(monkeypatch) -> None:
+    checked = sealed(settings(tgi_gpu_count=2))
+    monkeypatch.setattr(tgi_settings_module, "validate_tgi_settings", _no_second_check)
+    values = check_tgi_settings(checked)
+    assert isinstance(values, TgiSettings)
+    assert values.gpu_count == 2 and not values.on_cpu
+    assert values["tgi_shm_size_per_gpu"] == "1Gi"  # defaults filled in
+    assert check_tgi_settings(values) is values
+
+
+def _no_second_check(*_args, **_kwargs):
+    raise AssertionError("checked a second time")
+
+
+def test_a_setting_changed_after_the_check_is_checked_again() -> None:
+    checked = sealed(settings())
+    with pytest.raises(TgiSettingsError) as raised:
+        check_tgi_settings({**checked, "tgi_gpu_count": -1})
+    assert raised.value.errors == [
+        "tgi_gpu_count: -1 is not allowed: an integer >= 0 (0 runs TGI on the CPU, n >= 1 "
+        "shards the model over n GPUs of one node)"
+    ]
+    # The same settings with another catalog than the one checked are checked again too.
+    assert not is_sealed(checked, {"gpu-tesla-v100": {"gpus_per_node": 2}})
+    assert is_sealed(checked) and is_sealed(checked, {})
+
+
+def test_what_the_collection_learns_after_the_check_keeps_the_settings_checked() -> None:
+    checked = sealed(settings(tgi_hf_token_secret="tgi-hf-token"))
+    learned = {**checked, "tgi_model_architecture": "bloom", "tgi_hf_token_secret": None}
+    assert is_sealed(learned)
+    assert not is_sealed({**checked, "tgi_model_id": "gpt2"})
+    assert not is_sealed(settings())  # never checked
+
+
+def test_unchecked_settings_are_checked_where_they_come_in() -> None:
+    with pytest.raises(TgiSettingsError) as raised:
+        check_tgi_settings(settings(tgi_dtype="x"))
+    assert [error.split(":")[0] for error in raised.value.errors] == ["tgi_dtype"]
+
+
+def test_the_workload_of_sealed_settings_is_not_checked_again(monkeypatch) -> None:
+    checked = sealed(settings(tgi_gpu_count=4))
+    expected = tgi_workload(settings(tgi_gpu_count=4))
+    monkeypatch.setattr(tgi_settings_module, "validate_tgi_settings", _no_second_check)
+    assert tgi_filter.tgi_workload(checked) == expected
