@@ -20,6 +20,12 @@ description:
   - Reports every problem at once, one line each, and returns the typed variables for the role
     to use instead of the raw ones. The values of C(no_log) variables (keys, tokens, passwords)
     are never quoted nor returned.
+  - This is the one check of the TGI settings in a run. The typed C(tgi_server) settings carry
+    the digest of the check (C(_checked)), so that the steps after it (the pod's template,
+    M(haw.icc.gpu_capacity_check), M(haw.icc.tgi_model_switch)) take them as checked, while
+    settings without it (or changed since) are checked where they come in.
+  - Warns about what is allowed but likely regretted, such as an image that is not pinned to
+    a version.
   - Runs on the controller as an action plugin; reads nothing from the cluster.
 author:
   - haw.icc developers (@haw-hamburg)
@@ -89,15 +95,18 @@ EXAMPLES = r"""
       icc_logs_since: {type: str, kind: duration}
   register: __icc_logs_checked
 
-- name: Use the typed values from now on
-  ansible.builtin.set_fact:
-    __tgi: "{{ __tgi_checked.settings }}"
+- name: Use the typed values from now on (the tgi_server role's output tgi_server_settings)
+  ansible.builtin.debug:
+    msg: "{{ __tgi_checked.settings.tgi_gpu_count + 1 }}"
 """
 
 RETURN = r"""
 settings:
-  description: Every variable of the role's argument spec, converted to its type (null when
-    unset), except those marked C(no_log).
+  description:
+    - Every variable of the role's argument spec, converted to its type (null when unset),
+      except those marked C(no_log).
+    - For C(tgi_server) also C(_checked), the digest of the check of the TGI settings (see the
+      description).
   returned: success
   type: dict
   sample: {tgi_gpu_count: 2, tgi_ingress_enabled: false, tgi_cuda_memory_fraction: 0.85}

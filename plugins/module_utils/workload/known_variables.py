@@ -8,7 +8,8 @@ playbook compares the names the play sees that carry one of the collection's pre
 names it knows, and warns about the others, naming the closest known one.
 
 The known names are not listed here a second time; each owner declares its own:
-- the roles: every option of every entry point of their meta/argument_specs.yml;
+- the roles: every option of every entry point of their meta/argument_specs.yml, and their
+  outputs, the names in their vars/main.yml that are not internal (`role_outputs`);
 - the playbooks: the `options:` of their haw.icc.role_settings tasks, read from the playbook
   and task files themselves (`role_settings_options`);
 - READ_DIRECTLY below: the few that playbooks read without typing them first.
@@ -39,8 +40,8 @@ READ_DIRECTLY: dict[str, str] = {
     "icc_record_model": "change_model.yml, scale.yml: record the choice in host_vars",
     "icc_model_record_file": "change_model.yml, scale.yml: the host_vars file to record it in",
     "icc_secret_versions": "render.yml: the Secrets' versions the rendered pods carry",
-    "tgi_model": "change_model.yml: the new model",
-    "tgi_revision": "change_model.yml: the new model's revision",
+    "tgi_model": "change_model.yml: the new model (deprecated: tgi_model_id)",
+    "tgi_revision": "change_model.yml: the new model's revision (deprecated: tgi_model_revision)",
     "icc_login": "login.yml: the login the namespace is named after",
     "icc_login_kubeconfig": "login.yml: the downloaded kubeconfig",
     "icc_login_context": "login.yml: the context of the downloaded kubeconfig",
@@ -49,6 +50,22 @@ READ_DIRECTLY: dict[str, str] = {
     "icc_login_inventory": "login.yml: the inventory to add the namespace to",
     "icc_login_group": "login.yml: the inventory group of a new host",
 }
+
+
+# Names users know from before, that still work: old name -> the name that replaces it.
+DEPRECATED: dict[str, str] = {
+    "tgi_model": "tgi_model_id",
+    "tgi_revision": "tgi_model_revision",
+    "purge": "icc_cleanup_purge",
+}
+
+
+def role_outputs(role_vars: Any) -> set[str]:
+    """What a role gives the playbooks: the names of its parsed vars/main.yml that are not
+    internal (internal ones start with `__`)."""
+    if not isinstance(role_vars, Mapping):
+        return set()
+    return {str(name) for name in role_vars if not str(name).startswith("__")}
 
 
 def spec_options(argument_specs: Any) -> set[str]:
@@ -92,6 +109,20 @@ def unknown_variables(names: Iterable[Any], known: Collection[str]) -> list[tupl
         (name, next(iter(difflib.get_close_matches(name, candidates, 1, SUGGESTION_CUTOFF)), None))
         for name in sorted({name for name in names if is_checked(name)} - set(known))
     ]
+
+
+def deprecated_variable_warnings(
+    names: Iterable[Any], given_with_e: Collection[str] = ()
+) -> list[str]:
+    """One line per variable set under a name that was replaced (DEPRECATED): it still works."""
+    lines = []
+    for name in sorted(set(DEPRECATED) & {str(name) for name in names}):
+        source = "-e" if name in given_with_e else "the inventory or the playbook"
+        lines.append(
+            f"{name} (from {source}) is deprecated and will be removed: use {DEPRECATED[name]} "
+            f"(-e {DEPRECATED[name]}=...) instead; {name} still works for now"
+        )
+    return lines
 
 
 def unknown_variable_warnings(

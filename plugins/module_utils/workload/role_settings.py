@@ -26,8 +26,10 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     quantity_value,
     value_errors,
 )
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import runs_on_cpu
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
     SETTINGS,
+    sealed,
     validate_tgi_settings,
 )
 
@@ -195,8 +197,9 @@ TGI_SERVER_KINDS = {
 
 
 def tgi_server_problems(values: Mapping[str, Any], secret: frozenset) -> list[str]:
-    # The settings of TGI and its pod have their rules in tgi_settings (the model switch and
-    # the GPU scale check the same); the rest of the role's variables are checked here.
+    # The settings of TGI and its pod have their rules in tgi_settings: checked here, once per
+    # run; the steps after it (the pod, the capacity check, the switch) take them as checked
+    # (tgi_settings.sealed). The rest of the role's variables are checked here too.
     settings = {name: values.get(name) for name in SETTINGS}
     errors = validate_tgi_settings(settings, values.get("icc_gpu_catalog"))
     errors += value_errors(values, TGI_SERVER_KINDS, secret)
@@ -256,11 +259,50 @@ def open_webui_problems(values: Mapping[str, Any], secret: frozenset) -> list[st
     return errors
 
 
+# --- gpu_scale ----------------------------------------------------------------------------------
+
+
+def gpu_scale_problems(values: Mapping[str, Any], secret: frozenset) -> list[str]:
+    # The count itself is the tgi_server role's to check; here only whether the CPU is meant.
+    if runs_on_cpu(values.get("tgi_gpu_count")) and not values.get("gpu_scale_allow_cpu"):
+        return [
+            "tgi_gpu_count: 0 runs TGI on the CPU (another image, slow for large models); to "
+            "mean it, add -e gpu_scale_allow_cpu=true"
+        ]
+    return []
+
+
 # Role name -> its rules after typing. Roles without an entry only get their types checked.
 ROLE_PROBLEMS: dict[str, Callable[[Mapping[str, Any], frozenset], list[str]]] = {
     "tgi_server": tgi_server_problems,
     "open_webui": open_webui_problems,
+    "gpu_scale": gpu_scale_problems,
 }
+
+
+def _unpinned(image: Any, floating: str) -> bool:
+    """An image reference without a tag, or with a tag that moves (`floating`, a regex)."""
+    return isinstance(image, str) and (
+        re.search(f":({floating})$", image) is not None or ":" not in image.split("/")[-1]
+    )
+
+
+def role_warnings(role: str, values: Mapping[str, Any]) -> list[str]:
+    """What is allowed but likely regretted, for the typed `values` of `role`."""
+    warnings = []
+    image = values.get("tgi_image") if role == "tgi_server" else None
+    if image and _unpinned(image, "latest"):
+        warnings.append(
+            f"tgi_image {image} is not pinned to a version: every pull may bring another TGI, "
+            "and TGI 3.3.1 and later likely do not start on V100s. Pin a version such as 3.3.0."
+        )
+    image = values.get("open_webui_image") if role == "open_webui" else None
+    if image and _unpinned(image, "latest|main"):
+        warnings.append(
+            f"open_webui_image {image} is not pinned to a release: Open WebUI migrates its "
+            "database on upgrade, so an unplanned pull may change your data. Pin a version."
+        )
+    return warnings
 
 
 # Keys of a playbook's own options beyond an argument spec's: checked after the conversion.
@@ -301,4 +343,7 @@ def role_settings(
     secret = secret_options(options)
     if role in ROLE_PROBLEMS:
         errors += ROLE_PROBLEMS[role](typed, secret)
-    return {k: v for k, v in typed.items() if k not in secret}, errors
+    settings = {k: v for k, v in typed.items() if k not in secret}
+    if role == "tgi_server" and not errors:
+        settings = sealed(settings, settings.get("icc_gpu_catalog"))
+    return settings, errors

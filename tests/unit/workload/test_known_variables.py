@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from ansible_collections.haw.icc.plugins.action.role_settings import known_variables
 from ansible_collections.haw.icc.plugins.module_utils.workload.known_variables import (
+    deprecated_variable_warnings,
+    role_outputs,
     role_settings_options,
     spec_options,
     unknown_variable_warnings,
@@ -159,3 +161,27 @@ def test_a_name_like_no_known_one_gets_no_guess():
 def test_only_the_collection_s_prefixes_are_checked():
     foreign = ["ansible_host", "purge", "__tgi_settings", "tgi", "icc", "my_tgi_thing", 42]
     assert unknown_variables(foreign, known_variables()) == []
+
+
+def test_what_the_roles_give_back_is_known_and_no_typo_of_it_is():
+    # The roles' outputs (vars/main.yml names without __) are read by the playbooks.
+    outputs = {"tgi_server_settings", "open_webui_settings", "tgi_server_summary"}
+    assert outputs <= known_variables()
+    assert role_outputs({"tgi_server_settings": "x", "__tgi": "y"}) == {"tgi_server_settings"}
+    assert unknown_variables(["tgi_server_setings"], known_variables()) == [
+        ("tgi_server_setings", "tgi_server_settings")
+    ]
+
+
+def test_an_old_name_still_works_and_says_which_replaces_it():
+    # README's commands before issue 18: -e tgi_model= (change_model.yml), -e purge=true.
+    seen = ["tgi_model", "purge", "tgi_model_id", "icc_cleanup_purge"]
+    assert deprecated_variable_warnings(seen, given_with_e={"tgi_model", "purge"}) == [
+        "purge (from -e) is deprecated and will be removed: use icc_cleanup_purge "
+        "(-e icc_cleanup_purge=...) instead; purge still works for now",
+        "tgi_model (from -e) is deprecated and will be removed: use tgi_model_id "
+        "(-e tgi_model_id=...) instead; tgi_model still works for now",
+    ]
+    assert deprecated_variable_warnings(["tgi_model_id", "icc_cleanup_purge"]) == []
+    # still known: no "unknown variable" warning on top
+    assert unknown_variables(["tgi_model", "tgi_revision"], known_variables()) == []

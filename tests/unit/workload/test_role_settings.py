@@ -13,7 +13,12 @@ import yaml
 from ansible_collections.haw.icc.plugins.module_utils.workload.role_settings import (
     playbook_settings,
     role_settings,
+    role_warnings,
     typed_variables,
+)
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
+    CHECKED,
+    is_sealed,
 )
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
@@ -256,3 +261,55 @@ def test_a_password_and_the_hub_token_keep_their_own_rules():
         "tgi_server", options("tgi_server"), defaults("tgi_server", tgi_hf_token="hf_short")
     )
     assert errors == []
+
+
+# --- issue 18: the TGI settings checked once, warnings, the scale's CPU rule ------------------
+
+
+def test_the_typed_tgi_settings_carry_the_digest_of_their_check():
+    settings, errors = role_settings("tgi_server", options("tgi_server"), defaults("tgi_server"))
+    assert errors == []
+    assert is_sealed(settings, settings["icc_gpu_catalog"])
+    # Refused settings carry none: nothing after a refusal may take them as checked.
+    refused, errors = role_settings(
+        "tgi_server", options("tgi_server"), defaults("tgi_server", tgi_gpu_count="-1")
+    )
+    assert errors and CHECKED not in refused
+    webui, _ = role_settings("open_webui", options("open_webui"), defaults("open_webui"))
+    assert CHECKED not in webui
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "image", "warned"),
+    [
+        ("tgi_server", "tgi_image", "ghcr.io/huggingface/text-generation-inference:latest", True),
+        ("tgi_server", "tgi_image", "registry.example.org:5000/tgi", True),
+        ("tgi_server", "tgi_image", "ghcr.io/huggingface/text-generation-inference:3.3.0", False),
+        ("tgi_server", "tgi_image", None, False),
+        ("open_webui", "open_webui_image", "ghcr.io/open-webui/open-webui:main", True),
+        ("open_webui", "open_webui_image", "ghcr.io/open-webui/open-webui", True),
+        ("open_webui", "open_webui_image", "ghcr.io/open-webui/open-webui:v0.11.0", False),
+    ],
+)
+def test_an_image_not_pinned_to_a_version_is_warned_about(role, name, image, warned):
+    lines = role_warnings(role, {name: image})
+    assert bool(lines) is warned
+    if warned:
+        assert lines[0].startswith(f"{name} {image} is not pinned to a")
+
+
+@pytest.mark.parametrize(
+    ("count", "allow", "refused"),
+    [("0", "false", True), ("0", "true", False), ("1", "false", False), ("2", None, False)],
+)
+def test_the_scale_refuses_the_cpu_unless_it_is_meant(count, allow, refused):
+    values = {"tgi_gpu_count": count} | ({"gpu_scale_allow_cpu": allow} if allow else {})
+    _settings, errors = role_settings("gpu_scale", options("gpu_scale"), values)
+    assert errors == (
+        [
+            "tgi_gpu_count: 0 runs TGI on the CPU (another image, slow for large models); to "
+            "mean it, add -e gpu_scale_allow_cpu=true"
+        ]
+        if refused
+        else []
+    )
