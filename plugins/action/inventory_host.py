@@ -23,8 +23,10 @@ from ansible_collections.haw.icc.plugins.action.record_host_vars import (
     recorded_text,
     replace_text,
 )
-from ansible_collections.haw.icc.plugins.modules.inventory_host import ARGUMENT_SPEC
-from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
+from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import (
+    JSON,
+    ControllerAction,
+)
 
 if RUAMEL_ERROR is None:
     from ruamel.yaml import YAML
@@ -141,8 +143,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
     def _inventory_values(self, source: Path, host: str, group: str) -> dict[str, Any]:
         """What the inventory (group_vars, the file's own vars, host_vars) gives the host, as
         if it were in `group`; empty when the inventory does not exist yet."""
@@ -161,9 +161,7 @@ class ActionModule(ControllerAction):
         )
         return json.loads(json.dumps(dict(values), default=str))
 
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         if RUAMEL_ERROR is not None:
             return self._fail(
                 result,

@@ -11,25 +11,17 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     secret_definition,
     secret_path,
 )
-from ansible_collections.haw.icc.plugins.modules.keep_secrets import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         namespace, check = args["namespace"], self._task.check_mode
         result.update(versions={}, present={})
-        try:
-            api = self._cluster_api(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         written = []
 
         def note_live(name: str, live: dict[str, Any] | None) -> None:

@@ -33,9 +33,8 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.lease import (
     show_seconds,
     show_time,
 )
-from ansible_collections.haw.icc.plugins.modules.namespace_lease import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
@@ -89,20 +88,13 @@ def this_run(playbook: str) -> Holder:
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         if args["duration"] < 1 or args["wait"] < 0 or args["poll_interval"] < 1:
             return self._fail(result, "duration and poll_interval must be >= 1, wait >= 0")
         namespace = args["namespace"]
         me = this_run(args["playbook"])
         result.update(held=False, lease=args["name"], holder=me.identity)
-        try:
-            leases = LeaseClient(self._cluster_api(args), namespace, args["name"])
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        leases = LeaseClient(self._cluster_api(args), namespace, args["name"])
         try:
             if args["state"] == "absent":
                 return self._release(result, leases, me)

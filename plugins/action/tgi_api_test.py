@@ -31,6 +31,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
     ClusterApi,
     resource_path,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.rights import may
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks import (
     GPU,
@@ -51,9 +52,8 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks impo
     target_port,
     url_problem,
 )
-from ansible_collections.haw.icc.plugins.modules.tgi_api_test import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
@@ -156,11 +156,7 @@ def port_forward_transport(
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         problems = [
             problem
             for name in ("tgi_url", "open_webui_url")
@@ -174,10 +170,7 @@ class ActionModule(KubernetesAction):
             problems.append(f"request_timeout must be at least 1, not {args['request_timeout']}")
         if problems:
             return self._fail(result, "\n".join(problems))
-        try:
-            api = self._cluster_api(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         namespace = args["namespace"]
         tgi_pod = self._ready_pod(api, namespace, args["tgi_service"])
         via, tgi = self._transport(api, args, "tgi", tgi_pod)
@@ -323,21 +316,8 @@ class ActionModule(KubernetesAction):
 
     @staticmethod
     def _may_exec(api: ClusterApi, namespace: str) -> bool:
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {
-                "resourceAttributes": {
-                    "namespace": namespace,
-                    "verb": "create",
-                    "resource": "pods",
-                    "subresource": "exec",
-                }
-            },
-        }
-        path = resource_path("authorization.k8s.io/v1", "selfsubjectaccessreviews")
         try:
-            return bool((api.create(path, review).get("status") or {}).get("allowed"))
+            return may(api, namespace, "", "pods/exec", "create")
         except ApiError:  # cannot ask: let the exec itself tell
             return True
 

@@ -29,9 +29,8 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait im
     rollout_report,
     wait_for_rollouts,
 )
-from ansible_collections.haw.icc.plugins.modules.wait_for_rollout import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
@@ -39,11 +38,7 @@ display = Display()
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         names = list(dict.fromkeys(args["names"]))
         namespace = args["namespace"]
         listed = ", ".join(names)
@@ -59,10 +54,7 @@ class ActionModule(KubernetesAction):
                 "(in check mode they may not exist yet)"
             )
             return result
-        try:
-            api = self._cluster_api(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         host = to_text(task_vars.get("inventory_hostname") or "")
         return self._wait(result, api, namespace, names, args, host)
 

@@ -20,8 +20,8 @@ description:
   - Both files are edited as YAML round trips (ruamel.yaml) - comments, order and quoting stay -
     and replaced in one step, never left half-written.
   - Runs on the controller as an action plugin.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  - haw.icc.controller_action
 options:
   inventory:
     description:
@@ -41,22 +41,11 @@ options:
     description: Variables the host needs, name to value.
     type: dict
     default: {}
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 requirements:
   - ruamel.yaml (Python library, on the controller)
 """

@@ -18,13 +18,11 @@ description:
     into their pod annotations so that the pods roll when a key changes.
   - Never returns or shows a value; in check mode a pending change marks the version with V(+).
   - Runs on the Ansible controller as an action plugin, all Secrets in one process.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  - haw.icc.controller_action
+  - haw.icc.kubernetes
+  - kubernetes.core.k8s_auth_options
 options:
-  namespace:
-    description: The namespace of the Secrets.
-    type: str
-    required: true
   field_manager:
     description: The field manager of the apply.
     type: str
@@ -68,8 +66,10 @@ options:
     type: list
     elements: str
     default: []
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: Only dry runs are sent; a pending change marks the version with V(+).
 """
 
 EXAMPLES = r"""
@@ -99,13 +99,12 @@ msg:
   type: str
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
+    fail_as_documentation_stub,
+    kubernetes_spec,
+)
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = kubernetes_spec(
     field_manager=dict(type="str", default="haw.icc"),
     apply=dict(type="bool", default=True),
     secrets=dict(
@@ -123,7 +122,6 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     read=dict(type="list", elements="str", default=[]),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
 

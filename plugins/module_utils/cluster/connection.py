@@ -25,9 +25,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ClusterApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.errors import (
     ApiError,
-    ClusterApi,
     NoAnswer,
     translated,
 )

@@ -22,6 +22,7 @@ from typing import Any
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     format_duration as show_seconds,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import parse_time
 
 LEASE_NAME = "haw-icc"
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -29,10 +30,6 @@ MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 CREATE, TAKE, BUSY = "create", "take", "busy"
 
 _IDENTITY = re.compile(r"^(?P<user>[^@\s]+)@(?P<host>\S+) pid (?P<pid>\d+) (?P<playbook>\S.*)$")
-_TIME = re.compile(
-    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})$"
-)
 
 
 @dataclass(frozen=True)
@@ -63,19 +60,6 @@ class Holder:
 def format_time(moment: datetime) -> str:
     """A Kubernetes MicroTime (UTC, six fraction digits, Z)."""
     return moment.astimezone(timezone.utc).strftime(MICROTIME)  # noqa: UP017
-
-
-def parse_time(text: Any) -> datetime | None:
-    """A MicroTime or RFC 3339 time as an aware datetime; None when it is none."""
-    match = _TIME.match(str(text or "").strip())
-    if not match:
-        return None
-    fraction = (match["fraction"] or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if match["zone"] == "Z" else match["zone"]
-    try:
-        return datetime.fromisoformat(f"{match['base']}.{fraction}{zone}")
-    except ValueError:
-        return None
 
 
 def show_time(moment: datetime | None) -> str:

@@ -6,13 +6,16 @@ One rules review lists what the user may do in a namespace; matching the needed 
 it locally replaces a SelfSubjectAccessReview per right (25 requests per namespace before).
 Matching follows Kubernetes' RBAC: `*` matches any group, resource or verb, `*/<sub>` any
 resource's subresource <sub>; a rule limited to resourceNames grants no right that this check
-needs (create and list have no name). No Ansible, no I/O.
+needs (create and list have no name). No Ansible; `denied` asks the API server through the
+ClusterApi it is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+AUTHORIZATION = "/apis/authorization.k8s.io/v1"
 
 
 def _matches(granted: Iterable[str], wanted: str) -> bool:
@@ -51,3 +54,46 @@ def needed(permissions: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str
 def label(group: str, resource: str, verb: str) -> str:
     """`delete apps/deployments`, `get secrets`: how the check names a right."""
     return f"{verb} {group + '/' if group else ''}{resource}"
+
+
+def denied(api: Any, namespace: str, permissions: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The rights of `permissions` the user lacks in the namespace (their labels), asked of the
+    API server `api` (a ClusterApi): one SelfSubjectRulesReview, and a SelfSubjectAccessReview
+    only for a right it does not show when the server says its list is incomplete (an
+    authorizer that cannot list its rules)."""
+    review = api.create(
+        f"{AUTHORIZATION}/selfsubjectrulesreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        },
+    )
+    status = review.get("status") or {}
+    rules = status.get("resourceRules") or []
+    lacking = []
+    for group, resource, verb in needed(permissions):
+        if allows(rules, group, resource, verb):
+            continue
+        if status.get("incomplete") and may(api, namespace, group, resource, verb):
+            continue
+        lacking.append(label(group, resource, verb))
+    return lacking
+
+
+def may(api: Any, namespace: str, group: str, resource: str, verb: str) -> bool:
+    """Whether the user may `verb` `group`/`resource` (`pods/exec`: a subresource) in the
+    namespace: one SelfSubjectAccessReview."""
+    name, _, subresource = resource.partition("/")
+    attributes = {"namespace": namespace, "group": group, "resource": name, "verb": verb}
+    if subresource:
+        attributes["subresource"] = subresource
+    answer = api.create(
+        f"{AUTHORIZATION}/selfsubjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        },
+    )
+    return bool((answer.get("status") or {}).get("allowed"))

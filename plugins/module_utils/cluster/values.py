@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -250,6 +251,27 @@ def label_selector(selector: dict[str, Any]) -> str:
         elif operator == "DoesNotExist":
             parts.append(f"!{key}")
     return ",".join(parts)
+
+
+# An RFC 3339 time as Kubernetes writes it (a Time, or a MicroTime with its fraction), T or space.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339: 'Z' or an offset, any fraction; without a zone, UTC) or
+    a datetime, as an aware datetime; None when it is none. Read by datetime.fromisoformat (the
+    controller's Python is 3.11 or newer), after a check of the format (fromisoformat also
+    takes a date alone)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and _TIMESTAMP.fullmatch(value.strip()):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:  # a month 13, a day 32
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def format_duration(seconds: float) -> str:

@@ -17,8 +17,11 @@ from typing import Any, Callable, Dict, List, Optional  # noqa: UP035
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
-from ansible_collections.haw.icc.plugins.module_utils.operations import progress as pod_progress
-from ansible_collections.haw.icc.plugins.module_utils.operations import tgi_logs
+from ansible_collections.haw.icc.plugins.module_utils.operations import (
+    pod_progress,
+    progress,
+    tgi_logs,
+)
 
 JSON = Dict[str, Any]  # noqa: UP006
 
@@ -74,7 +77,7 @@ def playbook(name: str, namespace: str | None, *extra: str) -> str:
     return " ".join((f"ansible-playbook haw.icc.{name}{limit}", *extra))
 
 
-def _pod_in_question(rollout: pod_progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
+def _pod_in_question(rollout: progress.RolloutProgress, pods: list[JSON]) -> JSON | None:
     """The pod pod_progress describes (the failed or not ready one), else the first new one."""
     names = {view.name for view in rollout.pods}
     chosen = rollout.pod or next((view.name for view in rollout.pods), "")
@@ -264,7 +267,7 @@ def diagnose(
             cause="no Deployment of that name",
             fix=[playbook("deploy", namespace)],
         )
-    rollout = pod_progress.describe_rollout(deployment, replicasets, pods, events, now)
+    rollout = progress.describe_rollout(deployment, replicasets, pods, events, now)
     pod = _pod_in_question(rollout, pods)
     view = next((v for v in rollout.pods if pod and v.name == pod["metadata"]["name"]), None)
     result = Diagnosis(

@@ -1,81 +1,33 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""What the pods of a Deployment are doing, in one human line, and whether waiting can help.
+"""What a Deployment's rollout is doing, in one human line, and whether waiting can help: its
+newest revision's pods (each described by pod_progress), the revision before it, and when to
+tell the user (ProgressLog).
 
-Pure functions over plain dicts as the Kubernetes API returns them (camelCase keys, as raw JSON
-or `ApiClient.sanitize_for_serialization` gives them). No Ansible, no I/O: the caller fetches
-the objects, passes the current time and decides what to print. Used by the `wait_for_rollout`
-action plugin and by the modules that change a running TGI.
-
-A state "will not heal" when waiting longer cannot make the pod Ready: a crash loop, an image
-that cannot be pulled, a container whose configuration refers to a missing Secret key, or a pod
-the scheduler cannot place for longer than a grace period (no node has the GPUs, an
-untolerated taint). Such states set `failed` with a `reason`, so a caller can stop at once
-instead of waiting for its timeout.
+Pure functions over plain dicts as the Kubernetes API returns them (camelCase keys). No Ansible,
+no I/O: the caller fetches the objects, passes the current time and decides what to print. Used
+by the wait_for_rollout and tgi_model_switch action plugins and by the status's diagnosis.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict  # noqa: UP035
+from datetime import datetime
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
-
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-DEFAULT_UNSCHEDULABLE_GRACE = 60.0
-TGI_IMAGE_MARK = "text-generation-inference"
-MAX_LINE = 300
-MAX_DETAIL = 4000
-
-# Container waiting reasons that the kubelet keeps retrying without any chance of success.
-IMAGE_FAILURES = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
+    format_duration,
+    parse_time,
 )
-CONFIG_FAILURES = frozenset({"CreateContainerConfigError"})
-# lastState.terminated reasons that mean the container's process failed (not a clean exit).
-CRASH_REASONS = frozenset({"Error", "OOMKilled", "ContainerCannotRun", "StartError"})
-# Warning events worth quoting, by the situation they explain.
-SCHEDULING_EVENTS = ("FailedScheduling",)
-VOLUME_EVENTS = ("FailedMount", "FailedAttachVolume")
-PULL_EVENTS = ("Failed",)
-PROBE_EVENTS = ("Unhealthy",)
-
-# The scheduler waits for volumes to be provisioned or bound: that heals by itself.
-_VOLUME_WAIT = re.compile(
-    r"unbound immediate PersistentVolumeClaims|didn't find available persistent volumes"
-    r"|waiting for (?:a )?volume|volume binding",
-    re.IGNORECASE,
+from ansible_collections.haw.icc.plugins.module_utils.operations.pod_progress import (
+    DEFAULT_UNSCHEDULABLE_GRACE,
+    JSON,
+    REVISION_ANNOTATION,
+    PodProgress,
+    clip,
+    describe_pod,
+    seconds_since,
+    status_condition,
 )
-# The kubelet follows "Failed to pull image ...: <why>" with a bare "Error: ErrImagePull".
-_BARE_ERROR = re.compile(r"^Error: \w+$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?\s+")
-# The last line of a Python traceback: `RuntimeError: ...`, `torch.OutOfMemoryError: ...`.
-_PY_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b:?")
-_TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-# typing.Dict: this alias is evaluated at import, and modules may run on Python 3.8 targets.
-JSON = Dict[str, Any]  # noqa: UP006
-
-
-@dataclass
-class PodProgress:
-    """One pod, as a person watching it would describe it."""
-
-    name: str
-    phase: str  # the pod's status.phase: Pending, Running, Succeeded, Failed (or Unknown)
-    ready: bool
-    summary: str  # one line, e.g. "Running for 2m10s, not ready yet (startup probe: ...)"
-    failed: bool = False  # a state that will not heal by waiting
-    reason: str = ""  # why it failed, one line
-    detail: str = ""  # the full text behind the reason (a container's termination message)
-    state: str = ""  # the summary without its clocks: compare it to see whether anything changed
-    container: str = ""  # the container the summary is about, if any
-    restarts: int = 0  # restarts of all containers
 
 
 @dataclass
@@ -95,401 +47,6 @@ class RolloutProgress:
     replicaset: str = ""  # the newest ReplicaSet's name, when known
     pod: str = ""  # the pod the summary is about
     pods: list[PodProgress] = field(default_factory=list)  # pods of the newest revision
-
-
-# --- small helpers -----------------------------------------------------------------------------
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Kubernetes timestamp (RFC 3339, 'Z' or offset, optional fraction) as an aware datetime."""
-    if isinstance(value, datetime):
-        return _aware(value)
-    if not isinstance(value, str) or not value:
-        return None
-    match = _TIMESTAMP.match(value.strip())
-    if not match:
-        return None
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
-    zone = match.group(8)
-    offset = 0
-    if zone and zone != "Z":
-        digits = zone[1:].replace(":", "")
-        offset = int(digits[:2]) * 60 + int(digits[2:])
-        offset = -offset if zone[0] == "-" else offset
-    return datetime(
-        year, month, day, hour, minute, second, micro, tzinfo=timezone(timedelta(minutes=offset))
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
-
-
-def _since(moment: datetime | None, now: datetime) -> float | None:
-    return None if moment is None else (now - moment).total_seconds()
-
-
-def first_useful_line(message: str | None) -> str:
-    """The line of a container's last output that says what went wrong.
-
-    The last Python exception of a traceback wins (`RuntimeError: ...`), then a command-line
-    parser's `error: ...`, then the first line mentioning an error, then the first line at all.
-    ANSI colours and leading log timestamps are removed.
-    """
-    if not message:
-        return ""
-    lines = []
-    for raw in message.splitlines():
-        line = _LOG_TIMESTAMP.sub("", _ANSI.sub("", raw)).strip()
-        if line:
-            lines.append(line)
-    if not lines:
-        return ""
-    exceptions = [line for line in lines if _PY_EXCEPTION.match(line)]
-    if exceptions:
-        return _clip(exceptions[-1])
-    for line in lines:
-        if line.startswith("error:"):
-            return _clip(line)
-    for line in lines:
-        if re.search(r"\berror\b", line, re.IGNORECASE):
-            return _clip(line)
-    return _clip(lines[0])
-
-
-def _clip(text: str, limit: int = MAX_LINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_detail(text: str) -> str:
-    text = _ANSI.sub("", text or "").strip()
-    return text if len(text) <= MAX_DETAIL else "…" + text[-(MAX_DETAIL - 1) :]
-
-
-def _condition(status: JSON, kind: str) -> JSON:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition
-    return {}
-
-
-def _event_time(event: JSON) -> datetime | None:
-    series = event.get("series") or {}
-    for value in (
-        series.get("lastObservedTime"),
-        event.get("lastTimestamp"),
-        event.get("deprecatedLastTimestamp"),
-        event.get("eventTime"),
-        event.get("firstTimestamp"),
-        (event.get("metadata") or {}).get("creationTimestamp"),
-    ):
-        moment = parse_time(value)
-        if moment is not None:
-            return moment
-    return None
-
-
-def _about(event: JSON) -> JSON:
-    return event.get("involvedObject") or event.get("regarding") or {}
-
-
-def _event_message(event: JSON) -> str:
-    return _clip(event.get("message") or event.get("note") or "")
-
-
-def events_for(obj: JSON, events: list[JSON]) -> list[JSON]:
-    """The events about one object, oldest first (matched by uid, else by kind and name)."""
-    meta = obj.get("metadata") or {}
-    uid, name = meta.get("uid"), meta.get("name")
-    kind = obj.get("kind") or "Pod"
-    mine = []
-    for event in events or []:
-        about = _about(event)
-        if uid and about.get("uid"):
-            if about["uid"] == uid:
-                mine.append(event)
-        elif about.get("name") == name and about.get("kind", kind) == kind:
-            mine.append(event)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)  # noqa: UP017
-    return sorted(mine, key=lambda event: _event_time(event) or epoch)
-
-
-def _latest_warning(
-    events: list[JSON],
-    reasons: tuple[str, ...],
-    after: datetime | None = None,
-    container: str | None = None,
-    skip: re.Pattern[str] | None = None,
-) -> JSON | None:
-    """The newest Warning event with one of `reasons`, not older than `after`.
-
-    Events about another container, or whose message matches `skip`, are passed over.
-    """
-    for event in reversed(events):
-        if event.get("type", "Warning") != "Warning" or event.get("reason") not in reasons:
-            continue
-        if skip is not None and skip.match(_event_message(event)):
-            continue
-        moment = _event_time(event)
-        if after is not None and moment is not None and moment < after:
-            continue
-        path = _about(event).get("fieldPath") or ""
-        if container and path and "{" + container + "}" not in path:
-            continue
-        return event
-    return None
-
-
-def _is_tgi(container: JSON) -> bool:
-    return TGI_IMAGE_MARK in (container.get("image") or "")
-
-
-# --- one pod -----------------------------------------------------------------------------------
-
-
-@dataclass
-class _View:
-    """What one container (or the scheduler) contributes to the pod's line."""
-
-    summary: str
-    state: str = ""
-    failed: bool = False
-    reason: str = ""
-    detail: str = ""
-
-    def __post_init__(self) -> None:
-        self.state = self.state or self.summary
-
-
-def _crash_view(label: str, status: JSON, spec: JSON, prefix: str) -> _View:
-    """A container that failed and restarts (or waits to): quote its last output."""
-    state = status.get("state") or {}
-    terminated = (status.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
-    restarts = int(status.get("restartCount") or 0)
-    message = terminated.get("message") or ""
-    line = first_useful_line(message)
-    if terminated.get("reason") == "OOMKilled":
-        label = "OOMKilled"
-        if not line:
-            limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
-            line = "the container ran out of memory" + (f" (limit {limit})" if limit else "")
-    if not line:
-        code = terminated.get("exitCode")
-        code = "unknown" if code is None else code
-        line = f"exit code {code}, no termination message (see the container's previous log)"
-    text = f"{prefix}{label} (restart {restarts}): {line}"
-    return _View(text, failed=True, reason=text, detail=_clip_detail(message))
-
-
-def _last_crash(status: JSON) -> bool:
-    terminated = (status.get("lastState") or {}).get("terminated") or {}
-    return terminated.get("reason") in CRASH_REASONS
-
-
-def _waiting_view(
-    status: JSON, spec: JSON, events: list[JSON], prefix: str, phase: str
-) -> _View | None:
-    waiting = (status.get("state") or {}).get("waiting")
-    if waiting is None:
-        return None
-    reason = waiting.get("reason") or "Waiting"
-    message = _clip(waiting.get("message") or "")
-    name = status.get("name") or spec.get("name") or ""
-    if reason == "CrashLoopBackOff":
-        return _crash_view("CrashLoopBackOff", status, spec, prefix)
-    if reason in IMAGE_FAILURES:
-        event = _latest_warning(events, PULL_EVENTS, container=name, skip=_BARE_ERROR)
-        why = (_event_message(event) if event else message) or spec.get("image") or ""
-        text = f"{prefix}{reason}: {why}" if why else f"{prefix}{reason}"
-        return _View(text, failed=True, reason=text)
-    if reason in CONFIG_FAILURES:
-        text = f"{prefix}{reason}: {message}" if message else f"{prefix}{reason}"
-        return _View(text, failed=True, reason=text)
-    if reason == "ContainerCreating":
-        event = _latest_warning(events, VOLUME_EVENTS)
-        if event is not None:
-            return _View(f"{phase}: {prefix}waiting for volume: {_event_message(event)}")
-        return _View(f"{phase}: {prefix}creating the container")
-    if reason == "PodInitializing":
-        return _View(f"{phase}: {prefix}initializing")
-    if int(status.get("restartCount") or 0) >= 1 and _last_crash(status):
-        return _crash_view("Crashed", status, spec, prefix)
-    return _View(f"{phase}: {prefix}{reason}" + (f": {message}" if message else ""))
-
-
-def _probe_hint(status: JSON, spec: JSON, unhealthy: str) -> str:
-    """Which probe holds a running container back, in words."""
-    if spec.get("startupProbe") and status.get("started") is not True:
-        probe = "startup"
-    elif spec.get("readinessProbe"):
-        probe = "readiness"
-    else:
-        probe = ""
-    # TGI serves nothing until the model is loaded: a refused connection means "still loading".
-    if _is_tgi(spec) and probe and (not unhealthy or "connection refused" in unhealthy):
-        return f"{probe} probe: loading the model"
-    if unhealthy:
-        return unhealthy
-    if probe == "startup":
-        return "startup probe: waiting for the application to start"
-    if probe:
-        return "readiness probe: waiting for the application"
-    return ""
-
-
-def _running_view(
-    status: JSON, spec: JSON, events: list[JSON], now: datetime, prefix: str
-) -> _View:
-    """A running container that is not ready yet: for how long, and which probe holds it."""
-    started_at = parse_time(((status.get("state") or {}).get("running") or {}).get("startedAt"))
-    age = _since(started_at, now)
-    name = status.get("name") or spec.get("name") or ""
-    unhealthy = _latest_warning(events, PROBE_EVENTS, after=started_at, container=name)
-    hint = _probe_hint(status, spec, _event_message(unhealthy) if unhealthy else "")
-    tail = ", not ready yet" + (f" ({hint})" if hint else "")
-    clock = f" for {format_duration(age)}" if age is not None else ""
-    return _View(f"{prefix}Running{clock}{tail}", f"{prefix}Running{tail}")
-
-
-def _container_view(
-    status: JSON,
-    spec: JSON,
-    events: list[JSON],
-    now: datetime,
-    phase: str,
-    prefix: str,
-    init: bool = False,
-) -> _View | None:
-    """None when this container is fine (ready, or an init container that completed)."""
-    state = status.get("state") or {}
-    terminated = state.get("terminated") or {}
-    if init and terminated and terminated.get("exitCode") == 0:
-        return None
-    if not init and status.get("ready"):
-        return None
-    view = _waiting_view(status, spec, events, prefix, phase)
-    if view is not None:
-        return view
-    if int(status.get("restartCount") or 0) >= 1 and _last_crash(status):
-        # Running again after a failure: the same start-up will fail the same way.
-        return _crash_view("Crashed", status, spec, prefix)
-    if terminated:
-        if terminated.get("reason") in CRASH_REASONS or terminated.get("exitCode"):
-            return _crash_view(terminated.get("reason") or "Error", status, spec, prefix)
-        return _View(f"{phase}: {prefix}terminated ({terminated.get('reason') or 'Completed'})")
-    if state.get("running"):
-        if init:
-            age = _since(parse_time(state["running"].get("startedAt")), now)
-            clock = f" for {format_duration(age)}" if age is not None else ""
-            return _View(f"{phase}: {prefix}running{clock}", f"{phase}: {prefix}running")
-        return _running_view(status, spec, events, now, prefix)
-    return _View(f"{phase}: {prefix}waiting")
-
-
-def _scheduling_view(pod: JSON, events: list[JSON], now: datetime, grace: float) -> _View | None:
-    """None once the pod is bound to a node."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    scheduled = _condition(status, "PodScheduled")
-    if spec.get("nodeName") or scheduled.get("status") == "True":
-        return None
-    event = _latest_warning(events, SCHEDULING_EVENTS)
-    if scheduled.get("reason") != "Unschedulable" and event is None:
-        return _View("Pending: waiting to be scheduled")
-    message = _event_message(event) if event else _clip(scheduled.get("message") or "")
-    message = message or "no node fits the pod"
-    if _VOLUME_WAIT.search(message):
-        return _View("Pending: waiting for volume: " + message)
-    text = "Pending: unschedulable: " + message
-    since = parse_time(scheduled.get("lastTransitionTime")) or parse_time(
-        (pod.get("metadata") or {}).get("creationTimestamp")
-    )
-    waited = _since(since, now)
-    if waited is not None and waited >= grace:
-        return _View(
-            text, failed=True, reason=f"unschedulable for {format_duration(waited)}: {message}"
-        )
-    return _View(text)
-
-
-def _containers_view(
-    pod: JSON, events: list[JSON], now: datetime, phase: str
-) -> tuple[_View, str] | None:
-    """The first init container not done, else the first failed or not ready container."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    if _condition(status, "Initialized").get("status") != "True":
-        specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-        for item in status.get("initContainerStatuses") or []:
-            name = item.get("name") or ""
-            view = _container_view(
-                item, specs.get(name, {}), events, now, phase, f"init container {name}: ", True
-            )
-            if view is not None:
-                return view, name
-    specs = {c.get("name"): c for c in spec.get("containers") or []}
-    views = []
-    for item in status.get("containerStatuses") or []:
-        name = item.get("name") or ""
-        prefix = f"container {name}: " if len(specs) > 1 else ""
-        view = _container_view(item, specs.get(name, {}), events, now, phase, prefix)
-        if view is not None:
-            views.append((view, name))
-    failed = [entry for entry in views if entry[0].failed]
-    return (failed or views or [None])[0]
-
-
-def describe_pod(
-    pod: JSON,
-    events: list[JSON],
-    now: datetime,
-    unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE,
-) -> PodProgress:
-    """Describes one pod; `events` may hold the whole namespace's events (filtered here)."""
-    now = _aware(now)
-    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    mine = events_for(pod, events)
-    statuses = status.get("containerStatuses") or []
-    ready_condition = _condition(status, "Ready")
-    ready = ready_condition.get("status") == "True"
-    container = ""
-
-    if meta.get("deletionTimestamp"):
-        view = _View("Terminating")
-    elif phase in ("Succeeded", "Failed"):
-        why = ": ".join(part for part in (status.get("reason"), status.get("message")) if part)
-        view = _View(phase + (": " + _clip(why) if why else ""))
-    elif ready:
-        age = _since(parse_time(ready_condition.get("lastTransitionTime")), now)
-        view = _View("Ready" + (f" for {format_duration(age)}" if age else ""), "Ready")
-    else:
-        view = _scheduling_view(pod, mine, now, unschedulable_grace)
-        if view is None:
-            found = _containers_view(pod, mine, now, phase)
-            if found is not None:
-                view, container = found
-            elif not statuses:
-                volume = _latest_warning(mine, VOLUME_EVENTS)
-                view = _View(
-                    f"{phase}: waiting for volume: {_event_message(volume)}"
-                    if volume is not None
-                    else f"{phase}: starting"
-                )
-            else:
-                view = _View(f"{phase}, not ready yet")
-    return PodProgress(
-        name=meta.get("name") or "",
-        phase=phase,
-        ready=ready,
-        summary=view.summary,
-        failed=view.failed,
-        reason=view.reason,
-        detail=view.detail,
-        state=view.state,
-        container=container,
-        restarts=sum(int(s.get("restartCount") or 0) for s in statuses),
-    )
 
 
 # --- one Deployment ----------------------------------------------------------------------------
@@ -524,7 +81,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def _replica_failure(obj: JSON | None) -> JSON | None:
-    condition = _condition((obj or {}).get("status") or {}, "ReplicaFailure")
+    condition = status_condition((obj or {}).get("status") or {}, "ReplicaFailure")
     return condition if condition.get("status") == "True" else None
 
 
@@ -593,8 +150,8 @@ def _waiting_tail(
     desired = _desired(deployment)
     failure = _replica_failure(newest) or _replica_failure(deployment)
     if failure:
-        message = _clip(failure.get("message") or failure.get("reason") or "")
-        waited = _since(parse_time(failure.get("lastTransitionTime")), now)
+        message = clip(failure.get("message") or failure.get("reason") or "")
+        waited = seconds_since(parse_time(failure.get("lastTransitionTime")), now)
         failed = waited is None or waited >= grace
         return "cannot create pods: " + message, (
             "cannot create pods: " + message
@@ -607,7 +164,7 @@ def _waiting_tail(
         tail = "waiting for the pods to count as available"
     else:
         tail = "waiting for the Deployment controller"
-    if _condition(status, "Progressing").get("reason") == "ProgressDeadlineExceeded":
+    if status_condition(status, "Progressing").get("reason") == "ProgressDeadlineExceeded":
         tail += " (progress deadline exceeded)"
     return tail, ""
 
@@ -627,7 +184,7 @@ def describe_rollout(
     revision and is available, and no pod of an older revision is left. Only pods of the newest
     ReplicaSet (by revision annotation) can fail the rollout.
     """
-    now = _aware(now)
+    now = parse_time(now)
     meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
     status = deployment.get("status") or {}
     name = meta.get("name") or ""

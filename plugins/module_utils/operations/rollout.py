@@ -15,9 +15,9 @@ from typing import Any
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
     ApiError,
     ClusterApi,
-    NoAnswer,
     resource_path,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.errors import NoAnswer
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import label_selector
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     RolloutProgress,

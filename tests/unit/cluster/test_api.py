@@ -9,15 +9,14 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.cluster import api as cluster_api
+from ansible_collections.haw.icc.plugins.module_utils.cluster import errors as cluster_errors
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
     ApiError,
     ClusterApi,
     ExecResult,
-    NoAnswer,
-    api_error,
     resource_path,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.errors import NoAnswer, api_error
 from kubernetes.client.exceptions import ApiException
 
 SERVER = "https://127.0.0.1:6443"
@@ -187,14 +186,14 @@ def pool_errors():
 )
 def test_a_connection_error_is_said_in_words_with_the_address(case, reason, server):
     error = pool_errors()[case]
-    assert cluster_api.connection_reason(error) == reason
-    assert cluster_api.error_server(error) == server
+    assert cluster_errors.connection_reason(error) == reason
+    assert cluster_errors.error_server(error) == server
     unreachable = api_error(error, "https://fallback:1")
     assert isinstance(unreachable, NoAnswer) and unreachable.status is None
     assert unreachable.said == reason
     assert str(unreachable) == (
         f"cannot reach the cluster at {server or 'https://fallback:1'} ({reason}). "
-        + cluster_api.RERUN_HINT
+        + cluster_errors.RERUN_HINT
     )
 
 

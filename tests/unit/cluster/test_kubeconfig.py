@@ -1,4 +1,4 @@
-"""Installing a downloaded kubeconfig beside the user's own (kubeconfig_merge, kubeconfig_install)
+"""Installing a downloaded kubeconfig beside the user's own (kubeconfig, kubeconfig_file)
 and adding its namespace to a YAML inventory (inventory_host's round trip)."""
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.haw.icc.plugins.action.inventory_host import (
     holds_host,
     inventory_file,
     with_host,
 )
 from ansible_collections.haw.icc.plugins.module_utils.cluster import kubeconfig as km
-from ansible_collections.haw.icc.plugins.modules import kubeconfig_install
 
 TOKEN = "portal-token-0123456789abcdef"
 OTHER_TOKEN = "lab-token-fedcba9876543210"
@@ -202,20 +200,15 @@ def test_secrets_are_masked_with_numbers_that_show_a_change():
     assert km.secret_values(after) == {TOKEN, OTHER_TOKEN, "LS0tLS1CRUdJTi"}
 
 
-# --- the module ----------------------------------------------------------------------------------
+# --- the action ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def install(capsys):
+def install(run_action):
     def run(check_mode=False, diff=False, **args):
-        arguments = {"_ansible_check_mode": check_mode, "_ansible_diff": diff, **args}
-        with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
-            kubeconfig_install.main()
-        out = capsys.readouterr().out
-        result = json.loads(out)
-        assert result.get("failed", False) == (exited.value.code != 0)
-        result["failed"] = exited.value.code != 0
-        result["output"] = out
+        result = run_action("kubeconfig_install", args, check_mode=check_mode, diff=diff)
+        result.setdefault("failed", False)
+        result["output"] = json.dumps(result)
         return result
 
     return run

@@ -7,14 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
+    format_duration,
+    parse_time,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.pod_progress import (
+    describe_pod,
+    first_useful_line,
+)
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     ProgressLog,
     RolloutProgress,
-    describe_pod,
     describe_rollout,
-    first_useful_line,
-    parse_time,
     previous_revision,
 )
 
