@@ -7,10 +7,18 @@ test holds them together: every variable of a defaults file is documented, every
 default is the file's, and every default in SETTINGS is the role's. A default computed from
 other variables ("{{ tgi_name }}-api-key", "{{ tgi_service_port | default(3333) }}") is
 compared as it renders with the roles' own defaults, as Ansible renders it in a play.
+
+The same holds across copies elsewhere: a variable in two roles' defaults has one default, a
+role's fallback for another role's variable (`tgi_name | default('tgi')`) is that role's
+default, and a module option the playbooks feed from a variable (tgi_api_test's
+tgi_service_port, deployment_status's open_webui_name, ...) has that variable's default.
+The defaults file is the source: Ansible takes the default from it, whatever the spec says.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +123,151 @@ def test_the_python_defaults_of_the_tgi_settings_are_the_role_s():
     for name, default in copies.items():
         assert options[name].get("default") == default, name
         assert role_defaults("tgi_server")[name] == default, name
+
+
+# --- a default shared by two roles, or taken by one role from another --------------------------
+
+
+def test_a_variable_in_two_roles_has_one_default():
+    # icc_namespace and icc_render_dir are in both tgi_server's and open_webui's defaults: a
+    # play with both roles takes whichever Ansible merges last, so the two must be the same.
+    seen: dict[str, dict[str, Any]] = {}
+    for role in ROLE_NAMES:
+        for name, value in role_defaults(role).items():
+            seen.setdefault(name, {})[role] = value
+    shared = {name: by_role for name, by_role in seen.items() if len(by_role) > 1}
+    assert {"icc_namespace", "icc_render_dir"} <= set(shared)
+    for name, by_role in shared.items():
+        assert len({repr(value) for value in by_role.values()}) == 1, (name, by_role)
+
+
+# `{{ tgi_name | default('tgi') }}`: a role's fallback for another role's variable, for a play
+# without that role. '' stands for "none" (no model preselected), not for a copy.
+FALLBACK = re.compile(r"\{\{\s*(\w+)\s*\|\s*default\((.+?)\)\s*\}\}")
+
+
+def fallbacks() -> list[tuple[str, str, str, Any]]:
+    """(role, its variable, the other role's variable, the fallback) for every fallback."""
+    found = []
+    for role in ROLE_NAMES:
+        for name, value in role_defaults(role).items():
+            for variable, fallback in FALLBACK.findall(str(value)):
+                owners = [other for other in ROLE_NAMES if variable in role_defaults(other)]
+                if owners and role not in owners:
+                    found.append((role, name, variable, yaml.safe_load(fallback)))
+    return found
+
+
+def test_a_fallback_for_another_role_s_variable_is_that_role_s_default():
+    found = fallbacks()
+    # open_webui falls back to TGI's Service, its port, its key's Secret and its model.
+    assert {(role, variable) for role, _, variable, _ in found} == {
+        ("open_webui", "tgi_name"),
+        ("open_webui", "tgi_service_port"),
+        ("open_webui", "tgi_api_key_secret"),
+        ("open_webui", "tgi_model_id"),
+    }
+    for role, name, variable, fallback in found:
+        if fallback == "":
+            continue
+        assert fallback == CONTEXT[variable], (role, name, variable)
+
+
+# --- the defaults of the collection's modules, where a playbook or a role feeds them -----------
+
+REPO = ROLES.parent
+MODULES = "ansible_collections.haw.icc.plugins.modules."
+# A module argument fed one value: "{{ tgi_server_settings.tgi_name }}"
+FED = re.compile(r"\{\{\s*[\w.]+\.(\w+)\s*\}\}")
+
+
+def mappings() -> list[tuple[Path, dict]]:
+    """Every mapping, at any depth (plays, tasks, blocks), of the playbooks and role tasks."""
+    found: list[tuple[Path, dict]] = []
+    files = sorted(REPO.glob("playbooks/**/*.yml")) + sorted(REPO.glob("roles/*/tasks/*.yml"))
+    for path in (path for path in files if "collections" not in path.parts):
+        nodes = [yaml.safe_load(path.read_text())]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, dict):
+                found.append((path, node))
+                nodes.extend(node.values())
+            elif isinstance(node, list):
+                nodes.extend(node)
+    return found
+
+
+def playbook_option_defaults() -> dict[str, Any]:
+    """The default of every option of the haw.icc.role_settings tasks with options:."""
+    defaults: dict[str, Any] = {}
+    for _, node in mappings():
+        task = node.get("haw.icc.role_settings")
+        if isinstance(task, dict) and isinstance(task.get("options"), dict):
+            for name, option in task["options"].items():
+                if option.get("default") is not None:
+                    defaults[name] = option["default"]
+    return defaults
+
+
+def module_feeds() -> list[tuple[str, str, str, str]]:
+    """(file, module, option, the variable fed to it) for every haw.icc module task whose
+    argument is one variable's value."""
+    feeds = []
+    for path, node in mappings():
+        for key, args in node.items():
+            if str(key).startswith("haw.icc.") and isinstance(args, dict):
+                for option, value in args.items():
+                    match = FED.fullmatch(str(value).strip())
+                    if match:
+                        feeds.append((path.name, key[8:], option, match.group(1)))
+    return feeds
+
+
+def test_a_module_s_default_is_the_one_of_the_variable_that_feeds_it():
+    # The modules have defaults of their own, for playbooks of their users; where the
+    # collection's playbooks feed an option from a variable with a default, both must agree,
+    # or the module documents one default and the playbooks use another.
+    variables = {**CONTEXT, **playbook_option_defaults()}
+    compared = set()
+    for path, module, option, variable in module_feeds():
+        spec = importlib.import_module(MODULES + module).ARGUMENT_SPEC[option]
+        if spec.get("default") is None or variables.get(variable) is None:
+            continue
+        compared.add((module, option))
+        assert spec["default"] == variables[variable], (path, module, option, variable)
+    # Those fed so: TGI's and Open WebUI's Services, ports and Secret (test.yml, status.yml),
+    # and test.yml's own options.
+    assert {
+        ("tgi_api_test", "tgi_service"),
+        ("tgi_api_test", "tgi_service_port"),
+        ("tgi_api_test", "tgi_api_key_secret"),
+        ("tgi_api_test", "open_webui_service"),
+        ("tgi_api_test", "open_webui_service_port"),
+        ("tgi_api_test", "prompt"),
+        ("tgi_api_test", "max_tokens"),
+        ("deployment_status", "tgi_name"),
+        ("deployment_status", "open_webui_name"),
+    } <= compared
+
+
+def test_the_grace_of_a_scale_is_the_one_of_a_switch():
+    # gpu_scale hands gpu_scale_unschedulable_grace to the switch (tgi_switch_unschedulable_grace);
+    # change_model.yml leaves it unset, so the module's own default applies: one grace for both.
+    spec = importlib.import_module(MODULES + "tgi_model_switch").ARGUMENT_SPEC
+    assert spec["unschedulable_grace"]["default"] == CONTEXT["gpu_scale_unschedulable_grace"]
+
+
+# --- spot check, by hand: what README tells users ----------------------------------------------
+
+
+def test_the_defaults_readme_names():
+    # README: access.yml forwards "TGI (3333) and Open WebUI (8080)"; a deploy's summary line
+    # reads "ok wabc123-default: Qwen/Qwen2.5-1.5B-Instruct ready"; a V100 is gpu-tesla-v100.
+    readme = (REPO / "README.md").read_text()
+    assert "TGI (3333) and\n  Open WebUI (8080)" in readme
+    assert '"ok wabc123-default: Qwen/Qwen2.5-1.5B-Instruct ready"' in readme
+    assert CONTEXT["tgi_service_port"] == 3333
+    assert CONTEXT["open_webui_service_port"] == 8080
+    assert CONTEXT["tgi_model_id"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert CONTEXT["tgi_gpu_type"] == "gpu-tesla-v100"
+    assert CONTEXT["tgi_gpu_count"] == 1
