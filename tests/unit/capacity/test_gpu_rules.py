@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.capacity import gpu_rules
 from ansible_collections.haw.icc.plugins.module_utils.capacity.gpu_rules import (
-    QUANTIZATION_MIN_COMPUTE_CAPABILITY,
     RULES,
     assess,
     format_refusal,
-    image_version,
 )
 from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import QUANTIZE_METHODS
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import TGI_IMAGE_SM70
@@ -152,14 +150,6 @@ def test_tgi_image_version_against_compute_capability(
         assert any(warning.startswith("tgi-image-cuda") for warning in result["warnings"])
 
 
-def test_image_versions_are_read_from_tags_only() -> None:
-    assert image_version(f"{TGI}:3.3.7-intel-cpu") == (3, 3, 7)
-    assert image_version(f"{TGI}:3.3.0@sha256:{'b' * 64}") == (3, 3, 0)
-    assert image_version("localhost:5000/tgi:2.4") == (2, 4, 0)
-    assert image_version("localhost:5000/tgi") is None
-    assert image_version(None) is None
-
-
 def test_an_image_refusal_recommends_the_sm70_image_and_gpus_it_runs_on() -> None:
     result = assess(settings("Qwen/Qwen2.5-1.5B-Instruct", tgi_image=f"{TGI}:3.3.7"))
     recommendation = rule_entry(result, "tgi-image-cuda")["recommendation"]
@@ -274,21 +264,6 @@ def test_quantize_methods_per_gpu(method: str, gpu_type: str) -> None:
     )
     runs_here = gpu_type == "gpu-tesla-a100" or method in V100_QUANTIZATION
     assert verdict(result, "quantization-compute-capability") == ("pass" if runs_here else "refuse")
-
-
-def test_the_minimum_compute_capabilities() -> None:
-    assert set(QUANTIZATION_MIN_COMPUTE_CAPABILITY) == set(QUANTIZE_METHODS)
-    assert {m for m, cc in QUANTIZATION_MIN_COMPUTE_CAPABILITY.items() if cc == "7.5"} == {
-        "awq",
-        "gptq",
-        "exl2",
-        "eetq",
-    }
-    assert {m for m, cc in QUANTIZATION_MIN_COMPUTE_CAPABILITY.items() if cc == "8.0"} == {
-        "marlin",
-        "fp8",
-        "compressed-tensors",
-    }
 
 
 def test_a_prequantized_checkpoint_counts_as_its_method_from_the_name() -> None:
