@@ -40,17 +40,21 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks impo
     Reply,
     Transport,
     Unreachable,
-    check_gpus,
     failed,
-    forward_refused,
-    gpu_query_command,
-    join_url,
     report,
     run_api_checks,
     skipped,
     summary,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.api_route import (
+    forward_refused,
+    join_url,
     target_port,
     url_problem,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.gpu_check import (
+    check_gpus,
+    gpu_query_command,
 )
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     JSON,

@@ -9,7 +9,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.gpu_check import (
     check_gpus,
     gpu_query_command,
 )

@@ -13,6 +13,9 @@ service proxy deletes the Authorization header after it authenticated the caller
 the key never reaches TGI: there the keyed checks are skipped with that reason, while the
 request without a key (which must be refused) still says something true. A port-forward
 carries the request's bytes as they are, the key included.
+
+The way to TGI (a base URL, or the port a port-forward goes to) is api_route's; the GPU test
+(nvidia-smi in the TGI container) is gpu_check's.
 """
 
 from __future__ import annotations
@@ -22,13 +25,6 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
-
-from ansible_collections.haw.icc.plugins.module_utils.cluster.values import is_base_url
-from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
-    parse_gpu_csv,
-    query_command,
-)
 
 # Names of the checks, in the order they run.
 HEALTH = "tgi health"
@@ -53,10 +49,6 @@ PROXY_BLOCKED = (
     " (if a NetworkPolicy admits only pods, the API server's proxy is kept out too: use "
     "icc_test_tgi_url=port-forward, the default)"
 )
-# The rights a port-forward of the Python client needs: it is a WebSocket GET, which the API
-# server authorizes as "get" (from Kubernetes 1.30 on also as "create", as kubectl's POST).
-PORT_FORWARD_RIGHTS = "get and create on pods/portforward"
-GPU_ENV_PREFIXES = ("CUDA_", "NCCL_", "NVIDIA_")
 
 
 @dataclass
@@ -111,72 +103,6 @@ def failed(name: str, detail: str, seconds: float = 0.0) -> Check:
 
 def skipped(name: str, reason: str) -> Check:
     return Check(name, True, True, reason, 0.0)
-
-
-# --- URLs --------------------------------------------------------------------------------------
-
-
-def url_problem(variable: str, url: str) -> str | None:
-    """What is wrong with a base URL given in `variable`, or None."""
-    if is_base_url(url):
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{variable} must be an http:// or https:// URL with a host, not {url!r}"
-    if parts.query or parts.fragment:
-        return f"{variable} must be a base URL without a query or fragment, not {url!r}"
-    return f"{variable} has an invalid port: {url!r}"
-
-
-def join_url(base: str, path: str) -> str:
-    """`path` (starting with /) below a base URL that may carry a path prefix."""
-    return base.rstrip("/") + path
-
-
-# --- the port-forward --------------------------------------------------------------------------
-
-
-def target_port(service: dict[str, Any], port: int, pod: dict[str, Any]) -> int:
-    """The pod's port behind port `port` of `service` (both as the API returns them, as dicts),
-    as kubectl port-forward svc/... maps it: the Service port's targetPort, a number or the
-    name of a container port; ValueError saying what does not match."""
-    name = (service.get("metadata") or {}).get("name")
-    spec_ports = (service.get("spec") or {}).get("ports") or []
-    found = next((p for p in spec_ports if p.get("port") == port), None)
-    if found is None:
-        listed = ", ".join(str(p.get("port")) for p in spec_ports) or "none"
-        raise ValueError(f"Service {name} has no port {port} (it has {listed})")
-    target = found.get("targetPort")
-    if target is None or target == "":
-        return port
-    if isinstance(target, int) or str(target).isdigit():
-        return int(target)
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for declared in container.get("ports") or []:
-            if declared.get("name") == target:
-                return int(declared["containerPort"])
-    pod_name = (pod.get("metadata") or {}).get("name")
-    raise ValueError(
-        f"Service {name} port {port} targets the port named {target!r}, "
-        f"which no container of pod {pod_name} declares"
-    )
-
-
-def forward_refused(pod: str, status: int | None, message: str, variable: str) -> str:
-    """Why no port-forward to `pod` opened (the API server's status and message), with the
-    right it needs and the way that needs none."""
-    instead = (
-        f"or test through the API server's service proxy with -e {variable}=proxy "
-        "(no key reaches TGI there: the keyed checks are skipped)"
-    )
-    if status == 403:
-        return (
-            f"the port-forward to pod {pod} is forbidden: {message}. It needs "
-            f"{PORT_FORWARD_RIGHTS} in the namespace (RBAC; rbac/haw-icc-deployer.yml grants "
-            f"it): ask for it, {instead}"
-        )
-    said = f"{status}: {message}" if status else message
-    return f"no port-forward to pod {pod} ({said}); {instead}"
 
 
 # --- what a reply means ------------------------------------------------------------------------
@@ -369,64 +295,6 @@ def run_api_checks(tgi: Transport, test: ApiTest, webui: Transport | None = None
         except Unreachable as error:
             checks.append(failed(WEBUI, str(error)))
     return checks
-
-
-# --- the GPU test ------------------------------------------------------------------------------
-
-
-GPU_FIELDS = ("name", "memory.total", "driver_version")
-
-
-def gpu_query_command() -> list[str]:
-    """nvidia-smi's query of each GPU's name, memory and driver, as CSV with a header."""
-    return query_command(GPU_FIELDS)
-
-
-def gpu_env(text: str) -> dict[str, str]:
-    """The CUDA_*, NCCL_* and NVIDIA_* variables out of `env`'s output."""
-    found = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.startswith(GPU_ENV_PREFIXES):
-            found[name] = value
-    return dict(sorted(found.items()))
-
-
-def check_gpus(
-    expected: int, smi: tuple[int, str, str], env: tuple[int, str, str] | None, seconds: float
-) -> Check:
-    """The GPU test from the exec results (rc, stdout, stderr) of nvidia-smi and env."""
-    rc, out, err = smi
-    if rc != 0:
-        said = (err or out).strip().splitlines()
-        return failed(
-            GPU,
-            f"nvidia-smi failed in the TGI container (exit {rc})"
-            + (f": {said[-1]}" if said else ""),
-            seconds,
-        )
-    try:
-        gpus = parse_gpu_csv(out)
-    except ValueError as error:
-        return failed(GPU, f"nvidia-smi's output is not what was asked for: {error}", seconds)
-    if len(gpus) != expected:
-        return failed(
-            GPU, f"the pod requests {expected} GPU(s), nvidia-smi shows {len(gpus)}", seconds
-        )
-    listed = "; ".join(f"{g['name']} {_memory(g)}" for g in gpus)
-    drivers = ", ".join(sorted({str(g["driver_version"]) for g in gpus}))
-    detail = f"{len(gpus)} x GPU: {listed}; driver {drivers}"
-    variables = gpu_env(env[1]) if env and env[0] == 0 else {}
-    if variables:
-        detail += "; " + ", ".join(f"{k}={v}" for k, v in variables.items())
-    return passed(GPU, detail, seconds)
-
-
-def _memory(gpu: dict[str, Any]) -> str:
-    total, unit = gpu.get("memory.total"), gpu["units"].get("memory.total", "")
-    if isinstance(total, float) and total.is_integer():
-        total = int(total)
-    return f"{total} {unit}".strip() if total is not None else "memory unknown"
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""What one pod is doing, in one human line, and whether waiting can help (describe_pod); the
-events about an object and the line of a container's output that says what went wrong.
+"""What one pod is doing, in one human line, and whether waiting can help (describe_pod), from
+its status and what pod_events reads out of its events and its containers' output.
 
 Pure functions over plain dicts as the Kubernetes API returns them (camelCase keys). No Ansible,
 no I/O: the caller fetches the objects and passes the current time. progress.py builds a
@@ -17,19 +17,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Dict  # noqa: UP035
+from datetime import datetime
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     format_duration,
     parse_time,
 )
+from ansible_collections.haw.icc.plugins.module_utils.operations.pod_events import (
+    JSON,
+    clip,
+    clip_detail,
+    event_message,
+    events_for,
+    first_useful_line,
+    latest_warning,
+    seconds_since,
+    status_condition,
+)
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 DEFAULT_UNSCHEDULABLE_GRACE = 60.0
 TGI_IMAGE_MARK = "text-generation-inference"
-MAX_LINE = 300
-MAX_DETAIL = 4000
 
 # Container waiting reasons that the kubelet keeps retrying without any chance of success.
 IMAGE_FAILURES = frozenset(
@@ -52,13 +60,6 @@ _VOLUME_WAIT = re.compile(
 )
 # The kubelet follows "Failed to pull image ...: <why>" with a bare "Error: ErrImagePull".
 _BARE_ERROR = re.compile(r"^Error: \w+$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?\s+")
-# The last line of a Python traceback: `RuntimeError: ...`, `torch.OutOfMemoryError: ...`.
-_PY_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b:?")
-
-# typing.Dict: this alias is evaluated at import, and modules may run on Python 3.8 targets.
-JSON = Dict[str, Any]  # noqa: UP006
 
 
 @dataclass
@@ -75,125 +76,6 @@ class PodProgress:
     state: str = ""  # the summary without its clocks: compare it to see whether anything changed
     container: str = ""  # the container the summary is about, if any
     restarts: int = 0  # restarts of all containers
-
-
-# --- small helpers -----------------------------------------------------------------------------
-
-
-def seconds_since(moment: datetime | None, now: datetime) -> float | None:
-    return None if moment is None else (now - moment).total_seconds()
-
-
-def first_useful_line(message: str | None) -> str:
-    """The line of a container's last output that says what went wrong.
-
-    The last Python exception of a traceback wins (`RuntimeError: ...`), then a command-line
-    parser's `error: ...`, then the first line mentioning an error, then the first line at all.
-    ANSI colours and leading log timestamps are removed.
-    """
-    if not message:
-        return ""
-    lines = []
-    for raw in message.splitlines():
-        line = _LOG_TIMESTAMP.sub("", _ANSI.sub("", raw)).strip()
-        if line:
-            lines.append(line)
-    if not lines:
-        return ""
-    exceptions = [line for line in lines if _PY_EXCEPTION.match(line)]
-    if exceptions:
-        return clip(exceptions[-1])
-    for line in lines:
-        if line.startswith("error:"):
-            return clip(line)
-    for line in lines:
-        if re.search(r"\berror\b", line, re.IGNORECASE):
-            return clip(line)
-    return clip(lines[0])
-
-
-def clip(text: str, limit: int = MAX_LINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_detail(text: str) -> str:
-    text = _ANSI.sub("", text or "").strip()
-    return text if len(text) <= MAX_DETAIL else "…" + text[-(MAX_DETAIL - 1) :]
-
-
-def status_condition(status: JSON, kind: str) -> JSON:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition
-    return {}
-
-
-def _event_time(event: JSON) -> datetime | None:
-    series = event.get("series") or {}
-    for value in (
-        series.get("lastObservedTime"),
-        event.get("lastTimestamp"),
-        event.get("deprecatedLastTimestamp"),
-        event.get("eventTime"),
-        event.get("firstTimestamp"),
-        (event.get("metadata") or {}).get("creationTimestamp"),
-    ):
-        moment = parse_time(value)
-        if moment is not None:
-            return moment
-    return None
-
-
-def _about(event: JSON) -> JSON:
-    return event.get("involvedObject") or event.get("regarding") or {}
-
-
-def _event_message(event: JSON) -> str:
-    return clip(event.get("message") or event.get("note") or "")
-
-
-def events_for(obj: JSON, events: list[JSON]) -> list[JSON]:
-    """The events about one object, oldest first (matched by uid, else by kind and name)."""
-    meta = obj.get("metadata") or {}
-    uid, name = meta.get("uid"), meta.get("name")
-    kind = obj.get("kind") or "Pod"
-    mine = []
-    for event in events or []:
-        about = _about(event)
-        if uid and about.get("uid"):
-            if about["uid"] == uid:
-                mine.append(event)
-        elif about.get("name") == name and about.get("kind", kind) == kind:
-            mine.append(event)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)  # noqa: UP017
-    return sorted(mine, key=lambda event: _event_time(event) or epoch)
-
-
-def _latest_warning(
-    events: list[JSON],
-    reasons: tuple[str, ...],
-    after: datetime | None = None,
-    container: str | None = None,
-    skip: re.Pattern[str] | None = None,
-) -> JSON | None:
-    """The newest Warning event with one of `reasons`, not older than `after`.
-
-    Events about another container, or whose message matches `skip`, are passed over.
-    """
-    for event in reversed(events):
-        if event.get("type", "Warning") != "Warning" or event.get("reason") not in reasons:
-            continue
-        if skip is not None and skip.match(_event_message(event)):
-            continue
-        moment = _event_time(event)
-        if after is not None and moment is not None and moment < after:
-            continue
-        path = _about(event).get("fieldPath") or ""
-        if container and path and "{" + container + "}" not in path:
-            continue
-        return event
-    return None
 
 
 def _is_tgi(container: JSON) -> bool:
@@ -234,7 +116,7 @@ def _crash_view(label: str, status: JSON, spec: JSON, prefix: str) -> _View:
         code = "unknown" if code is None else code
         line = f"exit code {code}, no termination message (see the container's previous log)"
     text = f"{prefix}{label} (restart {restarts}): {line}"
-    return _View(text, failed=True, reason=text, detail=_clip_detail(message))
+    return _View(text, failed=True, reason=text, detail=clip_detail(message))
 
 
 def _last_crash(status: JSON) -> bool:
@@ -254,17 +136,17 @@ def _waiting_view(
     if reason == "CrashLoopBackOff":
         return _crash_view("CrashLoopBackOff", status, spec, prefix)
     if reason in IMAGE_FAILURES:
-        event = _latest_warning(events, PULL_EVENTS, container=name, skip=_BARE_ERROR)
-        why = (_event_message(event) if event else message) or spec.get("image") or ""
+        event = latest_warning(events, PULL_EVENTS, container=name, skip=_BARE_ERROR)
+        why = (event_message(event) if event else message) or spec.get("image") or ""
         text = f"{prefix}{reason}: {why}" if why else f"{prefix}{reason}"
         return _View(text, failed=True, reason=text)
     if reason in CONFIG_FAILURES:
         text = f"{prefix}{reason}: {message}" if message else f"{prefix}{reason}"
         return _View(text, failed=True, reason=text)
     if reason == "ContainerCreating":
-        event = _latest_warning(events, VOLUME_EVENTS)
+        event = latest_warning(events, VOLUME_EVENTS)
         if event is not None:
-            return _View(f"{phase}: {prefix}waiting for volume: {_event_message(event)}")
+            return _View(f"{phase}: {prefix}waiting for volume: {event_message(event)}")
         return _View(f"{phase}: {prefix}creating the container")
     if reason == "PodInitializing":
         return _View(f"{phase}: {prefix}initializing")
@@ -300,8 +182,8 @@ def _running_view(
     started_at = parse_time(((status.get("state") or {}).get("running") or {}).get("startedAt"))
     age = seconds_since(started_at, now)
     name = status.get("name") or spec.get("name") or ""
-    unhealthy = _latest_warning(events, PROBE_EVENTS, after=started_at, container=name)
-    hint = _probe_hint(status, spec, _event_message(unhealthy) if unhealthy else "")
+    unhealthy = latest_warning(events, PROBE_EVENTS, after=started_at, container=name)
+    hint = _probe_hint(status, spec, event_message(unhealthy) if unhealthy else "")
     tail = ", not ready yet" + (f" ({hint})" if hint else "")
     clock = f" for {format_duration(age)}" if age is not None else ""
     return _View(f"{prefix}Running{clock}{tail}", f"{prefix}Running{tail}")
@@ -348,10 +230,10 @@ def _scheduling_view(pod: JSON, events: list[JSON], now: datetime, grace: float)
     scheduled = status_condition(status, "PodScheduled")
     if spec.get("nodeName") or scheduled.get("status") == "True":
         return None
-    event = _latest_warning(events, SCHEDULING_EVENTS)
+    event = latest_warning(events, SCHEDULING_EVENTS)
     if scheduled.get("reason") != "Unschedulable" and event is None:
         return _View("Pending: waiting to be scheduled")
-    message = _event_message(event) if event else clip(scheduled.get("message") or "")
+    message = event_message(event) if event else clip(scheduled.get("message") or "")
     message = message or "no node fits the pod"
     if _VOLUME_WAIT.search(message):
         return _View("Pending: waiting for volume: " + message)
@@ -424,9 +306,9 @@ def describe_pod(
             if found is not None:
                 view, container = found
             elif not statuses:
-                volume = _latest_warning(mine, VOLUME_EVENTS)
+                volume = latest_warning(mine, VOLUME_EVENTS)
                 view = _View(
-                    f"{phase}: waiting for volume: {_event_message(volume)}"
+                    f"{phase}: waiting for volume: {event_message(volume)}"
                     if volume is not None
                     else f"{phase}: starting"
                 )
