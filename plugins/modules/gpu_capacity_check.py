@@ -1,14 +1,14 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.gpu_capacity_check; the work is done by its action plugin."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
+---
 module: gpu_capacity_check
 short_description: Tell before writing anything whether a model fits and runs on the GPUs asked
 version_added: 0.1.0
-author: haw.icc developers (@haw-hamburg)
 description:
   - Answers in seconds whether a TGI server with these O(settings) fits into the memory of its
     GPUs, whether TGI can run it on that GPU type at all (the V100 rules of the collection's GPU
@@ -35,11 +35,12 @@ description:
   - Each check is reported as a rule with a verdict, the reason and what to do instead. A refused
     rule fails the task with every reason and recommendation, unless O(fail_on_refusal=false)
     or the rule's id is in O(ignore_rules).
+  - O(namespace) is the one the TGI server runs in (its quota and current TGI pod are read).
+extends_documentation_fragment:
+  - haw.icc.controller_action
+  - haw.icc.kubernetes
+  - kubernetes.core.k8s_auth_options
 options:
-  namespace:
-    description: The namespace the TGI server runs in (its quota and current TGI pod are read).
-    type: str
-    required: true
   settings:
     description:
       - The TGI settings, keyed by the C(tgi_server) role's variable names - the same dict the
@@ -107,13 +108,13 @@ options:
       - Fail the task when a rule refuses. With V(false) the task only reports (RV(ok) tells).
     type: bool
     default: true
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: The check never writes, so it behaves the same.
 requirements:
-  - kubernetes >= 24.2.0
   - huggingface_hub (optional, for O(hub_lookup))
 notes:
-  - Supports check mode; the module never writes, so it behaves the same.
   - Only reads. Lists nodes, pods of all namespaces (both optional), and in O(namespace) the
     Deployment O(release_deployment), its pods and the ResourceQuotas.
 seealso:
@@ -315,240 +316,27 @@ msg:
     16 GiB: refused (model-fits)"
 """
 
-import copy
-
-from ansible_collections.haw.icc.plugins.module_utils.capacity import cluster_rules, gpu_rules
-from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
-from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import connect
-from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import runs_on_cpu
-from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
-from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import (
-    quota_left,
-    released_gpus,
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
+    fail_as_documentation_stub,
+    kubernetes_spec,
 )
-from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
-    CatalogError,
-    gpu_types,
-    merged_catalog,
+
+ARGUMENT_SPEC = kubernetes_spec(
+    settings=dict(type="dict", required=True),
+    model_parameters=dict(type="raw"),
+    concurrent_sequences=dict(type="int", default=1),
+    catalog=dict(type="dict", default={}),
+    ignore_rules=dict(type="list", elements="str", default=[]),
+    hf_token=dict(type="str", no_log=True),
+    hub_lookup=dict(type="bool", default=True),
+    hub_timeout=dict(type="float", default=5),
+    release_deployment=dict(type="str", default="tgi"),
+    fail_on_refusal=dict(type="bool", default=True),
 )
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-
-def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
-        namespace=dict(type="str", required=True),
-        settings=dict(type="dict", required=True),
-        model_parameters=dict(type="raw"),
-        concurrent_sequences=dict(type="int", default=1),
-        catalog=dict(type="dict", default={}),
-        ignore_rules=dict(type="list", elements="str", default=[]),
-        hf_token=dict(type="str", no_log=True),
-        hub_lookup=dict(type="bool", default=True),
-        hub_timeout=dict(type="float", default=5),
-        release_deployment=dict(type="str", default="tgi"),
-        fail_on_refusal=dict(type="bool", default=True),
-    )
-    return spec
-
-
-def hub_facts(params, warnings):
-    """What the Hub knows about the model, or None (with a warning) when it cannot tell."""
-    if not params["hub_lookup"]:
-        return None
-    settings = params["settings"]
-    try:
-        # Looked up at call time, so that tests can replace the fetcher.
-        return hub.hub_fetcher(
-            settings.get("tgi_model_id"),
-            revision=settings.get("tgi_model_revision"),
-            token=params["hf_token"],
-            timeout=params["hub_timeout"],
-        )
-    except hub.HubUnavailable as error:
-        warnings.append(
-            f"Hugging Face Hub lookup of {settings.get('tgi_model_id')} failed ({error}); the "
-            "size comes from the model id or tgi_model_parameters (option model_parameters)"
-        )
-        return None
-
-
-def other_gpu_types(catalog, gpu_type):
-    try:
-        known = merged_catalog(catalog)
-    except CatalogError:  # the model rules report a bad catalog
-        return []
-    return [name for name in gpu_types(known) if name != gpu_type]
-
-
-def cluster_check(module, params, gpu, judge, result, warnings):
-    """Reads the cluster for the `gpu` asked for (the assessment's: the checked type and
-    count); returns the two cluster rules as (entry, alternatives) and fills the result's nodes,
-    free_gpus, quota and released_gpus."""
-    gpu_type, wanted = gpu["type"], gpu["count"]
-    reader = ClusterReader(connect(module, result)[0], params["namespace"], warnings)
-    try:
-        nodes = reader.nodes()
-        pods = reader.pods_everywhere() if nodes is not None else None
-        released_pods = reader.pods_of_deployment(params["release_deployment"])
-        quotas = reader.quotas()
-    except ApiError as error:
-        said = f" ({error.status}): {error.said}" if error.status else f": {error}"
-        module.fail_json(msg=f"Reading the cluster for the capacity check failed{said}", **result)
-    result["released_gpus"] = released_gpus(released_pods)
-    free_rule, table = cluster_rules.gpus_free_rule(
-        gpu_type,
-        wanted,
-        other_gpu_types(params["catalog"], gpu_type),
-        nodes,
-        pods,
-        released_pods,
-        judge,
-    )
-    if table is not None:
-        result["nodes"] = table["nodes"]
-        result["free_gpus"] = table["free_gpus"]
-    quota = quota_left(quotas, result["released_gpus"]) if quotas is not None else None
-    result["quota"] = quota
-    quota_rule = cluster_rules.gpu_quota_rule(
-        params["namespace"],
-        gpu_type,
-        wanted,
-        quotas,
-        quota,
-        reader.gpu_pods_here(exclude=released_pods)
-        if quota and quota["left"] is not None
-        else None,
-        judge,
-        warnings,
-    )
-    return [free_rule, quota_rule]
-
-
-def one_line(assessment, result):
-    """For example "m in float16 on 2 x gpu-tesla-v100 (layer-split): needs 9.1 GiB per GPU of
-    16 GiB: ok"."""
-    sizing, memory, gpu = assessment.get("sizing"), assessment.get("memory"), assessment["gpu"]
-    count = gpu["count"] or 0
-    head = assessment["model_id"] or "the model"
-    if sizing:
-        head += f" in {sizing.get('quantization') or sizing.get('precision')}"
-    head += " on CPU" if runs_on_cpu(count) else f" on {count} x {gpu['type']}"
-    if count > 1 and assessment.get("multi_gpu"):
-        head += f" ({assessment['multi_gpu']['mode']})"
-    if memory is None:
-        details = ["size unknown"]
-    elif runs_on_cpu(count):
-        details = [f"needs {memory['total_gib']:.1f} GiB of memory"]
-    else:
-        offered = memory.get("usable_per_gpu_gib") or gpu.get("memory_gib")
-        details = [f"needs {memory['per_gpu_gib']:.1f} GiB per GPU of {offered:g} GiB"]
-    if result["free_gpus"] is not None:
-        details.append(f"{cluster_rules.gpus_word(result['free_gpus'])} free on one node")
-    if result["quota"] and result["quota"]["left"] is not None:
-        details.append(f"quota left {result['quota']['left']}")
-    refused = [entry["id"] for entry in result["rules"] if entry["verdict"] == "refuse"]
-    if any(line.startswith(gpu_rules.REQUEST_RULE + ":") for line in result["refusals"]):
-        refused.insert(0, gpu_rules.REQUEST_RULE)
-    verdict = f"refused ({', '.join(refused)})" if refused else "ok"
-    return f"{head}: {', '.join(details)}: {verdict}"
-
-
-def failure_message(result):
-    """The one-line verdict, then every refusal with its reason and what to do instead."""
-    # The warnings are shown by Ansible beside the message already.
-    return f"{result['msg']}\n{gpu_rules.format_refusal(dict(result, warnings=[]))}"
-
-
-def run(module):
-    """The check, for an AnsibleK8SModule (main) or the action plugin's in-process module."""
-    params = module.params
-    known = list(gpu_rules.RULES) + list(cluster_rules.CLUSTER_RULES)
-    unknown = [rule_id for rule_id in params["ignore_rules"] if rule_id not in known]
-    if unknown:
-        module.fail_json(
-            msg=f"ignore_rules (tgi_ignore_rules): unknown rule id(s) {', '.join(unknown)}; "
-            f"the rules are {', '.join(known)}"
-        )
-    model_ignored = [rule for rule in params["ignore_rules"] if rule in gpu_rules.RULES]
-
-    def assess(**changes):
-        return gpu_rules.assess(
-            {**params["settings"], **changes},
-            params["catalog"],
-            facts,
-            parameters=params["model_parameters"],
-            ignore_rules=model_ignored,
-            concurrent_sequences=params["concurrent_sequences"],
-        )
-
-    def judge(gpu_type, count):
-        """Whether the model rules pass on `count` GPUs of `gpu_type` (the alternatives)."""
-        return assess(tgi_gpu_type=gpu_type, tgi_gpu_count=count)["ok"]
-
-    warnings = []
-    facts = hub_facts(params, warnings)
-    assessment = assess()
-    warnings.extend(assessment.get("warnings") or [])
-    result = dict(
-        changed=False,
-        ok=assessment["ok"],
-        fits=assessment["fits"],
-        runs=assessment["runs"],
-        schedulable=None,
-        architecture=assessment["architecture"],
-        multi_gpu=assessment["multi_gpu"],
-        gpu=assessment["gpu"],
-        sizing=assessment["sizing"],
-        memory=assessment["memory"],
-        rules=list(assessment["rules"]),
-        refusals=list(assessment["refusals"]),
-        recommendations=list(assessment["recommendations"]),
-        nodes=None,
-        free_gpus=None,
-        quota=None,
-        released_gpus=0,
-    )
-
-    if assessment["multi_gpu"] is not None and not runs_on_cpu(assessment["gpu"]["count"]):
-        cluster = cluster_check(module, params, assessment["gpu"], judge, result, warnings)
-        verdicts = {entry["verdict"] for entry, _options in cluster}
-        if "refuse" in verdicts:
-            result["schedulable"] = False
-        elif "unknown" not in verdicts:
-            result["schedulable"] = True
-    else:
-        why = "the request is invalid" if assessment["multi_gpu"] is None else "no GPU asked for"
-        cluster = [
-            cluster_rules.rule(rule_id, "not-applicable", why)
-            for rule_id in cluster_rules.CLUSTER_RULES
-        ]
-    cluster_refused = False
-    for checked, options in cluster:
-        entry = cluster_rules.apply_ignore(checked, params["ignore_rules"], warnings)
-        result["rules"].append(entry)
-        if entry["verdict"] == "refuse":
-            cluster_refused = True
-            result["refusals"].append(cluster_rules.refusal_line(entry))
-            result["recommendations"] += [o for o in options if o not in result["recommendations"]]
-    result["ok"] = assessment["ok"] and not cluster_refused
-    result["msg"] = one_line(assessment, result)
-    for warning in warnings:
-        module.warn(warning)
-    if params["fail_on_refusal"] and not result["ok"]:
-        module.fail_json(**dict(result, msg=failure_message(result)))
-    module.exit_json(**result)
 
 
 def main():
-    run(
-        AnsibleK8SModule(
-            module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
-        )
-    )
+    fail_as_documentation_stub("gpu_capacity_check", ARGUMENT_SPEC)
 
 
 if __name__ == "__main__":

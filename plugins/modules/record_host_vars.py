@@ -20,8 +20,8 @@ description:
     inventory gives another value.
   - The file is replaced in one step (written beside it, then renamed), never left half-written.
   - Runs on the controller as an action plugin.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  - haw.icc.controller_action
 options:
   path:
     description:
@@ -38,22 +38,11 @@ options:
     description: Variables to record only when they were given on the command line.
     type: dict
     default: {}
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 requirements:
   - ruamel.yaml (Python library, on the controller)
 """

@@ -27,8 +27,8 @@ description:
   - Warns about what is allowed but likely regretted, such as an image that is not pinned to
     a version.
   - Runs on the controller as an action plugin; reads nothing from the cluster.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  - haw.icc.controller_action
 options:
   role:
     description:
@@ -57,22 +57,9 @@ options:
       - Each playbook sets it on one check that runs before anything is written.
     type: bool
     default: false
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 """
 
 EXAMPLES = r"""

@@ -35,14 +35,11 @@ description:
     the controller needs the C(kubernetes) Python library. Needs C(get) and C(patch) on
     Deployments and, for detailed progress lines, C(list) on ReplicaSets, pods and events in the
     namespace.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  - haw.icc.controller_action
+  - haw.icc.kubernetes
+  - kubernetes.core.k8s_auth_options
 options:
-  namespace:
-    description:
-      - Namespace of the TGI Deployment, for example V(wabc123-default).
-    type: str
-    required: true
   name:
     description:
       - Name of the TGI Deployment (the role's C(tgi_name)).
@@ -110,10 +107,6 @@ options:
         since the capacity check) before the new revision counts as failed.
     type: int
     default: 60
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -123,19 +116,7 @@ attributes:
     support: full
     details: Shows the model id, the GPUs and everything the switch owns before and after. The
       env holds only references to Secrets, never their values.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
-  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
-    variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
-    kubeconfig E(KUBECONFIG), else C(~/.kube/config)), else the pod's service account, else
-    E(KUBECONFIG) or C(~/.kube/config) - read on the controller.
   - The switch does not check whether the model fits the GPUs; run M(haw.icc.gpu_capacity_check)
     first (C(playbooks/change_model.yml) does), so that a model that cannot fit is refused in
     seconds instead of after its download.
@@ -143,8 +124,6 @@ notes:
     next C(deploy.yml) switches back to the inventory's model.
   - The patch is written with the field manager C(haw.icc), the one the C(tgi_server) role
     applies with.
-requirements:
-  - kubernetes (Python library, on the controller)
 seealso:
   - module: haw.icc.wait_for_rollout
   - module: kubernetes.core.k8s_json_patch
@@ -315,17 +294,12 @@ msg:
     to Qwen/Qwen2.5-3B-Instruct: revision 2 (ReplicaSet tgi-7c9f6d5b8) ready after 3m04s
 """
 
+from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
+    fail_as_documentation_stub,
+    kubernetes_spec,
+)
 
-import copy
-
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-# The options, in one place: the action plugin (plugins/action/tgi_model_switch.py) validates
-# the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
-# against it here.
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = kubernetes_spec(
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     settings=dict(type="dict", required=True),
@@ -336,7 +310,6 @@ ARGUMENT_SPEC = dict(
     rollback=dict(type="bool", default=True),
     rollback_timeout=dict(type="int", default=600),
     unschedulable_grace=dict(type="int", default=60),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
 

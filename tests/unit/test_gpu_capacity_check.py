@@ -1,5 +1,5 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""haw.icc.gpu_capacity_check driven through main(), with a fake Kubernetes API.
+"""haw.icc.gpu_capacity_check driven through its action plugin, with a fake Kubernetes API.
 
 The fake stands in for the collection's request layer (ClusterApi): it answers the reads the
 module makes with JSON shaped like the API server's, and raises the layer's ApiError, worded from
@@ -13,15 +13,13 @@ import json
 import re
 
 import pytest
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.haw.icc.plugins.module_utils.capacity import gpu_rules
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import UNFINISHED_PODS
 from ansible_collections.haw.icc.plugins.module_utils.cluster import connection as cluster_access
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import api_error
 from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import NAME_MARGIN
-from ansible_collections.haw.icc.plugins.modules import gpu_capacity_check as module
+from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes.client.rest import ApiException
 
@@ -149,33 +147,24 @@ class FakeCluster:
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
-    """Runs the module with the given arguments against a FakeCluster; returns its result."""
+def run(monkeypatch, run_action):
+    """Runs the task with the given arguments against a FakeCluster; returns its result."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # Where AnsibleModule.warn sends a warning depends on whether controller code was imported
-    # in this process (other tests do): record them at the source instead.
-    warnings = []
-    monkeypatch.setattr(AnsibleModule, "warn", lambda _self, text, **_: warnings.append(text))
 
-    def run_module(cluster, **args):
+    def run_task(cluster, **args):
         found = cluster_access.Credentials("the fake cluster", server=SERVER)
-        monkeypatch.setattr(cluster_access, "api_client", lambda _module: (cluster, found))
+        monkeypatch.setattr(kubernetes_action, "api_client", lambda auth: (cluster, found))
         # tgi_* keyword arguments are the TGI settings, the others the module's options.
         settings = {"tgi_model_id": SMALL_MODEL}
         settings.update({key: value for key, value in args.items() if key.startswith("tgi_")})
         arguments = {"namespace": NAMESPACE, "settings": settings, "hub_lookup": False}
         arguments.update({key: value for key, value in args.items() if not key.startswith("tgi_")})
-        with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
-            module.main()
-        result = json.loads(capsys.readouterr().out)
-        # fail_json says failed=true and exits 1; exit_json exits 0 without the key
-        assert result.get("failed", False) == (exited.value.code != 0)
-        result["failed"] = exited.value.code != 0
-        result["warnings"] = list(warnings)
-        warnings.clear()
+        result = run_action("gpu_capacity_check", arguments)
+        result["failed"] = bool(result.get("failed"))
+        result["warnings"] = list(result.get("warnings", []))
         return result
 
-    return run_module
+    return run_task
 
 
 def verdicts(result):
@@ -499,8 +488,8 @@ def test_other_api_errors_fail_with_the_servers_message(run):
     assert result["gpu"]["type"] == V100  # the model's assessment is kept
 
 
-def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
-    def no_config(_module):
+def test_unusable_kubeconfig_fails_readably(monkeypatch, run_action, tmp_path):
+    def no_config(**_auth):
         raise CoreException("Could not create API client: Invalid kube-config file.")
 
     kubeconfig = tmp_path / "kubeconfig"
@@ -512,10 +501,8 @@ def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
         "hub_lookup": False,
         "kubeconfig": str(kubeconfig),
     }
-    with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
-        module.main()
-    result = json.loads(capsys.readouterr().out)
-    assert exited.value.code == 1
+    result = run_action("gpu_capacity_check", arguments)
+    assert result["failed"] is True
     assert result["msg"] == (
         f"Cannot connect: cannot use icc_kubeconfig {kubeconfig}: Could not create API client: "
         "Invalid kube-config file."

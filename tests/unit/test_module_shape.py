@@ -18,17 +18,6 @@ from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import K
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 MODULES = sorted(path.stem for path in (PLUGINS / "modules").glob("*.py"))
 DOCUMENTED = {"DOCUMENTATION", "EXAMPLES", "RETURN", "ARGUMENT_SPEC"}
-# Still a module run in the action plugin's process through a stand-in AnsibleModule
-# (plugin_utils/in_process_module.py), until the settings rework that owns it lands.
-NOT_YET = {"gpu_capacity_check"}
-# Files of the settings rework in progress: their documentation moves to the fragments when it
-# lands (the other modules show how).
-OWN_DOCUMENTATION_YET = {
-    "gpu_capacity_check",
-    "record_host_vars",
-    "role_settings",
-    "tgi_model_switch",
-}
 
 
 def top_level(name: str) -> tuple[set[str], list[ast.stmt]]:
@@ -50,7 +39,7 @@ def documentation(name: str) -> dict:
     return yaml.safe_load(module.DOCUMENTATION)
 
 
-@pytest.mark.parametrize("name", sorted(set(MODULES) - NOT_YET))
+@pytest.mark.parametrize("name", MODULES)
 def test_a_module_file_only_documents_and_its_action_does_the_work(name):
     names, guard = top_level(name)
     assert names == DOCUMENTED | {"main"}
@@ -68,7 +57,7 @@ def test_a_module_file_only_documents_and_its_action_does_the_work(name):
     assert plugin.ActionModule.argument_spec() is module.ARGUMENT_SPEC
 
 
-@pytest.mark.parametrize("name", sorted(set(MODULES) - OWN_DOCUMENTATION_YET))
+@pytest.mark.parametrize("name", MODULES)
 def test_the_shared_documentation_comes_from_the_collections_fragments(name):
     doc = documentation(name)
     fragments = doc["extends_documentation_fragment"]
@@ -89,7 +78,7 @@ def test_the_shared_documentation_comes_from_the_collections_fragments(name):
     assert "support" in doc["attributes"]["check_mode"]
 
 
-@pytest.mark.parametrize("name", sorted(set(MODULES) - NOT_YET))
+@pytest.mark.parametrize("name", MODULES)
 def test_a_module_file_run_on_a_host_refuses_and_says_why(name, capsys):
     module = importlib.import_module(f"ansible_collections.haw.icc.plugins.modules.{name}")
     with patch_module_args({}), pytest.raises(SystemExit) as exited:
