@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.utils.vars import load_extra_vars
-from ansible_collections.haw.icc.plugins.modules.record_host_vars import ARGUMENT_SPEC
-from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
+from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import (
+    JSON,
+    ControllerAction,
+)
 
 try:
     from ruamel.yaml import YAML
@@ -39,6 +41,16 @@ else:
 NEW_FILE_HEADER = (
     "---\n# Variables of this namespace; haw.icc records model and GPU choices here.\n"
 )
+
+
+def ruamel_problem(edits: str) -> str | None:
+    """Why the controller cannot edit `edits` (ruamel.yaml is missing), or None."""
+    if RUAMEL_ERROR is None:
+        return None
+    return (
+        f"ruamel.yaml is needed on the Ansible controller to edit {edits} "
+        f"(pip install ruamel.yaml): {RUAMEL_ERROR}"
+    )
 
 
 def _yaml() -> Any:
@@ -118,17 +130,10 @@ def changes_to_record(
 
 
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
-        if RUAMEL_ERROR is not None:
-            return self._fail(
-                result,
-                "ruamel.yaml is needed on the Ansible controller to edit host_vars files "
-                f"(pip install ruamel.yaml): {RUAMEL_ERROR}",
-            )
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
+        problem = ruamel_problem("host_vars files")
+        if problem:
+            return self._fail(result, problem)
         if args["path"]:
             path = Path(os.path.expanduser(args["path"]))
         else:
