@@ -18,7 +18,9 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import
     QUANTIZE_METHODS,
     REPEATABLE_FLAGS,
 )
-from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import MANAGED_FLAGS
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_setting_rules import (
+    MANAGED_FLAGS,
+)
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import tgi_workload
 
 # "  -p, --port <PORT>", "      --trust-remote-code"

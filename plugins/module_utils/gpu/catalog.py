@@ -77,12 +77,20 @@ _GPU_TYPE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 _COMPUTE_CAPABILITY = re.compile(r"[0-9]{1,2}\.[0-9]")
 
 
-class CatalogError(ValueError):
-    """The GPU catalog (or `icc_gpu_catalog`) is invalid; `errors` lists every problem."""
+class ProblemsError(ValueError):
+    """Something given is invalid; `errors` lists every problem, the message names WHAT it is."""
+
+    WHAT = "input"
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
-        super().__init__("invalid GPU catalog:\n" + "\n".join(f"- {e}" for e in self.errors))
+        super().__init__(f"invalid {self.WHAT}:\n" + "\n".join(f"- {e}" for e in self.errors))
+
+
+class CatalogError(ProblemsError):
+    """The GPU catalog (or `icc_gpu_catalog`) is invalid; `errors` lists every problem."""
+
+    WHAT = "GPU catalog"
 
 
 def _is_int(value: Any) -> bool:

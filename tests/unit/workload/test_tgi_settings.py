@@ -12,14 +12,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.haw.icc.plugins.filter import tgi as tgi_filter
 from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import (
     DTYPES,
-    LAUNCHER_FLAGS,
     QUANTIZE_METHODS,
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload import (
     tgi_settings as tgi_settings_module,
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
-    MANAGED_FLAGS,
     SETTINGS,
     TgiSettings,
     TgiSettingsError,
@@ -51,7 +49,6 @@ BASE_ENV = [
     {"name": "HF_HOME", "value": "/data"},
     API_KEY_ENV,
 ]
-MANAGED_ARGS = ("--model-id", "--revision", "--num-shard", "--sharded", "--dtype", "--quantize")
 
 
 def settings(**changes: Any) -> dict[str, Any]:
@@ -523,12 +520,6 @@ def test_not_a_mapping() -> None:
     assert validate_tgi_settings(["tgi_model_id"]) == [
         "TGI settings: ['tgi_model_id'] is not a mapping of tgi_* variables"
     ]
-
-
-def test_managed_flags_are_launcher_flags() -> None:
-    assert set(MANAGED_FLAGS) <= set(LAUNCHER_FLAGS)
-    for flag in MANAGED_ARGS:
-        assert flag[2:] in MANAGED_FLAGS
 
 
 def test_every_setting_is_a_documented_tgi_server_variable_with_the_same_choices() -> None:
