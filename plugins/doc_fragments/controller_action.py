@@ -3,9 +3,10 @@
 an action plugin (module_utils/action_docs.py says why), with what that means for the task's
 attributes.
 
-A module lists it first in extends_documentation_fragment and states its own check_mode
-support, and diff_mode when it shows a diff (its own DOCUMENTATION wins over a fragment; of two
-fragments that set the same key, the one listed first wins).
+A module lists it in extends_documentation_fragment and states its own check_mode support, and
+diff_mode when it shows a diff, or takes them from a fragment of its kind (controller_files)
+listed before this one (its own DOCUMENTATION wins over a fragment; of two fragments that set
+the same key, the one listed first wins).
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The one shape of a haw.icc module, and the two helpers its file uses.
+"""The one shape of a haw.icc module, and the helpers its file uses.
 
 Every module of the collection is a pair (tests/unit/test_module_shape.py holds it):
 
 - plugins/modules/<name>.py documents it and nothing else: DOCUMENTATION (the shared parts from
   the collection's doc_fragments: controller_action for every module, kubernetes for those that
-  talk to the API), EXAMPLES, RETURN, ARGUMENT_SPEC and a main() that refuses to run on a host
-  (`fail_as_documentation_stub`). ansible-doc and ansible-test's validate-modules read it; the
-  options are written once, in ARGUMENT_SPEC, for the docs' check and the plugin's validation.
+  talk to the API), EXAMPLES, RETURN, ARGUMENT_SPEC and, for a run as a script (on a host), the
+  refusal to run there (`fail_as_documentation_stub`, under `if __name__ == "__main__":`; no
+  main() of its own). ansible-doc and ansible-test's validate-modules read it; the options are
+  written once, in ARGUMENT_SPEC, for the docs' check and the plugin's validation.
 - plugins/action/<name>.py does the work on the controller, in Ansible's process (no module
   process, which would import the kubernetes library again for every task and namespace): its
   ActionModule (plugin_utils/controller_action.py, or kubernetes_action.py for API access)
@@ -36,8 +37,23 @@ def kubernetes_spec(**options: Any) -> dict[str, Any]:
     )
 
 
+def service_access_spec(app: str, service: str, port: int) -> dict[str, Any]:
+    """The options by which an action plugin reaches the HTTP API of `app` (tgi, open_webui):
+    `<app>_url` given, else its Service `<app>_service` (default `service`) on the port
+    `<app>_service_port` (default `port`), by port-forward or the API server's service proxy
+    (`<app>_access`). tgi_api_test reaches TGI and Open WebUI alike with them."""
+    return {
+        f"{app}_url": dict(type="str"),
+        f"{app}_access": dict(
+            type="str", choices=["port-forward", "proxy"], default="port-forward"
+        ),
+        f"{app}_service": dict(type="str", default=service),
+        f"{app}_service_port": dict(type="int", default=port),
+    }
+
+
 def fail_as_documentation_stub(name: str, argument_spec: dict[str, Any]) -> None:
-    """main() of a module file that only documents an action plugin: it must never run on a host.
+    """What a module file that only documents an action plugin does when run (on a host): refuse.
 
     The AnsibleModule is made with the spec (validate-modules reads it from that call); whatever
     the arguments, even missing or wrong ones, the task fails saying why this file must not run.

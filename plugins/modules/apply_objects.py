@@ -13,23 +13,15 @@ description:
   - Applies every object of O(objects) into O(namespace) by server-side apply with O(field_manager)
     (conflicts forced), then deletes every object of O(absent) that exists. The objects' own
     C(metadata.namespace) is overwritten with O(namespace).
-  - Each object is first applied as a dry run; only when the outcome differs from the live object
-    is it applied for real. A run that changes nothing therefore writes nothing and leaves every
-    resourceVersion as it was.
   - Runs on the Ansible controller as an action plugin, in one process for all objects (instead of
     one kubernetes.core.k8s module process per object), with kubernetes.core's auth options.
   - Check mode sends only dry runs; with C(--diff) it shows each changed object before and after.
   - Secret objects are refused here, since a diff would show their data; see
     M(haw.icc.keep_secrets).
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.server_side_apply]
 options:
-  field_manager:
-    description: The field manager of the apply.
-    type: str
-    default: haw.icc
   objects:
     description: The objects to apply, in this order, each with apiVersion, kind and metadata.name.
     type: list
@@ -76,21 +68,13 @@ msg:
   sample: "changed: Deployment/tgi"
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     field_manager=dict(type="str", default="haw.icc"),
     objects=dict(type="list", elements="dict", required=True),
     absent=dict(type="list", elements="dict", default=[]),
 )
 
-
-def main():
-    fail_as_documentation_stub("apply_objects", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("apply_objects", ARGUMENT_SPEC)

@@ -26,9 +26,7 @@ description:
     everything is denied in a namespace it cannot see, it says the namespace does not exist or
     is not the user's. No cluster-scoped read is needed.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   create_namespace:
     description: Create the namespace when it does not exist.
@@ -122,12 +120,9 @@ denied:
   sample: ["delete apps/deployments"]
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     create_namespace=dict(type="bool", default=False),
     permissions=dict(type="list", elements="dict", default=[]),
     volumes=dict(
@@ -142,10 +137,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     ),
 )
 
-
-def main():
-    fail_as_documentation_stub("cluster_preflight", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("cluster_preflight", ARGUMENT_SPEC)

@@ -22,9 +22,7 @@ description:
     image that cannot be pulled, a download in progress with files, bytes and time left - and
     the fix in the collection's terms.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   tgi_name:
     description: Name of TGI's Deployment and Service (the role's C(tgi_name)).
@@ -103,12 +101,9 @@ warnings:
   elements: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     tgi_name=dict(type="str", default="tgi"),
     open_webui_name=dict(type="str", default="open-webui"),
     expected_model=dict(type="str"),
@@ -117,10 +112,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     catalog=dict(type="dict", default={}),
 )
 
-
-def main():
-    fail_as_documentation_stub("deployment_status", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("deployment_status", ARGUMENT_SPEC)

@@ -37,9 +37,7 @@ description:
     or the rule's id is in O(ignore_rules).
   - O(namespace) is the one the TGI server runs in (its quota and current TGI pod are read).
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   settings:
     description:
@@ -316,12 +314,9 @@ msg:
     16 GiB: refused (model-fits)"
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     settings=dict(type="dict", required=True),
     model_parameters=dict(type="raw"),
     concurrent_sequences=dict(type="int", default=1),
@@ -334,10 +329,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     fail_on_refusal=dict(type="bool", default=True),
 )
 
-
-def main():
-    fail_as_documentation_stub("gpu_capacity_check", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("gpu_capacity_check", ARGUMENT_SPEC)

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Every O(interval) seconds, O(samples) times, reads per GPU of the TGI pod its utilisation,
     memory used and total, temperature and power (C(nvidia-smi --query-gpu ... --format=csv,nounits)
-    run in the pod by exec), and TGI's own figures from its C(/metrics) endpoint, read through
+    run in O(container) by exec), and TGI's own figures from its C(/metrics) endpoint, read through
     the API server's service proxy (queue size, batch size, requests, generated tokens, mean
     time per token).
   - Prints one line per sample and writes C(<namespace>-<time>.csv) into O(directory) as it
@@ -25,20 +25,9 @@ description:
   - Runs on the Ansible controller as an action plugin; only reads from the cluster. Several
     inventory hosts (namespaces) are sampled at the same time, one task each.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.tgi_server]
 options:
-  name:
-    description:
-      - Name of TGI's Deployment and Service (the role's C(tgi_name)); its pods are found by
-        the labels C(app.kubernetes.io/name=tgi) and C(app.kubernetes.io/instance=<name>).
-    type: str
-    default: tgi
-  container:
-    description: Container of the TGI pod that runs C(nvidia-smi).
-    type: str
-    default: tgi
   service_port:
     description:
       - Port of TGI's Service for the proxy, by name or number (the role names it V(http)).
@@ -147,12 +136,9 @@ problems:
   sample: ["GPU figures: exec into pod tgi-6d5f8b7c9-x2lq failed (403 Forbidden); TGI metrics only"]
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     service_port=dict(type="str", default="http"),
@@ -163,10 +149,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     plot=dict(type="bool", default=True),
 )
 
-
-def main():
-    fail_as_documentation_stub("gpu_monitor", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("gpu_monitor", ARGUMENT_SPEC)

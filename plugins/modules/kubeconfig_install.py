@@ -29,7 +29,7 @@ description:
   - The diff shows both versions with every token, password, key and certificate replaced by a
     numbered placeholder (the same value, the same number); secrets appear in no output.
 extends_documentation_fragment:
-  - haw.icc.controller_action
+  [haw.icc.controller_files, haw.icc.controller_action]
 options:
   src:
     description: The downloaded kubeconfig.
@@ -61,11 +61,6 @@ options:
     description: Keep the previous O(dest) as a timestamped copy when it changes.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 requirements:
   - PyYAML (comes with Ansible)
 """
@@ -148,9 +143,7 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),
@@ -162,10 +155,5 @@ ARGUMENT_SPEC = dict(
     backup=dict(type="bool", default=True),
 )
 
-
-def main():
-    fail_as_documentation_stub("kubeconfig_install", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("kubeconfig_install", ARGUMENT_SPEC)

@@ -29,11 +29,8 @@ description:
     protected and succeeds, so that a namespace without that right can still be deployed to.
   - Never reports a change - the Lease is bookkeeping of the run, not a setting of the namespace.
     In check mode nothing is written; the task warns when another run holds the namespace.
-  - Runs on the controller as an action plugin.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   name:
     description: Name of the Lease.
@@ -138,12 +135,9 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="haw-icc"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     playbook=dict(type="str", default="ansible-playbook"),
@@ -153,10 +147,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     force=dict(type="bool", default=False),
 )
 
-
-def main():
-    fail_as_documentation_stub("namespace_lease", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("namespace_lease", ARGUMENT_SPEC)

@@ -28,7 +28,7 @@ description:
     a version.
   - Runs on the controller as an action plugin; reads nothing from the cluster.
 extends_documentation_fragment:
-  - haw.icc.controller_action
+  [haw.icc.controller_action]
 options:
   role:
     description:
@@ -109,7 +109,7 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = dict(
     role=dict(type="str", choices=["tgi_server", "open_webui", "gpu_scale"]),
@@ -118,10 +118,5 @@ ARGUMENT_SPEC = dict(
     warn_unknown=dict(type="bool", default=False),
 )
 
-
-def main():
-    fail_as_documentation_stub("role_settings", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("role_settings", ARGUMENT_SPEC)

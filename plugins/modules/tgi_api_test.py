@@ -39,9 +39,7 @@ description:
     action plugin; it only reads (the chat request changes nothing either), so it runs in check
     mode as well.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   model_id:
     description:
@@ -217,24 +215,15 @@ msg:
   sample: "8 checks passed"
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     model_id=dict(type="str", required=True),
-    tgi_url=dict(type="str"),
-    tgi_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
-    tgi_service=dict(type="str", default="tgi"),
-    tgi_service_port=dict(type="int", default=3333),
+    **action_docs.service_access_spec("tgi", service="tgi", port=3333),
     tgi_api_key=dict(type="str", no_log=True),
     tgi_api_key_secret=dict(type="str", default="tgi-api-key", no_log=False),
     open_webui=dict(type="bool", default=True),
-    open_webui_url=dict(type="str"),
-    open_webui_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
-    open_webui_service=dict(type="str", default="open-webui"),
-    open_webui_service_port=dict(type="int", default=8080),
+    **action_docs.service_access_spec("open_webui", service="open-webui", port=8080),
     gpu_test=dict(type="bool", default=True),
     prompt=dict(type="str", default="Say hello in one short sentence."),
     max_tokens=dict(type="int", default=32, no_log=False),
@@ -242,10 +231,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     url_validate_certs=dict(type="bool", default=True),
 )
 
-
-def main():
-    fail_as_documentation_stub("tgi_api_test", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("tgi_api_test", ARGUMENT_SPEC)

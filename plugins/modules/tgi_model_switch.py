@@ -36,20 +36,9 @@ description:
     Deployments and, for detailed progress lines, C(list) on ReplicaSets, pods and events in the
     namespace.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.tgi_server]
 options:
-  name:
-    description:
-      - Name of the TGI Deployment (the role's C(tgi_name)).
-    type: str
-    default: tgi
-  container:
-    description:
-      - Name of the TGI container in the Deployment's pod template.
-    type: str
-    default: tgi
   settings:
     description:
       - All TGI settings, keyed by the C(tgi_server) role's variable names, the new values
@@ -273,8 +262,8 @@ diff:
         - {name: HOSTNAME, value: 0.0.0.0}
         - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
     after:
-      model_id: Qwen/Qwen2.5-3B-Instruct
-      args: [--model-id, Qwen/Qwen2.5-3B-Instruct, --num-shard, "1"]
+      model_id: Qwen/Qwen2.5-7B-Instruct
+      args: [--model-id, Qwen/Qwen2.5-7B-Instruct, --num-shard, "1", --quantize, bitsandbytes-nf4]
       env:
         - {name: HOSTNAME, value: 0.0.0.0}
         - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
@@ -294,12 +283,9 @@ msg:
     to Qwen/Qwen2.5-3B-Instruct: revision 2 (ReplicaSet tgi-7c9f6d5b8) ready after 3m04s
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     settings=dict(type="dict", required=True),
@@ -312,10 +298,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     unschedulable_grace=dict(type="int", default=60),
 )
 
-
-def main():
-    fail_as_documentation_stub("tgi_model_switch", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("tgi_model_switch", ARGUMENT_SPEC)

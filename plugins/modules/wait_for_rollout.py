@@ -27,9 +27,7 @@ description:
   - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
     it still waits on the Deployment's status and warns that the lines show less detail.
 extends_documentation_fragment:
-  - haw.icc.controller_action
-  - haw.icc.kubernetes
-  - kubernetes.core.k8s_auth_options
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
   names:
     description:
@@ -128,6 +126,12 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ __tgi_rollout.deployments.tgi.detail | default('') }}"
   when: __tgi_rollout is failed
+
+- name: After a change of TGI, put the revision before it back if the new one does not start
+  haw.icc.wait_for_rollout:
+    namespace: "{{ icc_namespace }}"
+    names: [tgi]
+    rollback: true
 """
 
 RETURN = r"""
@@ -194,12 +198,9 @@ msg:
   sample: "ready after 3m04s: tgi: 1/1 ready"
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-    kubernetes_spec,
-)
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-ARGUMENT_SPEC = kubernetes_spec(
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     names=dict(type="list", elements="str", required=True, aliases=["name"]),
     timeout=dict(type="int", default=1800),
     poll_interval=dict(type="int", default=5),
@@ -209,10 +210,5 @@ ARGUMENT_SPEC = kubernetes_spec(
     rollback_timeout=dict(type="int", default=600),
 )
 
-
-def main():
-    fail_as_documentation_stub("wait_for_rollout", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("wait_for_rollout", ARGUMENT_SPEC)
