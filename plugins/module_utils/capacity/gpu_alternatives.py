@@ -24,10 +24,10 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     compute_capability,
     gpu_types,
 )
+from ansible_collections.haw.icc.plugins.module_utils.gpu.model_facts import context_length
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import (
     DEFAULT_KV_TOKENS,
     GIB,
-    context_length,
 )
 
 # The smallest tgi_max_total_tokens worth proposing as an alternative.

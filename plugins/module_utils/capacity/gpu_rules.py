@@ -42,7 +42,7 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     CatalogError,
     merged_catalog,
 )
-from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import parse_parameter_count
+from ansible_collections.haw.icc.plugins.module_utils.gpu.model_facts import parse_parameter_count
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import (
     TgiSettings,
     is_sealed,

@@ -25,9 +25,9 @@ from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
     TGI_IMAGE_SM70,
     compute_capability,
 )
+from ansible_collections.haw.icc.plugins.module_utils.gpu.model_facts import context_length
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import (
     SizingError,
-    context_length,
     describe_model,
     size_model,
 )

@@ -20,6 +20,9 @@ round down). Everything else is arithmetic:
 Layers, heads and the vocabulary come from the model's config; without one (no Hub), from a
 conservative stand-in (`model_shape`), so that knowing less never makes a verdict kinder.
 
+What the id and the config say of the model (its size, quantization, architecture, KV cache
+layout, context length) is read in model_facts; here the memory it takes.
+
 Pure Python: no Ansible imports, no I/O (what the Hub says comes in as `hub`, from
 module_utils/gpu/hub.py), so modules, filters and unit tests share it.
 """
@@ -35,6 +38,21 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu impor
     LAYER_SPLIT,
     TENSOR_SHARDING,
     runs_on_cpu,
+)
+from ansible_collections.haw.icc.plugins.module_utils.gpu.model_facts import (
+    HEAD_KEYS,
+    HIDDEN_KEYS,
+    LAYER_KEYS,
+    QUANTIZATION_BITS_HINTS,
+    checkpoint_quantization,
+    first_positive,
+    guess_architecture,
+    kv_cache_layout,
+    model_name,
+    name_words,
+    parse_parameter_count,
+    positive_number,
+    quantization_hint,
 )
 
 GIB = 2**30
@@ -102,202 +120,9 @@ SAFETENSORS_DTYPE_BYTES = {
 }
 FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
 
-# A size in a model id: "7b", "1.1B", "8x7B" (experts x size), "7b1" (7.1B), "350m". A letter or
-# digit right before or after means it is part of another word ("4bit", "v0.1", "A2.7B").
-_SIZE_IN_ID = re.compile(
-    r"(?<![a-z0-9.])(?:(?P<experts>[0-9]+)x)?(?P<number>[0-9]+(?:\.[0-9]+)?)"
-    r"(?P<unit>[bm])(?P<decimals>[0-9]+)?(?![a-z0-9])",
-    re.IGNORECASE,
-)
-# A size given on its own: "7B", "1.1b", "350M", "8x7B", "0.5 T".
-_SIZE_ALONE = re.compile(
-    r"^(?:(?P<experts>[0-9]+)\s*x\s*)?(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[kmbt])$",
-    re.IGNORECASE,
-)
-_UNIT = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-
-# Words of a model id that hint a pre-quantized checkpoint, most specific first.
-_QUANTIZATION_HINTS = (
-    ("awq", "awq"),
-    ("gptq", "gptq"),
-    ("exl2", "exl2"),
-    ("marlin", "marlin"),
-    ("fp8", "fp8"),
-    ("w4a16", "compressed-tensors"),
-    ("w8a16", "compressed-tensors"),
-    ("w8a8", "compressed-tensors"),
-    ("eetq", "eetq"),
-    ("nf4", "bitsandbytes-nf4"),
-    ("fp4", "bitsandbytes-fp4"),
-    ("4bit", "bitsandbytes-nf4"),
-    ("int4", "gptq"),  # a guess: int4 checkpoints on the Hub are mostly GPTQ
-    ("8bit", "bitsandbytes"),
-    ("int8", "bitsandbytes"),
-)
-_QUANTIZATION_BITS_HINTS = {"w4a16": 4, "w8a16": 8, "w8a8": 8}
-
-# Architecture (the config's model_type) guessed from a model id, first match wins.
-_ARCHITECTURE_HINTS = (
-    (re.compile(r"mixtral"), "mixtral"),
-    (re.compile(r"mistral|zephyr"), "mistral"),
-    (re.compile(r"qwen3"), "qwen3"),
-    (re.compile(r"qwen2|qwen1\.5"), "qwen2"),
-    (re.compile(r"gemma-?3(?=[-_.]|$)"), "gemma3"),
-    (re.compile(r"gemma-?2(?=[-_.]|$)"), "gemma2"),
-    (re.compile(r"gemma"), "gemma"),
-    (re.compile(r"phi-?3(?=[-_.]|$)"), "phi3"),
-    (re.compile(r"(?:^|[-_.])phi"), "phi"),
-    (re.compile(r"starcoder2"), "starcoder2"),
-    (re.compile(r"starcoder|santacoder"), "gpt_bigcode"),
-    (re.compile(r"llama|vicuna|solar"), "llama"),
-    (re.compile(r"bloom"), "bloom"),
-    (re.compile(r"(?:^|[-_.])mpt(?=[-_.]|$)"), "mpt"),
-    (re.compile(r"falcon"), "falcon"),
-    (re.compile(r"gpt-?neox|pythia"), "gpt_neox"),
-    (re.compile(r"(?:^|[-_.])opt(?=[-_.])"), "opt"),
-    (re.compile(r"gpt2"), "gpt2"),
-    (re.compile(r"(?:^|[-_.])t5(?=[-_.]|$)"), "t5"),
-)
-# model_type spellings that TGI treats as one architecture.
-_ARCHITECTURE_ALIASES = {"refinedweb": "falcon", "refinedwebmodel": "falcon"}
-
-# A checkpoint's quantization_config.quant_method -> TGI quantize method.
-_CHECKPOINT_METHODS = {
-    "gptq": "gptq",
-    "awq": "awq",
-    "exl2": "exl2",
-    "marlin": "marlin",
-    "gptq_marlin": "marlin",
-    "eetq": "eetq",
-    "fp8": "fp8",
-    "fbgemm_fp8": "fp8",
-    "compressed-tensors": "compressed-tensors",
-    "compressed_tensors": "compressed-tensors",
-}
-
-# Config keys that mean the same thing across architectures, in order of preference.
-_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
-_HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads")
-_KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
-_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
-_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
-
 
 class SizingError(ValueError):
     """No usable parameter count (or a bad sizing input); the message names the variable."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def positive_number(value: Any) -> float | None:
-    if _is_number(value) and math.isfinite(value) and value > 0:
-        return float(value)
-    return None
-
-
-def _model_name(model_id: Any) -> str:
-    """The repository name of a Hub id, lower-cased: 'Org/Name-7B' -> 'name-7b'."""
-    return str(model_id).rstrip("/").rsplit("/", 1)[-1].lower()
-
-
-def _size_from_match(match: Any) -> float:
-    number = match.group("number")
-    decimals = match.groupdict().get("decimals")
-    if decimals and "." not in number:
-        number = f"{number}.{decimals}"  # bloom-7b1 -> 7.1
-    size = float(number) * _UNIT[match.group("unit").lower()]
-    if match.group("experts"):
-        # Experts share attention and embeddings: experts x size is an upper bound.
-        size *= int(match.group("experts"))
-    return size
-
-
-def parse_parameter_count(text: Any) -> float | None:
-    """A parameter count from a number, a size like '7B' or '8x7B', or a model id; else None.
-
-    'meta-llama/Llama-2-7b-hf' -> 7e9, '1.1B' -> 1.1e9, '8x7B' -> 56e9, 'bloom-7b1' -> 7.1e9,
-    '350m' -> 3.5e8, 7000000000 -> 7e9. Ids are searched in their repository name only, and
-    for the first size there (later ones are usually context lengths or training tokens).
-    """
-    if _is_number(text):
-        return positive_number(text)
-    if not isinstance(text, str) or not text.strip():
-        return None
-    stripped = text.strip()
-    try:
-        return positive_number(float(stripped))
-    except ValueError:
-        pass
-    alone = _SIZE_ALONE.match(stripped)
-    if alone:
-        return positive_number(_size_from_match(alone))
-    in_id = _SIZE_IN_ID.search(_model_name(stripped))
-    return positive_number(_size_from_match(in_id)) if in_id else None
-
-
-def _name_words(model_id: Any) -> list[str]:
-    return [word for word in re.split(r"[-_.\s]+", _model_name(model_id)) if word]
-
-
-def quantization_hint(model_id: Any) -> str | None:
-    """The quantize method a model id hints at ('-AWQ' -> 'awq', '-bnb-4bit' -> nf4), or None."""
-    words = set(_name_words(model_id))
-    for word, method in _QUANTIZATION_HINTS:
-        if word in words:
-            return method
-    return None
-
-
-def guess_architecture(model_id: Any, config: Mapping | None = None) -> str | None:
-    """The config's model_type when known, else a guess from the id ('Mistral-7B' -> mistral)."""
-    if isinstance(config, Mapping) and isinstance(config.get("model_type"), str):
-        model_type = config["model_type"].strip().lower()
-        if model_type:
-            return _ARCHITECTURE_ALIASES.get(model_type, model_type)
-    name = _model_name(model_id)
-    for pattern, architecture in _ARCHITECTURE_HINTS:
-        if pattern.search(name):
-            return architecture
-    return None
-
-
-def checkpoint_quantization(config: Mapping | None) -> tuple[str | None, float | None]:
-    """(TGI quantize method, weight bits) of a pre-quantized checkpoint's config, else (None, None).
-
-    Unknown quant_method values are returned as given, so the rules can say they do not know them.
-    """
-    if not isinstance(config, Mapping):
-        return None, None
-    quantization = config.get("quantization_config")
-    if not isinstance(quantization, Mapping):
-        return None, None
-    raw = str(quantization.get("quant_method") or "").strip().lower()
-    bits = positive_number(quantization.get("bits"))
-    if raw == "bitsandbytes":
-        if quantization.get("load_in_4bit"):
-            kind = str(quantization.get("bnb_4bit_quant_type") or "nf4").lower()
-            return ("bitsandbytes-fp4" if kind == "fp4" else "bitsandbytes-nf4"), 4.0
-        return "bitsandbytes", 8.0
-    if raw in ("compressed-tensors", "compressed_tensors") and bits is None:
-        bits = _compressed_tensors_bits(quantization)
-    if not raw:
-        return None, None
-    return _CHECKPOINT_METHODS.get(raw, raw), bits
-
-
-def _compressed_tensors_bits(quantization: Mapping) -> float | None:
-    groups = quantization.get("config_groups")
-    if not isinstance(groups, Mapping):
-        return None
-    widths = [
-        group["weights"].get("num_bits")
-        for group in groups.values()
-        if isinstance(group, Mapping) and isinstance(group.get("weights"), Mapping)
-    ]
-    widths = [width for width in widths if positive_number(width)]
-    return float(max(widths)) if widths else None
 
 
 def _precision_of_bits(bits: float) -> str:
@@ -323,8 +148,8 @@ def describe_model(
         method, source, bits = checkpoint_method, "config", checkpoint_bits
     elif hint:
         method, source = hint, "name"
-        words = set(_name_words(model_id))
-        bits = next((float(b) for w, b in _QUANTIZATION_BITS_HINTS.items() if w in words), None)
+        words = set(name_words(model_id))
+        bits = next((float(b) for w, b in QUANTIZATION_BITS_HINTS.items() if w in words), None)
     else:
         method, source, bits = None, None, None
     return {
@@ -335,88 +160,6 @@ def describe_model(
         "checkpoint_quantization": checkpoint_method or hint,
         "config": config,
     }
-
-
-def _first_positive(config: Mapping, keys: tuple) -> float | None:
-    for key in keys:
-        value = positive_number(config.get(key))
-        if value is not None:
-            return value
-    return None
-
-
-def kv_cache_layout(config: Mapping | None) -> dict[str, Any] | None:
-    """{"layers", "kv_heads", "head_dim", "max_positions"} from a model config, or None.
-
-    Handles the key spellings of Llama-style, GPT-2/BLOOM (n_layer, n_head, n_embd), MPT
-    (n_layers, d_model, attn_config.kv_n_heads) and Falcon (num_kv_heads, multi_query) configs,
-    and multimodal configs that keep the language model under text_config.
-    """
-    if not isinstance(config, Mapping):
-        return None
-    if _first_positive(config, _LAYER_KEYS) is None and isinstance(
-        config.get("text_config"), Mapping
-    ):
-        config = config["text_config"]
-    layers = _first_positive(config, _LAYER_KEYS)
-    heads = _first_positive(config, _HEAD_KEYS)
-    hidden = _first_positive(config, _HIDDEN_KEYS)
-    head_dim = positive_number(config.get("head_dim"))
-    if head_dim is None and hidden and heads:
-        head_dim = hidden / heads
-    kv_heads = _first_positive(config, _KV_HEAD_KEYS)
-    attention = config.get("attn_config")
-    if kv_heads is None and isinstance(attention, Mapping):
-        kv_heads = positive_number(attention.get("kv_n_heads"))
-    if (
-        kv_heads is None
-        and config.get("multi_query")
-        and not config.get("new_decoder_architecture")
-    ):
-        kv_heads = 1.0  # multi-query attention: one K/V head shared by all heads
-    kv_heads = kv_heads or heads
-    if not (layers and kv_heads and head_dim):
-        return None
-    positions = _first_positive(config, _POSITION_KEYS)
-    return {
-        "layers": int(layers),
-        "kv_heads": int(kv_heads),
-        "head_dim": int(head_dim),
-        "max_positions": int(positions) if positions else None,
-    }
-
-
-def context_length(config: Mapping | None) -> dict[str, Any] | None:
-    """{"tokens", "source"}: how many tokens the model attends to at most, from its config
-    (max_position_embeddings, or GPT-2's n_positions; a language model's text_config in a
-    multimodal config), else None.
-
-    A `rope_scaling` with a factor stretches it: to factor x original_max_position_embeddings
-    (or x max_position_embeddings when the original is not given), when that is longer. Other
-    keys (MPT's max_seq_len, ChatGLM's seq_length) are left alone: ALiBi models and some others
-    run past them, and this must never refuse on a guess.
-    """
-    if not isinstance(config, Mapping):
-        return None
-    if _first_positive(config, ("max_position_embeddings", "n_positions")) is None and isinstance(
-        config.get("text_config"), Mapping
-    ):
-        config = config["text_config"]
-    for key in ("max_position_embeddings", "n_positions"):
-        positions = positive_number(config.get(key))
-        if positions is not None:
-            break
-    else:
-        return None
-    tokens, source = int(positions), f"{key} in its config"
-    scaling = config.get("rope_scaling")
-    factor = positive_number(scaling.get("factor")) if isinstance(scaling, Mapping) else None
-    if factor and factor > 1:
-        original = positive_number(scaling.get("original_max_position_embeddings")) or positions
-        if int(original * factor) > tokens:
-            tokens = int(original * factor)
-            source = f"{key} {int(positions)} stretched by its rope_scaling factor {factor:g}"
-    return {"tokens": tokens, "source": source}
 
 
 def _precision_for(
@@ -459,7 +202,7 @@ def _parameter_count(
             f"parameters from the model id: {named / 1e9:g}B, counted as {counted / 1e9:.3g}B "
             f"(+{NAME_MARGIN - 1:.0%}: ids round down, gemma-2-2b has 2.61B)"
         ]
-        if re.search(r"[0-9]+x[0-9]", _model_name(model_id)):
+        if re.search(r"[0-9]+x[0-9]", model_name(model_id)):
             notes.append("mixture of experts: experts x expert size is an upper bound")
         return counted, "name", notes
     raise SizingError(
@@ -518,11 +261,11 @@ def model_shape(config: Mapping | None, parameters: float) -> dict[str, Any]:
     width = (parameters * 64 / 12) ** (1 / 3)  # parameters ~ 12 x layers x width^2
     layout = kv_cache_layout(config)
     text = config if isinstance(config, Mapping) else {}
-    if _first_positive(text, _LAYER_KEYS) is None and isinstance(text.get("text_config"), Mapping):
+    if first_positive(text, LAYER_KEYS) is None and isinstance(text.get("text_config"), Mapping):
         text = text["text_config"]
-    hidden = _first_positive(text, _HIDDEN_KEYS)
-    heads = _first_positive(text, _HEAD_KEYS)
-    intermediate = _first_positive(text, ("intermediate_size", "ffn_hidden_size", "n_inner"))
+    hidden = first_positive(text, HIDDEN_KEYS)
+    heads = first_positive(text, HEAD_KEYS)
+    intermediate = first_positive(text, ("intermediate_size", "ffn_hidden_size", "n_inner"))
     if layout:
         kv_values = 2 * layout["layers"] * layout["kv_heads"] * layout["head_dim"]
     else:
