@@ -14,24 +14,24 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis impor
 )
 
 
-def _statuses(hosts):
-    """The deployment_status results of hosts (hostvars entries); a host without one (its play
-    failed) still gets a row."""
+def _statuses(by_namespace):
+    """The deployment_status results, one per namespace of the play (status.yml hands them over
+    as {namespace: result}); a namespace without one (its play failed) still gets a row."""
     statuses = []
-    for host in hosts:
-        status = dict(host.get("__icc_status") or {})
-        status.setdefault("namespace", host.get("inventory_hostname"))
+    for namespace, result in by_namespace.items():
+        status = dict(result or {})
+        status.setdefault("namespace", namespace)
         statuses.append(status)
     return statuses
 
 
-def status_table(hosts):
-    return _table(_statuses(hosts))
+def status_table(by_namespace):
+    return _table(_statuses(by_namespace))
 
 
-def status_document(hosts):
+def status_document(by_namespace):
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
-    return _document(_statuses(hosts), generated)
+    return _document(_statuses(by_namespace), generated)
 
 
 class FilterModule:
