@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     KINDS,
@@ -9,6 +11,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     is_dns1123_label,
     is_quantity,
     quantity_times,
+    quantity_value,
     value_errors,
 )
 
@@ -56,6 +59,29 @@ def test_dns1123_labels(value, ok):
 )
 def test_quantities(value, ok):
     assert is_quantity(value) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        # By hand: Ki = 2**10, Mi = 2**20, Gi = 2**30, Ei = 2**60; k = 10**3, G = 10**9, m = 10**-3.
+        ("8Gi", Decimal(8 * 2**30)),
+        ("1.5Mi", Decimal(3 * 2**19)),
+        ("7Ei", Decimal(7 * 2**60)),
+        ("2k", Decimal(2000)),
+        ("3G", Decimal(3 * 10**9)),
+        ("1E", Decimal(10**18)),  # exa, not an exponent
+        ("500m", Decimal("0.5")),
+        ("1e3", Decimal(1000)),  # an exponent
+        ("-2Ki", Decimal(-2048)),
+        ("12", Decimal(12)),
+        (4, Decimal(4)),
+        ("8K", None),  # decimal kilo is k
+        ("5ki", None),
+    ],
+)
+def test_quantity_value_scales_by_the_suffix(text, amount):
+    assert quantity_value(text) == amount
 
 
 def test_quantity_times_keeps_the_unit_and_refuses_nonsense():
