@@ -16,13 +16,8 @@ from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.operations.model_switch import ModelSwitch
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import RolloutWatcher
-
-# live_spec and same_spec only for tests/integration/test_scale.py, which imports them from here:
-# drop them once it imports them from module_utils/workload/tgi_pod_spec.py.
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_pod_spec import (
     SwitchRefused,
-    live_spec,  # noqa: F401
-    same_spec,  # noqa: F401
     wanted_spec,
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import TgiSettingsError
