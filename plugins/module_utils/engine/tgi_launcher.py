@@ -5,7 +5,7 @@ take a value or may repeat, its dtypes and quantization methods.
 This is TGI's command-line contract as data, the one copy the collection and the sandbox's TGI
 stand-in both check against (a contract test compares it with TGI's own documentation when the
 reference data is present). What the collection does with it (which variable sets which flag)
-is workload/tgi_settings.py's.
+is workload/tgi_setting_rules.py's.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.haw.icc.plugins.action.inventory_host import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster import kubeconfig as km
+from ansible_collections.haw.icc.plugins.module_utils.workload.inventory_files import (
     holds_host,
     inventory_file,
     with_host,
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster import kubeconfig as km
 
 TOKEN = "portal-token-0123456789abcdef"
 OTHER_TOKEN = "lab-token-fedcba9876543210"
