@@ -1,9 +1,9 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
 """The one way the collection connects to a cluster: kubernetes.core's client, explained.
 
-Modules (cluster_preflight, gpu_capacity_check) and action plugins (wait_for_rollout,
-tgi_model_switch) all get their client from kubernetes.core's `get_api_client`, with its auth
-options and its K8S_AUTH_* environment variables, so they connect exactly like
+Every action plugin that talks to the cluster (plugin_utils/kubernetes_action.py) gets its client
+from kubernetes.core's `get_api_client`, with its auth options and its K8S_AUTH_* environment
+variables, so they connect exactly like
 kubernetes.core.k8s does in the roles, and send their requests through the ClusterApi made of
 it (module_utils/cluster/api.py). What this file adds is words: which credentials are in use
 and which are set but ignored (`credentials`), and a message a student can act on when they do
@@ -40,7 +40,7 @@ try:
     from kubernetes import __version__ as kubernetes_version
     from kubernetes import config as k8s_config
     from kubernetes.config import incluster_config
-except ImportError:  # reported by AnsibleK8SModule's requirement check, or by api_client()
+except ImportError:  # reported by api_client(), whose client import fails
     pass
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -185,16 +185,14 @@ def auth_options(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def api_client(
-    module: Any = None, auth: dict[str, Any] | None = None
-) -> tuple[ClusterApi, Credentials]:
+def api_client(auth: dict[str, Any]) -> tuple[ClusterApi, Credentials]:
     """(the request layer over kubernetes.core's ApiClient, where its credentials come from),
-    for a module (its params) or an action plugin (`auth`, the task's auth options).
+    for the task's auth options (`auth`).
 
     Raises ConnectionProblem with a readable reason; the server is asked for its version on the
     way, so an unreachable or refusing cluster is found here.
     """
-    params = dict(module.params) if module is not None else dict(auth or {})
+    params = dict(auth)
     found = credentials(params, dict(os.environ))
     if found.kubeconfig is not None:
         problem = _kubeconfig_problem(found)
@@ -204,7 +202,7 @@ def api_client(
     try:
         # kubernetes.core's client reads the server's discovery: its errors are read alike.
         with translated(None):
-            client = get_api_client(module) if module is not None else get_api_client(**params)
+            client = get_api_client(**params)
         if not hasattr(client.client.client, "param_serialize"):
             raise ConnectionProblem(
                 f"the kubernetes Python library {kubernetes_version} on this machine is too old "
@@ -235,17 +233,3 @@ def api_client(
             f"the cluster at {server} answered {error.status}: {error.said}"
         ) from error
     return cluster, found
-
-
-def connect(module: Any, result: dict[str, Any]) -> tuple[Any, Credentials]:
-    """api_client() for a module: fails the task with the reason, keeping `result`."""
-    # kubernetes.core marks the kubeconfig option no_log, since it may be a mapping with tokens.
-    # A path is no secret (the tokens are in the file), and messages must be able to name it.
-    path = module.params.get("kubeconfig")
-    if isinstance(path, str):
-        getattr(module, "_module", module).no_log_values.discard(path)  # AnsibleK8SModule wraps
-    try:
-        return api_client(module)
-    except ConnectionProblem as problem:
-        module.fail_json(msg=f"Cannot connect: {problem}", **result)
-        raise  # pragma: no cover - fail_json exits
