@@ -1,15 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Filters of status.yml: the course table and the JSON document (operations/diagnosis.py)."""
+"""Filters of status.yml: the course table and the JSON document (operations/course_status.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.course_status import (
     status_document as _document,
 )
-from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.course_status import (
     status_table as _table,
 )
 

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis import (
-    diagnose,
+from ansible_collections.haw.icc.plugins.module_utils.operations.course_status import (
     status_document,
     status_table,
 )
+from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis import diagnose
 from test_progress import (
     CLAP_ERROR,
     GPU_UNSCHEDULABLE,
