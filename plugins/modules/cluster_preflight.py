@@ -13,7 +13,8 @@ description:
   - Connects through kubernetes.core's client, with its options and E(K8S_AUTH_*) variables in
     its order (a host with a token; else O(kubeconfig) or O(context); else the pod's service
     account; else E(KUBECONFIG) or C(~/.kube/config)), and says which credentials it used and
-    which it ignored (RV(credentials)).
+    which it ignored (RV(credentials)); it prints that line (RV(msg)) as the task ends, so a
+    playbook needs no task of its own to show it.
   - Reports a readable error when there is no kubeconfig, it is broken, its context does not
     exist (listing those that do), the cluster cannot be reached, or it refuses the credentials.
   - Finds out whether the namespace exists. Reading a namespace is cluster-scoped and often
