@@ -5,25 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
+from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     ObjectProblem,
-    RequestFailed,
     apply_object,
     describe,
 )
-from ansible_collections.haw.icc.plugins.modules.apply_objects import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         result["objects"] = []
         wanted = [(d, "present") for d in args["objects"]] + [(d, "absent") for d in args["absent"]]
         secrets = [d for d, _state in wanted if d.get("kind") == "Secret"]
@@ -33,10 +28,7 @@ class ActionModule(KubernetesAction):
                 f"{describe(secrets[0])}: apply_objects does not apply Secrets "
                 "(a diff would show their data); use haw.icc.keep_secrets",
             )
-        try:
-            api = self._json_api(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         diffs = []
         for definition, state in wanted:
             what = describe(definition)
@@ -51,7 +43,7 @@ class ActionModule(KubernetesAction):
                 )
             except ObjectProblem as problem:
                 return self._fail(result, str(problem))
-            except RequestFailed as problem:
+            except ApiError as problem:
                 return self._fail(result, self._stopped_at(result, what, str(problem)))
             result["objects"].append(outcome.summary())
             if outcome.changed:

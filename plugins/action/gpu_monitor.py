@@ -1,87 +1,47 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
 """Action plugin for haw.icc.gpu_monitor: samples TGI's GPUs and metrics, writes a CSV and a plot.
 
-It runs on the controller so that it can print a line per sample. The GPU figures come from
-nvidia-smi run in the TGI pod (exec through the API server) or from a local command that prints
-the same CSV; TGI's figures from /metrics through the API server's service proxy. Parsing lives
-in module_utils (nvidia_smi, prometheus_text); this file samples, writes and draws.
+It runs on the controller so that it can print a line per sample. What is sampled, written and
+drawn is module_utils/operations/monitor.py's (and monitor_plot.py's); this file checks the
+options and the folder, connects, prints and shapes the result.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import shlex
-import shutil
-import subprocess
-import time
-from datetime import UTC, datetime
-from typing import Any
 
 from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
-    REQUEST_TIMEOUT,
-    api_message,
+from ansible_collections.haw.icc.plugins.module_utils.operations.monitor import (
+    Sampler,
+    gpu_command,
 )
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
-    parse_gpu_csv,
-    query_command,
+from ansible_collections.haw.icc.plugins.module_utils.operations.tgi_metrics import (
+    PROMETHEUS_CLIENT_ERROR,
 )
-from ansible_collections.haw.icc.plugins.module_utils.prometheus_text import (
-    parse_samples,
-    tgi_server_figures,
-)
-from ansible_collections.haw.icc.plugins.modules.gpu_monitor import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
 display = Display()
 
-# The CSV file's columns: one row per sample and GPU (one row without GPU figures).
-GPU_COLUMNS = {
-    "utilization_percent": "utilization.gpu",
-    "memory_used_mib": "memory.used",
-    "memory_total_mib": "memory.total",
-    "temperature_c": "temperature.gpu",
-    "power_w": "power.draw",
-    "power_limit_w": "power.limit",
-}
-TGI_COLUMNS = {
-    "tgi_queue_size": "queue_size",
-    "tgi_batch_size": "batch_size",
-    "tgi_requests_total": "requests_total",
-    "tgi_requests_succeeded": "requests_succeeded",
-    "tgi_requests_failed": "requests_failed",
-    "tgi_generated_tokens_total": "generated_tokens_total",
-    "tgi_tokens_per_second": None,  # from two samples' generated tokens
-    "tgi_mean_time_per_token_seconds": "mean_time_per_token_seconds",
-}
-COLUMNS = ("time", "seconds", "gpu", "gpu_name", *GPU_COLUMNS, *TGI_COLUMNS)
-EXEC_TIMEOUT = 30  # seconds nvidia-smi may take in the pod (it usually needs well under one)
-MIB_PER_GIB = 1024.0
-
-
-class SourceProblem(Exception):
-    """A source of figures that did not answer, in words."""
-
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         result["problems"] = []
         namespace = args["namespace"]
         if args["interval"] < 1 or args["samples"] < 1:
             return self._fail(result, "interval and samples must each be at least 1")
+        if PROMETHEUS_CLIENT_ERROR is not None:
+            return self._fail(
+                result,
+                "prometheus_client is needed on the Ansible controller to read TGI's /metrics "
+                f"(pip install prometheus_client): {PROMETHEUS_CLIENT_ERROR}",
+            )
         try:
-            command = _command(args["gpu_command"])
+            command = gpu_command(args["gpu_command"])
         except ValueError as error:
             return self._fail(result, str(error))
         directory = os.path.abspath(os.path.expanduser(args["directory"]))
@@ -98,415 +58,17 @@ class ActionModule(KubernetesAction):
             return self._fail(result, f"cannot create the folder {directory}: {error.strerror}")
         if not os.access(directory, os.W_OK | os.X_OK):
             return self._fail(result, f"cannot write into the folder {directory}")
-        try:
-            api = self._api_client(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
-        host = to_text(task_vars.get("inventory_hostname") or namespace)
-        sampler = Sampler(api, args, command, prefix=f"[{host}] ")
-        return sampler.run(result, directory)
-
-
-def _command(value: Any) -> list[str] | None:
-    """The local GPU command as argv, or None for the exec; ValueError saying what is wrong."""
-    if value is None or value in ("", []):
-        return None
-    if isinstance(value, str):
-        argv = shlex.split(value)
-    elif isinstance(value, list) and all(isinstance(part, str) for part in value):
-        argv = list(value)
-    else:
-        raise ValueError("gpu_command must be a command line (a string) or a list of strings")
-    if not argv:
-        raise ValueError("gpu_command is empty")
-    if not shutil.which(argv[0]):
-        raise ValueError(f"gpu_command: {argv[0]} is not an executable file or on PATH")
-    return argv
-
-
-class Sampler:
-    """Samples one namespace: GPUs and TGI, `samples` times, `interval` seconds apart."""
-
-    def __init__(self, api: Any, args: dict[str, Any], command: list[str] | None, prefix: str):
-        from kubernetes import client as k8s
-
-        self.core = k8s.CoreV1Api(api)
-        self.args = args
-        self.namespace = args["namespace"]
-        self.command = command
-        self.prefix = prefix
-        self.problems: list[str] = []
-        self.exec_failed: str | None = None
-        self.proxy_name = f"{args['name']}:{args['service_port']}"
-        self.metrics_path = (
-            f"/api/v1/namespaces/{self.namespace}/services/{self.proxy_name}/proxy/metrics"
-        )
-        self.gpu_source = f"command {shlex.join(command)}" if command else "exec into the TGI pod"
-
-    def run(self, result: dict[str, Any], directory: str) -> dict[str, Any]:
-        started = datetime.now(UTC)
-        stem = os.path.join(directory, f"{self.namespace}-{started:%Y%m%dT%H%M%SZ}")
-        csv_path, png_path = f"{stem}.csv", f"{stem}.png"
-        rows: list[dict[str, Any]] = []
-        previous: tuple[float, float] | None = None  # (seconds, generated tokens) before
-        gpus_seen = 0
-        clock = time.monotonic()
-        with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            for number in range(1, self.args["samples"] + 1):
-                _sleep_until(clock + (number - 1) * self.args["interval"])
-                now = datetime.now(UTC)
-                seconds = round((now - started).total_seconds(), 1)
-                gpus = self._gpus()
-                figures = self._figures()
-                rate = None
-                tokens = figures.get("generated_tokens_total") if figures else None
-                if tokens is not None and previous and tokens >= previous[1]:
-                    rate = (tokens - previous[1]) / max(seconds - previous[0], 0.1)
-                if tokens is not None:
-                    previous = (seconds, tokens)
-                sample_rows = _rows(now, seconds, gpus, figures, rate)
-                writer.writerows(_csv_row(row) for row in sample_rows)
-                handle.flush()
-                rows.extend(sample_rows)
-                gpus_seen = len(gpus) if gpus else gpus_seen
-                display.display(
-                    f"{self.prefix}sample {number}/{self.args['samples']}: "
-                    f"{_describe(gpus, figures, rate)}"
-                )
-        result.update(
-            changed=True,  # it wrote files
-            csv=csv_path,
-            png=None,
-            columns=list(COLUMNS),
-            samples=self.args["samples"],
-            gpus=gpus_seen,
-            gpu_source=self.exec_failed or self.gpu_source,
-            metrics_source=self.metrics_path,
-            problems=self.problems,
-        )
-        if self.args["plot"]:
-            try:
-                draw_plot(png_path, rows, f"{self.namespace} from {started:%Y-%m-%d %H:%M:%S} UTC")
-                result["png"] = png_path
-            except ImportError:
-                self._problem(
-                    "no plot: matplotlib is missing on the controller (pip install matplotlib)"
-                )
-        written = ", ".join(path for path in (result["csv"], result["png"]) if path)
-        result["msg"] = f"{self.namespace}: {self.args['samples']} samples in {written}"
-        return result
-
-    # -- GPU figures -------------------------------------------------------------------------
-
-    def _gpus(self) -> list[dict[str, Any]] | None:
-        if self.exec_failed:
-            return None
-        pod = None
-        try:
-            if self.command is None:
-                pod = self._tgi_pod()
-                text = self._exec(pod)
-            else:
-                text = self._run_command()
-            return parse_gpu_csv(text)
-        except SourceProblem as problem:
-            source = f"exec into pod {pod}" if pod else self.gpu_source
-            self.exec_failed = f"{source} failed ({problem}); TGI metrics only"
-        except ValueError as error:
-            self.exec_failed = f"{self.gpu_source} gave no GPU figures ({error}); TGI metrics only"
-        self._problem(f"GPU figures: {self.exec_failed}")
-        return None
-
-    def _tgi_pod(self) -> str:
-        from kubernetes.client.rest import ApiException
-
-        selector = f"app.kubernetes.io/name=tgi,app.kubernetes.io/instance={self.args['name']}"
-        try:
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        except ApiException as error:
-            raise SourceProblem(f"cannot list pods: {api_message(error)}") from error
-        running = [
-            pod
-            for pod in pods
-            if pod.status and pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
-        ]
-        if not running:
-            raise SourceProblem(f"no running TGI pod ({selector})")
-        newest = max(running, key=lambda pod: pod.metadata.creation_timestamp)
-        return newest.metadata.name
-
-    def _exec(self, pod: str) -> str:
-        from kubernetes.stream import stream
-
-        try:
-            response = stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                self.namespace,
-                command=query_command(),
-                container=self.args["container"],
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-            )
-            response.run_forever(timeout=EXEC_TIMEOUT)
-            stdout, stderr = response.read_stdout(), response.read_stderr()
-            status = response.read_channel(3)
-            response.close()
-        except Exception as error:  # ApiException, websocket and socket errors alike
-            raise SourceProblem(_exec_error(error)) from error
-        failure = _exec_status(status)
-        if failure:
-            raise SourceProblem(f"{failure}{': ' + stderr.strip() if stderr.strip() else ''}")
-        return stdout
-
-    def _run_command(self) -> str:
-        env = dict(os.environ, ICC_MONITOR_NAMESPACE=self.namespace, ICC_MONITOR_POD="")
-        try:
-            done = subprocess.run(
-                self.command,
-                capture_output=True,
-                text=True,
-                timeout=EXEC_TIMEOUT,
-                env=env,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise SourceProblem(str(error)) from error
-        if done.returncode != 0:
-            first = (done.stderr or done.stdout).strip().splitlines()[:1]
-            raise SourceProblem(f"exit status {done.returncode}{': ' + first[0] if first else ''}")
-        return done.stdout
-
-    # -- TGI's figures -----------------------------------------------------------------------
-
-    def _figures(self) -> dict[str, Any] | None:
-        from kubernetes.client.rest import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            response = self.core.connect_get_namespaced_service_proxy_with_path(
-                self.proxy_name,
-                self.namespace,
-                "metrics",
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-            text = response.data.decode("utf-8", errors="replace")
-            return tgi_server_figures(parse_samples(text))
-        except ApiException as error:
-            self._problem(f"TGI metrics: {self.metrics_path}: {api_message(error)}")
-        except (HTTPError, OSError) as error:  # a timeout or a dropped connection: next sample
-            self._problem(f"TGI metrics: {self.metrics_path}: {error}")
-        except ValueError as error:
-            self._problem(f"TGI metrics: {self.metrics_path} is not Prometheus text ({error})")
-        except Exception as error:  # connection errors of urllib3
-            self._problem(f"TGI metrics: {self.metrics_path}: {error}")
-        return None
-
-    def _problem(self, message: str) -> None:
-        """Says a problem once per namespace."""
-        if message not in self.problems:
-            self.problems.append(message)
+        api = self._cluster_api(args)
+        prefix = f"[{to_text(task_vars.get('inventory_hostname') or namespace)}] "
+        sampler = Sampler(
+            api,
+            args,
+            command,
+            show=lambda line: display.display(prefix + line),
             # A line of its own (a warning would be wrapped), in the warning colour.
-            display.display(f"{self.prefix}{message}", color=C.COLOR_WARN)
-
-
-def _exec_error(error: Exception) -> str:
-    """The API server's words for a failed exec: its Status message where there is one.
-
-    The websocket handshake's failure arrives as an ApiException with status 0 and a reason
-    `Handshake status 404 Not Found -+-+- <headers> -+-+- <body>`, the body a Status in JSON
-    from the API server, or the node's own text.
-    """
-    if getattr(error, "body", None):
-        return api_message(error)
-    parts = [part.strip() for part in str(getattr(error, "reason", None) or error).split("-+-+-")]
-    try:
-        status = json.loads(parts[-1])
-    except ValueError:
-        status = None
-    if isinstance(status, dict) and status.get("message"):
-        return str(status["message"])
-    if len(parts) > 1 and parts[-1]:
-        return f"{parts[0]}: {parts[-1].splitlines()[0]}"
-    lines = parts[0].splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def _exec_status(status: str) -> str | None:
-    """The failure the exec's status channel reports, None for success (or no status)."""
-    if not status:
-        return None
-    try:
-        parsed = json.loads(status)
-    except ValueError:
-        return status.strip()
-    if parsed.get("status") == "Success":
-        return None
-    return str(parsed.get("message") or parsed.get("reason") or status).strip()
-
-
-def _sleep_until(deadline: float) -> None:
-    pause = deadline - time.monotonic()
-    if pause > 0:
-        time.sleep(pause)
-
-
-def _rows(
-    now: datetime,
-    seconds: float,
-    gpus: list[dict[str, Any]] | None,
-    figures: dict[str, Any] | None,
-    rate: float | None,
-) -> list[dict[str, Any]]:
-    """The CSV rows of one sample: one per GPU (one without GPU figures), TGI's on each."""
-    common: dict[str, Any] = {"time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": seconds}
-    for column, key in TGI_COLUMNS.items():
-        common[column] = (figures or {}).get(key) if key else rate
-    rows = []
-    for gpu in gpus or [None]:
-        row = dict(common, gpu=None, gpu_name=None, **dict.fromkeys(GPU_COLUMNS))
-        if gpu is not None:
-            row.update(gpu=gpu.get("index"), gpu_name=gpu.get("name"))
-            row.update({column: gpu.get(field) for column, field in GPU_COLUMNS.items()})
-        rows.append(row)
-    return rows
-
-
-def _csv_row(row: dict[str, Any]) -> dict[str, str]:
-    return {column: _plain(row.get(column)) for column in COLUMNS}
-
-
-def _plain(value: Any) -> str:
-    """A cell: empty for None, numbers without exponent or trailing zeros."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def _describe(
-    gpus: list[dict[str, Any]] | None, figures: dict[str, Any] | None, rate: float | None
-) -> str:
-    parts = []
-    for gpu in gpus or []:
-        used, total = gpu.get("memory.used"), gpu.get("memory.total")
-        memory = (
-            f"{used / MIB_PER_GIB:.1f}/{total / MIB_PER_GIB:.1f} GiB"
-            if used is not None and total is not None
-            else "memory ?"
+            show_problem=lambda line: display.display(prefix + line, color=C.COLOR_WARN),
         )
-        parts.append(
-            f"GPU{gpu.get('index')} {_figure(gpu.get('utilization.gpu'), '%')} {memory} "
-            f"{_figure(gpu.get('temperature.gpu'), ' C')} {_figure(gpu.get('power.draw'), ' W')}"
-        )
-    if not gpus:
-        parts.append("no GPU figures")
-    if figures is None:
-        parts.append("no TGI metrics")
-    else:
-        tokens = figures.get("generated_tokens_total")
-        per_token = figures.get("mean_time_per_token_seconds")
-        parts.append(
-            f"TGI queue {_figure(figures.get('queue_size'), '')}, "
-            f"batch {_figure(figures.get('batch_size'), '')}, "
-            f"{_figure(figures.get('requests_total'), '')} requests, "
-            f"{_figure(tokens, '')} tokens"
-            + (f" ({rate:.1f}/s)" if rate is not None else "")
-            + (f", {per_token * 1000:.1f} ms/token" if per_token is not None else "")
-        )
-    return "; ".join(parts)
-
-
-def _figure(value: Any, unit: str) -> str:
-    if value is None:
-        return "?"
-    return f"{value:.0f}{unit}" if isinstance(value, (int, float)) else f"{value}{unit}"
-
-
-def draw_plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
-    """Utilisation and memory per GPU, TGI's tokens per second and queue, over time, as PNG.
-
-    Raises ImportError without matplotlib. Uses the Agg canvas directly (no pyplot, no display).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 9), layout="constrained")
-    FigureCanvasAgg(figure)
-    usage, memory, server = figure.subplots(3, 1, sharex=True)
-    figure.suptitle(title)
-    by_gpu: dict[Any, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["gpu"] is not None:
-            by_gpu.setdefault(row["gpu"], []).append(row)
-    for index, gpu_rows in sorted(by_gpu.items()):
-        times = [row["seconds"] for row in gpu_rows]
-        usage.plot(
-            times, _series(gpu_rows, "utilization_percent"), marker=".", label=f"GPU {index}"
-        )
-        used = _series(gpu_rows, "memory_used_mib", scale=1 / MIB_PER_GIB)
-        line = memory.plot(times, used, marker=".", label=f"GPU {index} used")[0]
-        total = _series(gpu_rows, "memory_total_mib", scale=1 / MIB_PER_GIB)
-        memory.plot(
-            times, total, linestyle="--", color=line.get_color(), label=f"GPU {index} total"
-        )
-    usage.set_ylabel("GPU utilisation (%)")
-    usage.set_ylim(0, 100)
-    memory.set_ylabel("GPU memory (GiB)")
-    totals = [row["memory_total_mib"] for row in rows if row["memory_total_mib"] is not None]
-    memory.set_ylim(0, max(totals) / MIB_PER_GIB * 1.1 if totals else None)
-    for axes in (usage, memory):
-        if by_gpu:
-            axes.legend(loc="best", fontsize="small")
-        else:
-            axes.text(
-                0.5, 0.5, "no GPU figures", ha="center", va="center", transform=axes.transAxes
-            )
-    tgi_rows = _one_row_per_sample(rows)
-    times = [row["seconds"] for row in tgi_rows]
-    server.plot(times, _series(tgi_rows, "tgi_tokens_per_second"), marker=".", label="tokens/s")
-    server.set_ylabel("generated tokens per second")
-    server.set_ylim(bottom=0)
-    queue = server.twinx()
-    queue.plot(
-        times, _series(tgi_rows, "tgi_queue_size"), color="tab:red", marker="x", label="queue"
-    )
-    queue.set_ylabel("requests in queue")
-    queue.set_ylim(bottom=0)
-    if all(row["tgi_queue_size"] is None for row in tgi_rows):
-        server.text(
-            0.5, 0.5, "no TGI metrics", ha="center", va="center", transform=server.transAxes
-        )
-    else:
-        handles = server.get_legend_handles_labels()
-        extra = queue.get_legend_handles_labels()
-        server.legend(
-            handles[0] + extra[0], handles[1] + extra[1], loc="upper left", fontsize="small"
-        )
-    server.set_xlabel("seconds since the first sample")
-    figure.savefig(path, format="png", dpi=100)
-
-
-def _series(rows: list[dict[str, Any]], column: str, scale: float = 1.0) -> list[float]:
-    """A column as numbers for matplotlib; gaps (None) become NaN."""
-    return [float("nan") if row[column] is None else row[column] * scale for row in rows]
-
-
-def _one_row_per_sample(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen, result = set(), []
-    for row in rows:
-        if row["seconds"] not in seen:
-            seen.add(row["seconds"])
-            result.append(row)
-    return result
+        result.update(sampler.run(directory))
+        written = ", ".join(path for path in (result["csv"], result["png"]) if path)
+        result["msg"] = f"{namespace}: {args['samples']} samples in {written}"
+        return result

@@ -5,31 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import (
-    RequestFailed,
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
+from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     apply_object,
     secret_definition,
     secret_path,
 )
-from ansible_collections.haw.icc.plugins.modules.keep_secrets import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         namespace, check = args["namespace"], self._task.check_mode
         result.update(versions={}, present={})
-        try:
-            api = self._json_api(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         written = []
 
         def note_live(name: str, live: dict[str, Any] | None) -> None:
@@ -39,10 +31,10 @@ class ActionModule(KubernetesAction):
 
         try:
             for name in args["read"]:
-                note_live(name, api.get(secret_path(namespace, name)))
+                note_live(name, api.get(secret_path(namespace, name), missing_ok=True))
             for wanted in args["secrets"]:
                 name = wanted["name"]
-                live = api.get(secret_path(namespace, name))
+                live = api.get(secret_path(namespace, name), missing_ok=True)
                 definition = secret_definition(wanted, live)
                 if definition is None or not args["apply"]:
                     note_live(name, live)
@@ -56,7 +48,7 @@ class ActionModule(KubernetesAction):
                 if outcome.changed:
                     result["changed"] = True
                     written.append(name)
-        except RequestFailed as problem:
+        except ApiError as problem:
             return self._fail(result, f"Secrets in namespace {namespace}: {problem}")
         verb = "would write" if check else "wrote"
         result["msg"] = f"{verb} Secret {', '.join(written)}" if written else "no Secret changed"

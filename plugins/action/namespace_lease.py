@@ -3,29 +3,25 @@
 
 It runs on the controller because the Lease names the ansible-playbook process (the worker's
 parent) and the machine it runs on, and because it prints while it waits. What to do with a Lease
-found is decided in module_utils/namespace_lease.py; this file reads and writes the Lease.
+found is decided in module_utils/cluster/lease.py; this file reads and writes the Lease.
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-import json
 import os
 import socket
 import time
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
-    REQUEST_TIMEOUT,
-    api_message,
-    unreachable_message,
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
+    ApiError,
+    ClusterApi,
+    resource_path,
 )
-from ansible_collections.haw.icc.plugins.module_utils.light_api import CoordinationApi
-from ansible_collections.haw.icc.plugins.module_utils.namespace_lease import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.lease import (
     BUSY,
     CREATE,
     Holder,
@@ -37,78 +33,48 @@ from ansible_collections.haw.icc.plugins.module_utils.namespace_lease import (
     show_seconds,
     show_time,
 )
-from ansible_collections.haw.icc.plugins.modules.namespace_lease import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
-try:
-    import urllib3
-    from kubernetes import client as k8s_client
-except ImportError:  # the client comes from cluster_access, which says so
-    pass
-
 display = Display()
 WAIT_LINE_SECONDS = 30  # a line at most this often while waiting for another run
-
-
-class LeaseApiProblem(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+LEASES = "coordination.k8s.io/v1"
 
 
 class LeaseClient:
-    """Reads and writes one Lease; keeps the API server's clock from its Date headers."""
+    """Reads and writes one Lease; a missing one (404) is None. Times are the API server's."""
 
-    def __init__(self, api: Any, namespace: str, name: str) -> None:
-        self.coordination = CoordinationApi(api)
+    def __init__(self, api: ClusterApi, namespace: str, name: str) -> None:
+        self.api = api
         self.namespace, self.name = namespace, name
-        self.server = api.configuration.host
-        self.skew = timedelta(0)
+        self.path = resource_path(LEASES, "leases", namespace, name)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.skew  # noqa: UP017
+        return self.api.now()
 
-    def _note_clock(self, headers: Any) -> None:
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            self.skew = parsedate_to_datetime((headers or {})["Date"]) - datetime.now(
-                timezone.utc  # noqa: UP017
-            )
-
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        """The answer as a dict; None for 404."""
+    @staticmethod
+    def _absent_is_none(send: Any, *args: Any) -> dict[str, Any] | None:
         try:
-            response = method(
-                *args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
-            )
-        except k8s_client.ApiException as error:
-            self._note_clock(error.headers)
+            return send(*args)
+        except ApiError as error:
             if error.status == 404:
                 return None
-            raise LeaseApiProblem(api_message(error), error.status) from error
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise LeaseApiProblem(unreachable_message(self.server, error)) from error
-        self._note_clock(response.headers)
-        return json.loads(response.data or b"{}")
+            raise
 
     def read(self) -> dict[str, Any] | None:
-        return self._call(self.coordination.read_namespaced_lease, self.name, self.namespace)
+        return self.api.get(self.path, missing_ok=True)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return self._call(self.coordination.create_namespaced_lease, self.namespace, body)
+        return self.api.create(resource_path(LEASES, "leases", self.namespace), body)
 
     def replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return self._call(
-            self.coordination.replace_namespaced_lease, self.name, self.namespace, body
-        )
+        return self._absent_is_none(self.api.replace, self.path, body)
 
     def delete(self, resource_version: str | None) -> dict[str, Any] | None:
         body = {"preconditions": {"resourceVersion": resource_version}}
-        return self._call(
-            self.coordination.delete_namespaced_lease, self.name, self.namespace, body=body
-        )
+        return self._absent_is_none(self.api.delete, self.path, body)
 
 
 def this_run(playbook: str) -> Holder:
@@ -122,27 +88,20 @@ def this_run(playbook: str) -> Holder:
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         if args["duration"] < 1 or args["wait"] < 0 or args["poll_interval"] < 1:
             return self._fail(result, "duration and poll_interval must be >= 1, wait >= 0")
         namespace = args["namespace"]
         me = this_run(args["playbook"])
         result.update(held=False, lease=args["name"], holder=me.identity)
-        try:
-            leases = LeaseClient(self._api_client(args), namespace, args["name"])
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        leases = LeaseClient(self._cluster_api(args), namespace, args["name"])
         try:
             if args["state"] == "absent":
                 return self._release(result, leases, me)
             if self._task.check_mode:
                 return self._look(result, leases, me)
             return self._take(result, leases, me, args)
-        except LeaseApiProblem as problem:
+        except ApiError as problem:
             if problem.status == 403:
                 return self._unprotected(result, namespace, problem)
             if args["state"] == "absent":
@@ -156,9 +115,7 @@ class ActionModule(KubernetesAction):
             return self._fail(result, f"Lease {args['name']} in namespace {namespace}: {problem}")
 
     @staticmethod
-    def _unprotected(
-        result: dict[str, Any], namespace: str, problem: LeaseApiProblem
-    ) -> dict[str, Any]:
+    def _unprotected(result: dict[str, Any], namespace: str, problem: ApiError) -> dict[str, Any]:
         """Without the right to use Leases the run goes on, unprotected, and says so."""
         result["msg"] = (
             f"not protected against concurrent runs: Leases may not be used in namespace "
@@ -194,7 +151,7 @@ class ActionModule(KubernetesAction):
                 body = lease_body(leases.name, me, args["duration"], now, view)
                 try:
                     written = (leases.create if decision.action == CREATE else leases.replace)(body)
-                except LeaseApiProblem as problem:
+                except ApiError as problem:
                     if problem.status == 409:  # another run wrote first: look again
                         continue
                     raise
@@ -247,7 +204,7 @@ class ActionModule(KubernetesAction):
                 return result
             try:
                 leases.delete(view.resource_version)
-            except LeaseApiProblem as problem:
+            except ApiError as problem:
                 if problem.status == 409:  # changed since read: look again
                     continue
                 raise

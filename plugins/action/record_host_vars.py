@@ -1,134 +1,39 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
 """Action plugin for haw.icc.record_host_vars: write a choice into a host's host_vars file.
 
-The file is also edited by people: it is read and written as a YAML round trip (ruamel.yaml),
-so comments, order, quoting and every other key stay as they were, and only the variables that
-change are touched. It runs on the controller, where the inventory lives.
+The file is also edited by people: it is read and written as a YAML round trip
+(module_utils/workload/inventory_files.py), so comments, order, quoting and every other key stay
+as they were, and only the variables that change are touched. It runs on the controller, where
+the inventory lives.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from ansible.utils.vars import load_extra_vars
-from ansible_collections.haw.icc.plugins.modules.record_host_vars import ARGUMENT_SPEC
-from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
-
-try:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.representer import RoundTripRepresenter
-except ImportError as error:  # reported as a task failure
-    RUAMEL_ERROR: ImportError | None = error
-else:
-    RUAMEL_ERROR = None
-
-    class _HostVarsRepresenter(RoundTripRepresenter):
-        """`key: null` spelled out, on a class of its own: registering it on ruamel's shared
-        representer would change every other round trip in the same process."""
-
-    _HostVarsRepresenter.add_representer(
-        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-
-NEW_FILE_HEADER = (
-    "---\n# Variables of this namespace; haw.icc records model and GPU choices here.\n"
+from ansible_collections.haw.icc.plugins.module_utils.workload.inventory_files import (
+    YAMLError,
+    changes_to_record,
+    default_record_file,
+    host_vars_yaml,
+    recorded_text,
+    replace_text,
+    ruamel_problem,
+)
+from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import (
+    JSON,
+    ControllerAction,
 )
 
 
-def _yaml() -> Any:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never fold a long model id onto two lines
-    yaml.Representer = _HostVarsRepresenter
-    return yaml
-
-
-def default_record_file(inventory_dir: str | None, host: str | None) -> Path | None:
-    """Where Ansible reads the host's own variables beside its inventory: an existing
-    host_vars/<host>.yml or .yaml, a file of its own in a host_vars/<host>/ folder, else a new
-    host_vars/<host>.yml. None without an inventory directory."""
-    if not inventory_dir or not host:
-        return None
-    base = Path(inventory_dir) / "host_vars" / host
-    if base.is_dir():
-        return base / "haw_icc.yml"
-    for candidate in (base.with_name(f"{host}.yml"), base.with_name(f"{host}.yaml")):
-        if candidate.exists():
-            return candidate
-    return base.with_name(f"{host}.yml")
-
-
-def recorded_text(text: str, changes: dict[str, Any]) -> str:
-    """`text` (a host_vars file, possibly empty) with `changes` set; the rest kept as it was."""
-    yaml = _yaml()
-    data = yaml.load(text) if text.strip() else None
-    if data is None:  # empty, or comments only: keep them and add the keys below
-        block = io.StringIO()
-        yaml.dump(CommentedMap(changes), block)
-        prefix = text if text.strip() else NEW_FILE_HEADER
-        return prefix + ("" if prefix.endswith("\n") else "\n") + block.getvalue()
-    if not isinstance(data, dict):
-        raise ValueError("it does not hold a mapping of variables")
-    for key, value in changes.items():
-        data[key] = value
-    yaml.explicit_start = text.lstrip().startswith("---")
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Writes `text` to `path` in one step (beside it, then renamed), keeping its mode: never a
-    half-written inventory file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.haw-icc")
-    partial.write_text(text, encoding="utf-8")
-    if path.exists():
-        os.chmod(partial, path.stat().st_mode & 0o7777)
-    os.replace(partial, path)
-
-
-def changes_to_record(
-    current: dict[str, Any],
-    record: dict[str, Any],
-    record_if_given: dict[str, Any],
-    given: set[str],
-    inventory: dict[str, Any],
-) -> dict[str, Any]:
-    """The variables to write: those of `record`, and those of `record_if_given` typed on the
-    command line (`given`), each only when the file disagrees, or lacks it while the rest of the
-    inventory disagrees. (`inventory` holds the host's variables, which include what was typed
-    on the command line: a typed variable is compared with the file alone.)"""
-    wanted = dict(record)
-    wanted.update({key: value for key, value in record_if_given.items() if key in given})
-    changes = {}
-    for key, value in wanted.items():
-        if key in current:
-            if current[key] != value:
-                changes[key] = value
-        elif key in given or inventory.get(key) != value:
-            changes[key] = value
-    return changes
-
-
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
-        if RUAMEL_ERROR is not None:
-            return self._fail(
-                result,
-                "ruamel.yaml is needed on the Ansible controller to edit host_vars files "
-                f"(pip install ruamel.yaml): {RUAMEL_ERROR}",
-            )
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
+        problem = ruamel_problem("host_vars files")
+        if problem:
+            return self._fail(result, problem)
         if args["path"]:
             path = Path(os.path.expanduser(args["path"]))
         else:
@@ -144,7 +49,7 @@ class ActionModule(ControllerAction):
                 return result
         try:
             before = path.read_text(encoding="utf-8") if path.exists() else ""
-            current = _yaml().load(before) if before.strip() else None
+            current = host_vars_yaml().load(before) if before.strip() else None
         except (OSError, UnicodeDecodeError, YAMLError) as error:
             return self._fail(result, f"cannot read {path}: {error}")
         current = current if isinstance(current, dict) else {}

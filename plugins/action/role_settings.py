@@ -2,7 +2,8 @@
 """Action plugin for haw.icc.role_settings: a role's variables, typed and checked.
 
 It runs on the controller because it reads the role's argument spec from the collection and the
-variables from the play; the conversion and the rules live in module_utils/role_settings.py.
+variables from the play; the conversion and the rules live in
+module_utils/workload/role_settings.py.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from typing import Any
 
 import yaml
 from ansible.utils.vars import load_extra_vars
-from ansible_collections.haw.icc.plugins.module_utils.known_variables import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.known_variables import (
     READ_DIRECTLY,
+    deprecated_variable_warnings,
+    role_outputs,
     role_settings_options,
     spec_options,
     unknown_variable_warnings,
 )
-from ansible_collections.haw.icc.plugins.module_utils.role_settings import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.role_settings import (
     playbook_settings,
     role_settings,
+    role_warnings,
 )
 from ansible_collections.haw.icc.plugins.modules.role_settings import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
@@ -46,10 +50,12 @@ def role_options(role: str) -> dict[str, Any]:
 
 @functools.cache
 def known_variables() -> frozenset:
-    """Every variable the collection reads (module_utils/known_variables.py says from where)."""
+    """Every variable the collection reads (workload/known_variables.py says from where)."""
     known = set(READ_DIRECTLY)
     for path in sorted(COLLECTION_ROOT.glob("roles/*/meta/argument_specs.yml")):
         known |= spec_options(_load(path))
+    for path in sorted(COLLECTION_ROOT.glob("roles/*/vars/main.yml")):
+        known |= role_outputs(_load(path))
     for pattern in PLAYBOOK_FILES:
         for path in sorted(COLLECTION_ROOT.glob(pattern)):
             known |= role_settings_options(_load(path))
@@ -58,7 +64,7 @@ def known_variables() -> frozenset:
 
 # Ansible imports this plugin in its main process and forks a worker per task and namespace:
 # read once here, the specs reach every worker without being parsed again.
-for _role in ("tgi_server", "open_webui"):
+for _role in ("tgi_server", "open_webui", "gpu_scale"):
     with contextlib.suppress(OSError, KeyError, TypeError, yaml.YAMLError):
         role_options(_role)
 with contextlib.suppress(OSError, yaml.YAMLError):
@@ -100,6 +106,10 @@ class ActionModule(ControllerAction):
                 msg=heading + ":\n" + "\n".join(f"- {error}" for error in errors),
             )
             return result
+        if args["role"]:
+            warnings = role_warnings(args["role"], settings)
+            if warnings:
+                result["warnings"] = [*result.get("warnings", []), *warnings]
         result.update(settings=settings, msg=f"{what} are valid")
         return result
 
@@ -115,6 +125,7 @@ class ActionModule(ControllerAction):
             return
         # Ansible parsed the -e options once in its main process; this is that parse, cached.
         given_with_e = load_extra_vars(self._loader)
-        lines = unknown_variable_warnings(task_vars, known, given_with_e)
+        lines = deprecated_variable_warnings(task_vars, given_with_e)
+        lines += unknown_variable_warnings(task_vars, known, given_with_e)
         if lines:
             result.setdefault("warnings", []).extend(lines)

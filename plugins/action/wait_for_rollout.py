@@ -3,9 +3,9 @@
 
 It runs on the controller (not as a module) so that it can print a line while it waits: a
 student watching a model download sees what the pod is doing instead of a silent spinner. The
-logic that turns API objects into those lines lives in module_utils/pod_progress.py, the client
-and the polling loop in module_utils/rollout_wait.py (shared with tgi_model_switch); this file
-only checks the options, prints and shapes the result.
+logic that turns API objects into those lines lives in module_utils/operations/progress.py,
+the client and the polling loop in module_utils/operations/rollout_wait.py (shared with
+tgi_model_switch); this file only checks the options, prints and shapes the result.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
-from ansible_collections.haw.icc.plugins.module_utils.deployments import (
-    ApiProblem,
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
+from ansible_collections.haw.icc.plugins.module_utils.operations.progress import ProgressLog
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
     RolloutWatcher,
     undo_rollout,
 )
-from ansible_collections.haw.icc.plugins.module_utils.pod_progress import (
-    ProgressLog,
-    format_duration,
-)
-from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.rollout_wait import (
     FAILED,
     HEARTBEAT_SECONDS,
     TIMED_OUT,
@@ -31,9 +29,8 @@ from ansible_collections.haw.icc.plugins.module_utils.rollout_wait import (
     rollout_report,
     wait_for_rollouts,
 )
-from ansible_collections.haw.icc.plugins.modules.wait_for_rollout import ARGUMENT_SPEC
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
-    ConnectionProblem,
+    JSON,
     KubernetesAction,
 )
 
@@ -41,11 +38,7 @@ display = Display()
 
 
 class ActionModule(KubernetesAction):
-    ARGUMENT_SPEC = ARGUMENT_SPEC
-
-    def act(
-        self, result: dict[str, Any], args: dict[str, Any], task_vars: dict[str, Any]
-    ) -> dict[str, Any]:
+    def act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
         names = list(dict.fromkeys(args["names"]))
         namespace = args["namespace"]
         listed = ", ".join(names)
@@ -61,10 +54,7 @@ class ActionModule(KubernetesAction):
                 "(in check mode they may not exist yet)"
             )
             return result
-        try:
-            api = self._api_client(args)
-        except ConnectionProblem as error:
-            return self._fail(result, f"Cannot connect: {error}")
+        api = self._cluster_api(args)
         host = to_text(task_vars.get("inventory_hostname") or "")
         return self._wait(result, api, namespace, names, args, host)
 
@@ -117,7 +107,7 @@ class ActionModule(KubernetesAction):
             new_revision = outcome.rollouts[name].revision or "?"
             try:
                 revision, generation = undo_rollout(watcher, name)
-            except ApiProblem as problem:
+            except ApiError as problem:
                 result["msg"] = (
                     f"{why}\n\nThe new revision {new_revision} of Deployment {name} could not be "
                     f"rolled back: {problem}"

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The GPU catalog, with a user's extra entries merged in (see module_utils/gpu_catalog.py)."""
+"""The GPU catalog, with a user's extra entries merged in (see module_utils/gpu/catalog.py)."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import merged_catalog
+from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import merged_catalog
 
 
 def gpu_catalog(extra=None):

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Filters for Kubernetes values (see plugins/module_utils/k8s_values.py)."""
+"""Filters for Kubernetes values (see plugins/module_utils/cluster/values.py)."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.haw.icc.plugins.module_utils.k8s_values import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.values import (
     SECRET_VERSIONS_ANNOTATION,
     duration_seconds,
     secret_versions,

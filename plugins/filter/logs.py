@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.haw.icc.plugins.module_utils import open_webui_logs, tgi_logs
+from ansible_collections.haw.icc.plugins.module_utils.operations import open_webui_logs, tgi_logs
 
 # The Status object's message inside the client's exception text: "...HTTP response body:
 # {"kind":"Status",...,"message":"previous terminated container ... not found",...}".

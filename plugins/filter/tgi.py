@@ -1,6 +1,6 @@
 # Copyright: haw.icc contributors
 # MIT License (see LICENSE)
-"""The TGI pod of a set of settings (plugins/module_utils/tgi_workload.py), for templates.
+"""The TGI pod of a set of settings (plugins/module_utils/workload/tgi_workload.py), for templates.
 
 Documentation: tgi_workload.yml beside this file.
 """
@@ -8,8 +8,8 @@ Documentation: tgi_workload.yml beside this file.
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import TgiSettingsError
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import (
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import TgiSettingsError
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
     tgi_workload as _tgi_workload,
 )
 

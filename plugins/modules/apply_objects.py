@@ -11,26 +11,17 @@ short_description: Server-side apply a namespace's objects in one task, writing 
 version_added: 0.2.0
 description:
   - Applies every object of O(objects) into O(namespace) by server-side apply with O(field_manager)
-    (conflicts forced), then deletes every object of O(absent) that exists.
-  - Each object is first applied as a dry run; only when the outcome differs from the live object
-    is it applied for real. A run that changes nothing therefore writes nothing and leaves every
-    resourceVersion as it was.
+    (conflicts forced), then deletes every object of O(absent) that exists. The objects' own
+    C(metadata.namespace) is overwritten with O(namespace).
   - Runs on the Ansible controller as an action plugin, in one process for all objects (instead of
     one kubernetes.core.k8s module process per object), with kubernetes.core's auth options.
   - Check mode sends only dry runs; with C(--diff) it shows each changed object before and after.
   - Secret objects are refused here, since a diff would show their data; see
     M(haw.icc.keep_secrets).
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.server_side_apply]
 options:
-  namespace:
-    description: The namespace of every object (their own metadata.namespace is overwritten).
-    type: str
-    required: true
-  field_manager:
-    description: The field manager of the apply.
-    type: str
-    default: haw.icc
   objects:
     description: The objects to apply, in this order, each with apiVersion, kind and metadata.name.
     type: list
@@ -41,8 +32,13 @@ options:
     type: list
     elements: dict
     default: []
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: Only dry runs are sent; the result says what would change.
+  diff_mode:
+    support: full
+    details: Each changed object before and after.
 notes:
   - Applies Services, PersistentVolumeClaims, Deployments, NetworkPolicies and Ingresses.
 """
@@ -72,23 +68,13 @@ msg:
   sample: "changed: Deployment/tgi"
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     field_manager=dict(type="str", default="haw.icc"),
     objects=dict(type="list", elements="dict", required=True),
     absent=dict(type="list", elements="dict", default=[]),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("apply_objects", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("apply_objects", ARGUMENT_SPEC)

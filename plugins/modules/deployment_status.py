@@ -1,14 +1,14 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.deployment_status; the work is done by its action plugin."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
+---
 module: deployment_status
 short_description: Is TGI and Open WebUI up in a namespace, and if not, why and what to do
 version_added: 0.3.0
-author: haw.icc developers (@haw-hamburg)
 description:
   - Reads the namespace's Deployments, ReplicaSets, pods, events and Services (and the Ingresses
     when present) and the newest log lines of a container that is not ready, through the API
@@ -21,11 +21,9 @@ description:
     TGI's message, an out-of-memory kill with the capacity check's numbers (O(capacity)), an
     image that cannot be pulled, a download in progress with files, bytes and time left - and
     the fix in the collection's terms.
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
-  namespace:
-    description: The namespace to look at.
-    type: str
-    required: true
   tgi_name:
     description: Name of TGI's Deployment and Service (the role's C(tgi_name)).
     type: str
@@ -53,19 +51,10 @@ options:
         tells a pod asking for more GPUs than any node has from one waiting for free GPUs.
     type: dict
     default: {}
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-requirements:
-  - kubernetes >= 24.2.0
 """
 
 EXAMPLES = r"""
@@ -112,277 +101,16 @@ warnings:
   elements: str
 """
 
-import copy
-from datetime import datetime, timezone
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils import diagnosis
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
-    REQUEST_TIMEOUT,
-    api_message,
-    connect,
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
+    tgi_name=dict(type="str", default="tgi"),
+    open_webui_name=dict(type="str", default="open-webui"),
+    expected_model=dict(type="str"),
+    capacity=dict(type="dict"),
+    log_lines=dict(type="int", default=400),
+    catalog=dict(type="dict", default={}),
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import pod_gpus
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
-    CatalogError,
-    merged_catalog,
-)
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import flag_value, mode_of
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-try:
-    from kubernetes import client as k8s
-    from kubernetes.client.rest import ApiException
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    ApiException = OSError
-
-GIB = 2**30
-
-
-def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
-        namespace=dict(type="str", required=True),
-        tgi_name=dict(type="str", default="tgi"),
-        open_webui_name=dict(type="str", default="open-webui"),
-        expected_model=dict(type="str"),
-        capacity=dict(type="dict"),
-        log_lines=dict(type="int", default=400),
-        catalog=dict(type="dict", default={}),
-    )
-    return spec
-
-
-class NamespaceReader(ClusterReader):
-    """The namespace's objects as plain dicts; a list that is refused gives a warning."""
-
-    def __init__(self, api_client, namespace, warnings):
-        super().__init__(k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client), namespace, warnings)
-        self.networking = k8s.NetworkingV1Api(api_client)
-
-    def items(self, method, what):
-        try:
-            return self._items(method, self.namespace)
-        except ApiException as error:
-            if error.status not in (403, 404):
-                raise
-            self.warnings.append(f"cannot list {what} in {self.namespace}: {api_message(error)}")
-            return []
-
-    def deployment(self, name):
-        try:
-            return self._call(self.apps.read_namespaced_deployment, name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def log_lines(self, pod, container, tail, previous):
-        """The newest lines of a container's log (its previous run's with `previous`)."""
-        try:
-            text = self.core.read_namespaced_pod_log(
-                pod,
-                self.namespace,
-                container=container,
-                tail_lines=tail,
-                previous=previous,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
-            which = "previous " if previous else ""
-            self.warnings.append(
-                f"cannot read the {which}log of {pod}/{container}: {api_message(error)}"
-            )
-            return []
-        return (text or "").splitlines()
-
-
-def _main_container(deployment, name):
-    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {})
-    containers = containers.get("containers") or []
-    return next(
-        (c for c in containers if c.get("name") == name), containers[0] if containers else {}
-    )
-
-
-def _ready_since(pod):
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            return condition.get("lastTransitionTime")
-    return None
-
-
-def _access(namespace, service, ingresses):
-    """How to reach a Service: in the cluster, through a port-forward, and its Ingress hosts."""
-    if service is None:
-        return []
-    name = service["metadata"]["name"]
-    port = (service.get("spec", {}).get("ports") or [{}])[0].get("port")
-    ways = [
-        f"in the namespace: http://{name}:{port}",
-        f"port-forward: kubectl -n {namespace} port-forward svc/{name} {port} "
-        f"(then http://localhost:{port})",
-    ]
-    for ingress in ingresses:
-        for rule in (ingress.get("spec") or {}).get("rules") or []:
-            paths = ((rule.get("http") or {}).get("paths")) or []
-            if any(
-                ((p.get("backend") or {}).get("service") or {}).get("name") == name for p in paths
-            ):
-                scheme = "https" if (ingress.get("spec") or {}).get("tls") else "http"
-                ways.append(f"ingress: {scheme}://{rule.get('host')}/")
-    return ways
-
-
-def describe_app(reader, app, name, container_name, objects, now, log_tail, capacity, catalog):
-    """Diagnosis of one application, with what the status shows about its pod and template."""
-    deployment = reader.deployment(name)
-    replicasets, pods, events = objects["replicasets"], objects["pods"], objects["events"]
-    total_bytes = None
-    sizing = (capacity or {}).get("sizing") or {}
-    if sizing.get("weights_gib"):
-        total_bytes = int(float(sizing["weights_gib"]) * GIB)
-    template = ((deployment or {}).get("spec") or {}).get("template") or {}
-    gpu_type = diagnosis.gpu_type_of(template.get("spec"))
-    found = diagnosis.diagnose(
-        app,
-        deployment,
-        replicasets,
-        pods,
-        events,
-        now,
-        container_name,
-        lambda pod, previous: reader.log_lines(pod, container_name, log_tail, previous),
-        capacity,
-        total_bytes,
-        reader.namespace,
-        (catalog.get(gpu_type) or {}).get("gpus_per_node"),
-    ).as_dict()
-    if deployment is None:
-        return found
-    container = _main_container(deployment, container_name)
-    args = list(container.get("args") or [])
-    count = pod_gpus({"spec": {"containers": [container]}})
-    serving = [
-        p
-        for p in pods
-        if _ready_since(p) and p["metadata"].get("labels", {}).get("app.kubernetes.io/name") == app
-    ]
-    found.update(
-        image=container.get("image"),
-        node=(serving[0]["spec"].get("nodeName") if serving else None),
-        ready_since=_ready_since(serving[0]) if serving else None,
-    )
-    if app == "tgi":
-        found.update(
-            model=flag_value(args, "--model-id"),
-            revision=flag_value(args, "--revision"),
-            gpu={
-                "type": gpu_type,
-                "count": count,
-                "mode": mode_of(args, count),
-            },
-        )
-    return found
-
-
-def block(namespace, tgi, webui, expected_model):
-    """The readable status of one namespace."""
-    lines = [f"namespace {namespace}"]
-    for app in (tgi, webui):
-        title = "TGI" if app["app"] == "tgi" else "Open WebUI"
-        lines.append(f"{title}: {app['state'].upper()} - {app['summary']}")
-        if app["state"] == "absent":
-            lines.append(f"  fix: {app['fix'][0]}")
-            continue
-        if app["app"] == "tgi":
-            gpu = app.get("gpu") or {}
-            model = app.get("model") or "?"
-            lines.append(
-                f"  model {model}"
-                + (f" @ {app['revision']}" if app.get("revision") else "")
-                + f"; {gpu.get('count')} x {gpu.get('type') or 'CPU'} ({gpu.get('mode')})"
-            )
-            if expected_model and app.get("model") and app["model"] != expected_model:
-                lines.append(
-                    f"  drift: the inventory asks for {expected_model}; run deploy.yml or "
-                    "change_model.yml to apply it"
-                )
-        lines.append(f"  image {app.get('image')}")
-        if app.get("node") or app.get("ready_since"):
-            lines.append(
-                f"  node {app.get('node') or '?'}, ready since {app.get('ready_since') or '-'}, "
-                f"restarts {app.get('restarts', 0)}"
-            )
-        for way in app.get("access") or []:
-            lines.append(f"  reach it {way}")
-        if app["problem"] and app["state"] != "ready":
-            lines.append(f"  problem: {app['problem']}")
-            if app["cause"]:
-                lines.append(f"  cause: {app['cause']}")
-            for quote in app["evidence"][:3]:
-                lines.append(f"  seen: {quote}")
-            for fix in app["fix"]:
-                lines.append(f"  fix: {fix}")
-    return lines
-
-
-def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
-    )
-    params = module.params
-    namespace = params["namespace"]
-    warnings = []
-    result = dict(
-        changed=False, namespace=namespace, healthy=False, tgi={}, open_webui={}, lines=[]
-    )
-    api_client, _found = connect(module, result)
-    reader = NamespaceReader(api_client, namespace, warnings)
-    try:
-        catalog = merged_catalog(params["catalog"])
-    except CatalogError as error:
-        module.fail_json(msg=f"icc_gpu_catalog: {error}", **result)
-    now = datetime.now(timezone.utc)  # noqa: UP017 - modules may run on older Pythons
-    try:
-        objects = dict(
-            replicasets=reader.items(reader.apps.list_namespaced_replica_set, "ReplicaSets"),
-            pods=reader.items(reader.core.list_namespaced_pod, "pods"),
-            events=reader.items(reader.core.list_namespaced_event, "events"),
-        )
-        services = {
-            s["metadata"]["name"]: s
-            for s in reader.items(reader.core.list_namespaced_service, "Services")
-        }
-        ingresses = reader.items(reader.networking.list_namespaced_ingress, "Ingresses")
-        apps = {}
-        for key, app, name, container in (
-            ("tgi", "tgi", params["tgi_name"], "tgi"),
-            ("open_webui", "open-webui", params["open_webui_name"], "open-webui"),
-        ):
-            capacity = params["capacity"] if key == "tgi" else None
-            apps[key] = describe_app(
-                reader, app, name, container, objects, now, params["log_lines"], capacity, catalog
-            )
-            apps[key]["access"] = _access(namespace, services.get(name), ingresses)
-    except ApiException as error:
-        module.fail_json(
-            msg=f"Reading namespace {namespace} failed: {api_message(error)}", **result
-        )
-    result.update(
-        tgi=apps["tgi"],
-        open_webui=apps["open_webui"],
-        healthy=all(a["state"] == "ready" for a in apps.values()),
-        lines=block(namespace, apps["tgi"], apps["open_webui"], params["expected_model"]),
-    )
-    for warning in warnings:
-        module.warn(warning)
-    if warnings:
-        result["warnings"] = warnings
-    module.exit_json(**result)
-
 
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("deployment_status", ARGUMENT_SPEC)

@@ -1,14 +1,14 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""Documentation of haw.icc.gpu_capacity_check; the work is done by its action plugin."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
+---
 module: gpu_capacity_check
 short_description: Tell before writing anything whether a model fits and runs on the GPUs asked
 version_added: 0.1.0
-author: haw.icc developers (@haw-hamburg)
 description:
   - Answers in seconds whether a TGI server with these O(settings) fits into the memory of its
     GPUs, whether TGI can run it on that GPU type at all (the V100 rules of the collection's GPU
@@ -27,26 +27,28 @@ description:
     allocatable C(nvidia.com/gpu) minus what the unfinished pods on the node request. The GPUs
     held by the pods of O(release_deployment) in the namespace count as free, in the quota too,
     because deploying or switching the model replaces that pod.
-  - Reads only, never writes; the same under check mode. Works with rights in one namespace
-    only. When nodes or pods of other namespaces may not be listed (a student's usual rights),
-    the free GPUs per node are unknown, the answer rests on the quota alone, and a warning says
-    so. The same holds for a quota that cannot be read.
+  - Reads only, never writes; the same under check mode. The verdict (and how TGI will use the
+    GPUs) is printed as the task ends, so that a playbook needs no task of its own to show it.
+    Works with rights in one namespace only. When nodes or pods of other namespaces may not be
+    listed (a student's usual rights), the free GPUs per node are unknown, the answer rests on
+    the quota alone, and a warning says so. The same holds for a quota that cannot be read.
   - Each check is reported as a rule with a verdict, the reason and what to do instead. A refused
     rule fails the task with every reason and recommendation, unless O(fail_on_refusal=false)
     or the rule's id is in O(ignore_rules).
+  - O(namespace) is the one the TGI server runs in (its quota and current TGI pod are read).
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
-  namespace:
-    description: The namespace the TGI server runs in (its quota and current TGI pod are read).
-    type: str
-    required: true
   settings:
     description:
       - The TGI settings, keyed by the C(tgi_server) role's variable names - the same dict the
         role renders its pod from (C(haw.icc.tgi_workload)) and M(haw.icc.tgi_model_switch)
-        patches a running server to. The model (C(tgi_model_id), C(tgi_quantize),
-        C(tgi_dtype)), the GPUs (C(tgi_gpu_type), C(tgi_gpu_count), C(tgi_multi_gpu_mode)), the
-        token limits, C(tgi_cuda_memory_fraction), C(tgi_image) and C(tgi_model_architecture)
-        are judged; unset ones take their defaults.
+        patches a running server to. Settings the role checked (its output
+        C(tgi_server_settings), which carries the digest of that check) are judged as they are;
+        others are checked first, and a problem is refused as the rule C(request).
+      - The model (C(tgi_model_id), C(tgi_quantize), C(tgi_dtype)), the GPUs (C(tgi_gpu_type),
+        C(tgi_gpu_count), C(tgi_multi_gpu_mode)), the token limits, C(tgi_cuda_memory_fraction),
+        C(tgi_image) and C(tgi_model_architecture) are judged; unset ones take their defaults.
       - C(tgi_gpu_count=0) runs TGI on CPU; then the cluster is not read.
     type: dict
     required: true
@@ -104,13 +106,13 @@ options:
       - Fail the task when a rule refuses. With V(false) the task only reports (RV(ok) tells).
     type: bool
     default: true
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: The check never writes, so it behaves the same.
 requirements:
-  - kubernetes >= 24.2.0
   - huggingface_hub (optional, for O(hub_lookup))
 notes:
-  - Supports check mode; the module never writes, so it behaves the same.
   - Only reads. Lists nodes, pods of all namespaces (both optional), and in O(namespace) the
     Deployment O(release_deployment), its pods and the ResourceQuotas.
 seealso:
@@ -147,11 +149,17 @@ EXAMPLES = r"""
     msg: "{{ capacity.refusals + capacity.recommendations }}"
   when: not capacity.ok
 
-- name: What the tgi_server role would deploy (its typed settings), checked first
+- name: Type and check the tgi_server role's variables (its output tgi_server_settings)
+  ansible.builtin.import_role:
+    name: haw.icc.tgi_server
+    tasks_from: validate
+    rolespec_validate: false
+
+- name: What the tgi_server role would deploy, judged on the settings it checked
   haw.icc.gpu_capacity_check:
-    namespace: "{{ __tgi.icc_namespace }}"
-    settings: "{{ __tgi_settings }}"
-    catalog: "{{ __tgi.icc_gpu_catalog }}"
+    namespace: "{{ tgi_server_settings.icc_namespace }}"
+    settings: "{{ tgi_server_settings }}"
+    catalog: "{{ tgi_server_settings.icc_gpu_catalog }}"
 """
 
 RETURN = r"""
@@ -306,261 +314,20 @@ msg:
     16 GiB: refused (model-fits)"
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils import cluster_rules, gpu_rules, hub
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import api_message, connect
-from ansible_collections.haw.icc.plugins.module_utils.cluster_gpus import (
-    quota_left,
-    released_gpus,
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
+    settings=dict(type="dict", required=True),
+    model_parameters=dict(type="raw"),
+    concurrent_sequences=dict(type="int", default=1),
+    catalog=dict(type="dict", default={}),
+    ignore_rules=dict(type="list", elements="str", default=[]),
+    hf_token=dict(type="str", no_log=True),
+    hub_lookup=dict(type="bool", default=True),
+    hub_timeout=dict(type="float", default=5),
+    release_deployment=dict(type="str", default="tgi"),
+    fail_on_refusal=dict(type="bool", default=True),
 )
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import ClusterReader
-from ansible_collections.haw.icc.plugins.module_utils.gpu_catalog import (
-    CatalogError,
-    gpu_types,
-    merged_catalog,
-)
-from ansible_collections.haw.icc.plugins.module_utils.light_api import AppsApi, CoreApi
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import resolved_settings
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-
-try:
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError
-except ImportError:  # reported by AnsibleK8SModule's requirement check
-    ApiException = HTTPError = OSError
-
-
-def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
-        namespace=dict(type="str", required=True),
-        settings=dict(type="dict", required=True),
-        model_parameters=dict(type="raw"),
-        concurrent_sequences=dict(type="int", default=1),
-        catalog=dict(type="dict", default={}),
-        ignore_rules=dict(type="list", elements="str", default=[]),
-        hf_token=dict(type="str", no_log=True),
-        hub_lookup=dict(type="bool", default=True),
-        hub_timeout=dict(type="float", default=5),
-        release_deployment=dict(type="str", default="tgi"),
-        fail_on_refusal=dict(type="bool", default=True),
-    )
-    return spec
-
-
-def hub_facts(params, warnings):
-    """What the Hub knows about the model, or None (with a warning) when it cannot tell."""
-    if not params["hub_lookup"]:
-        return None
-    settings = params["settings"]
-    try:
-        # Looked up at call time, so that tests can replace the fetcher.
-        return hub.hub_fetcher(
-            settings.get("tgi_model_id"),
-            revision=settings.get("tgi_model_revision"),
-            token=params["hf_token"],
-            timeout=params["hub_timeout"],
-        )
-    except hub.HubUnavailable as error:
-        warnings.append(
-            f"Hugging Face Hub lookup of {settings.get('tgi_model_id')} failed ({error}); the "
-            "size comes from the model id or tgi_model_parameters (option model_parameters)"
-        )
-        return None
-
-
-def kubernetes_apis(api_client):
-    """The typed APIs the check reads through (a seam for tests)."""
-    return CoreApi(api_client), AppsApi(api_client)
-
-
-def other_gpu_types(catalog, gpu_type):
-    try:
-        known = merged_catalog(catalog)
-    except CatalogError:  # the model rules report a bad catalog
-        return []
-    return [name for name in gpu_types(known) if name != gpu_type]
-
-
-def cluster_check(module, params, judge, result, warnings):
-    """Reads the cluster; returns the two cluster rules as (entry, alternatives) and fills the
-    result's nodes, free_gpus, quota and released_gpus."""
-    values = resolved_settings(params["settings"])
-    gpu_type, wanted = values["tgi_gpu_type"], int(values["tgi_gpu_count"])
-    core, apps = kubernetes_apis(connect(module, result)[0])
-    reader = ClusterReader(core, apps, params["namespace"], warnings)
-    try:
-        nodes = reader.nodes()
-        pods = reader.pods_everywhere() if nodes is not None else None
-        released_pods = reader.pods_of_deployment(params["release_deployment"])
-        quotas = reader.quotas()
-    except ApiException as error:
-        module.fail_json(
-            msg=f"Reading the cluster for the capacity check failed ({error.status}): "
-            f"{api_message(error)}",
-            **result,
-        )
-    except (HTTPError, OSError) as error:
-        module.fail_json(
-            msg=f"Reading the cluster for the capacity check failed: {api_message(error)}",
-            **result,
-        )
-    result["released_gpus"] = released_gpus(released_pods)
-    free_rule, table = cluster_rules.gpus_free_rule(
-        gpu_type,
-        wanted,
-        other_gpu_types(params["catalog"], gpu_type),
-        nodes,
-        pods,
-        released_pods,
-        judge,
-    )
-    if table is not None:
-        result["nodes"] = table["nodes"]
-        result["free_gpus"] = table["free_gpus"]
-    quota = quota_left(quotas, result["released_gpus"]) if quotas is not None else None
-    result["quota"] = quota
-    quota_rule = cluster_rules.gpu_quota_rule(
-        params["namespace"],
-        gpu_type,
-        wanted,
-        quotas,
-        quota,
-        reader.gpu_pods_here(exclude=released_pods)
-        if quota and quota["left"] is not None
-        else None,
-        judge,
-        warnings,
-    )
-    return [free_rule, quota_rule]
-
-
-def one_line(assessment, result):
-    """For example "m in float16 on 2 x gpu-tesla-v100 (layer-split): needs 9.1 GiB per GPU of
-    16 GiB: ok"."""
-    sizing, memory, gpu = assessment.get("sizing"), assessment.get("memory"), assessment["gpu"]
-    count = gpu["count"] or 0
-    head = assessment["model_id"] or "the model"
-    if sizing:
-        head += f" in {sizing.get('quantization') or sizing.get('precision')}"
-    head += " on CPU" if count == 0 else f" on {count} x {gpu['type']}"
-    if count > 1 and assessment.get("multi_gpu"):
-        head += f" ({assessment['multi_gpu']['mode']})"
-    if memory is None:
-        details = ["size unknown"]
-    elif count == 0:
-        details = [f"needs {memory['total_gib']:.1f} GiB of memory"]
-    else:
-        offered = memory.get("usable_per_gpu_gib") or gpu.get("memory_gib")
-        details = [f"needs {memory['per_gpu_gib']:.1f} GiB per GPU of {offered:g} GiB"]
-    if result["free_gpus"] is not None:
-        details.append(f"{cluster_rules.gpus_word(result['free_gpus'])} free on one node")
-    if result["quota"] and result["quota"]["left"] is not None:
-        details.append(f"quota left {result['quota']['left']}")
-    refused = [entry["id"] for entry in result["rules"] if entry["verdict"] == "refuse"]
-    if any(line.startswith(gpu_rules.REQUEST_RULE + ":") for line in result["refusals"]):
-        refused.insert(0, gpu_rules.REQUEST_RULE)
-    verdict = f"refused ({', '.join(refused)})" if refused else "ok"
-    return f"{head}: {', '.join(details)}: {verdict}"
-
-
-def failure_message(result):
-    """The one-line verdict, then every refusal with its reason and what to do instead."""
-    # The warnings are shown by Ansible beside the message already.
-    return f"{result['msg']}\n{gpu_rules.format_refusal(dict(result, warnings=[]))}"
-
-
-def run(module):
-    """The check, for an AnsibleK8SModule (main) or the action plugin's in-process module."""
-    params = module.params
-    known = list(gpu_rules.RULES) + list(cluster_rules.CLUSTER_RULES)
-    unknown = [rule_id for rule_id in params["ignore_rules"] if rule_id not in known]
-    if unknown:
-        module.fail_json(
-            msg=f"ignore_rules (tgi_ignore_rules): unknown rule id(s) {', '.join(unknown)}; "
-            f"the rules are {', '.join(known)}"
-        )
-    model_ignored = [rule for rule in params["ignore_rules"] if rule in gpu_rules.RULES]
-
-    def assess(**changes):
-        return gpu_rules.assess(
-            {**params["settings"], **changes},
-            params["catalog"],
-            facts,
-            parameters=params["model_parameters"],
-            ignore_rules=model_ignored,
-            concurrent_sequences=params["concurrent_sequences"],
-        )
-
-    def judge(gpu_type, count):
-        """Whether the model rules pass on `count` GPUs of `gpu_type` (the alternatives)."""
-        return assess(tgi_gpu_type=gpu_type, tgi_gpu_count=count)["ok"]
-
-    warnings = []
-    facts = hub_facts(params, warnings)
-    assessment = assess()
-    warnings.extend(assessment.get("warnings") or [])
-    result = dict(
-        changed=False,
-        ok=assessment["ok"],
-        fits=assessment["fits"],
-        runs=assessment["runs"],
-        schedulable=None,
-        architecture=assessment["architecture"],
-        multi_gpu=assessment["multi_gpu"],
-        gpu=assessment["gpu"],
-        sizing=assessment["sizing"],
-        memory=assessment["memory"],
-        rules=list(assessment["rules"]),
-        refusals=list(assessment["refusals"]),
-        recommendations=list(assessment["recommendations"]),
-        nodes=None,
-        free_gpus=None,
-        quota=None,
-        released_gpus=0,
-    )
-
-    requested = assessment["gpu"]["count"]
-    if assessment["multi_gpu"] is not None and requested:
-        cluster = cluster_check(module, params, judge, result, warnings)
-        verdicts = {entry["verdict"] for entry, _options in cluster}
-        if "refuse" in verdicts:
-            result["schedulable"] = False
-        elif "unknown" not in verdicts:
-            result["schedulable"] = True
-    else:
-        why = "the request is invalid" if assessment["multi_gpu"] is None else "no GPU asked for"
-        cluster = [
-            cluster_rules.rule(rule_id, "not-applicable", why)
-            for rule_id in cluster_rules.CLUSTER_RULES
-        ]
-    cluster_refused = False
-    for checked, options in cluster:
-        entry = cluster_rules.apply_ignore(checked, params["ignore_rules"], warnings)
-        result["rules"].append(entry)
-        if entry["verdict"] == "refuse":
-            cluster_refused = True
-            result["refusals"].append(cluster_rules.refusal_line(entry))
-            result["recommendations"] += [o for o in options if o not in result["recommendations"]]
-    result["ok"] = assessment["ok"] and not cluster_refused
-    result["msg"] = one_line(assessment, result)
-    for warning in warnings:
-        module.warn(warning)
-    if params["fail_on_refusal"] and not result["ok"]:
-        module.fail_json(**dict(result, msg=failure_message(result)))
-    module.exit_json(**result)
-
-
-def main():
-    run(
-        AnsibleK8SModule(
-            module_class=AnsibleModule, argument_spec=argspec(), supports_check_mode=True
-        )
-    )
-
 
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("gpu_capacity_check", ARGUMENT_SPEC)

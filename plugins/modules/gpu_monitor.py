@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Every O(interval) seconds, O(samples) times, reads per GPU of the TGI pod its utilisation,
     memory used and total, temperature and power (C(nvidia-smi --query-gpu ... --format=csv,nounits)
-    run in the pod by exec), and TGI's own figures from its C(/metrics) endpoint, read through
+    run in O(container) by exec), and TGI's own figures from its C(/metrics) endpoint, read through
     the API server's service proxy (queue size, batch size, requests, generated tokens, mean
     time per token).
   - Prints one line per sample and writes C(<namespace>-<time>.csv) into O(directory) as it
@@ -24,24 +24,10 @@ description:
     that sample stay empty.
   - Runs on the Ansible controller as an action plugin; only reads from the cluster. Several
     inventory hosts (namespaces) are sampled at the same time, one task each.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.tgi_server]
 options:
-  namespace:
-    description:
-      - Namespace of the TGI Deployment and Service, for example V(wabc123-default).
-    type: str
-    required: true
-  name:
-    description:
-      - Name of TGI's Deployment and Service (the role's C(tgi_name)); its pods are found by
-        the labels C(app.kubernetes.io/name=tgi) and C(app.kubernetes.io/instance=<name>).
-    type: str
-    default: tgi
-  container:
-    description: Container of the TGI pod that runs C(nvidia-smi).
-    type: str
-    default: tgi
   service_port:
     description:
       - Port of TGI's Service for the proxy, by name or number (the role names it V(http)).
@@ -74,33 +60,17 @@ options:
     description: Whether to draw the PNG plot (needs C(matplotlib) on the controller).
     type: bool
     default: true
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: partial
     details: In check mode nothing is sampled or written; the task says what it would do.
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
-  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
-    variables, as for the collection's other modules.
   - Reading C(/metrics) needs the right to C(get) C(services/proxy) in the namespace; the exec
     needs C(create) on C(pods/exec). Students have both in their own namespace on the ICC.
   - C(/metrics) needs no API key, even when TGI has one.
 requirements:
-  - kubernetes (Python library) on the controller
-  - matplotlib (Python library) on the controller, for the plot
+  - prometheus_client (Python library, on the controller), for TGI's metrics
+  - matplotlib (Python library, on the controller), for the plot
 """
 
 EXAMPLES = r"""
@@ -166,15 +136,9 @@ problems:
   sample: ["GPU figures: exec into pod tgi-6d5f8b7c9-x2lq failed (403 Forbidden); TGI metrics only"]
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import (
-    fail_as_documentation_stub,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     service_port=dict(type="str", default="http"),
@@ -183,13 +147,7 @@ ARGUMENT_SPEC = dict(
     directory=dict(type="path", default="."),
     gpu_command=dict(type="raw"),
     plot=dict(type="bool", default=True),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("gpu_monitor", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("gpu_monitor", ARGUMENT_SPEC)

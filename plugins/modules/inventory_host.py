@@ -17,11 +17,9 @@ description:
     folder there, else a new C(host_vars/<host>.yml) - but only each variable the inventory does
     not already give with the same value (in C(group_vars), the inventory file or that file).
     A path written with C(~) counts as the same as the expanded path.
-  - Both files are edited as YAML round trips (ruamel.yaml) - comments, order and quoting stay -
-    and replaced in one step, never left half-written.
-  - Runs on the controller as an action plugin.
-author:
-  - haw.icc developers (@haw-hamburg)
+  - Both files are edited as YAML round trips (ruamel.yaml) - comments, order and quoting stay.
+extends_documentation_fragment:
+  [haw.icc.controller_files, haw.icc.controller_action]
 options:
   inventory:
     description:
@@ -41,22 +39,6 @@ options:
     description: Variables the host needs, name to value.
     type: dict
     default: {}
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 requirements:
   - ruamel.yaml (Python library, on the controller)
 """
@@ -99,7 +81,7 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = dict(
     inventory=dict(type="path", required=True),
@@ -108,10 +90,5 @@ ARGUMENT_SPEC = dict(
     host_vars=dict(type="dict", default={}),
 )
 
-
-def main():
-    fail_as_documentation_stub("inventory_host", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("inventory_host", ARGUMENT_SPEC)

@@ -14,21 +14,14 @@ description:
     is kept; without a live one, a random value is generated when O(secrets[].generate) is true,
     else the Secret is left absent.
   - Applies them by server-side apply with O(field_manager), writing only when the stored data or
-    labels change (a dry run first), and returns each Secret's resourceVersion, which the roles put
+    labels change, and returns each Secret's resourceVersion, which the roles put
     into their pod annotations so that the pods roll when a key changes.
   - Never returns or shows a value; in check mode a pending change marks the version with V(+).
   - Runs on the Ansible controller as an action plugin, all Secrets in one process.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.server_side_apply]
 options:
-  namespace:
-    description: The namespace of the Secrets.
-    type: str
-    required: true
-  field_manager:
-    description: The field manager of the apply.
-    type: str
-    default: haw.icc
   apply:
     description: V(false) only reads whether each Secret is there, and its version.
     type: bool
@@ -68,8 +61,10 @@ options:
     type: list
     elements: str
     default: []
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: Only dry runs are sent; a pending change marks the version with V(+).
 """
 
 EXAMPLES = r"""
@@ -99,13 +94,9 @@ msg:
   type: str
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     field_manager=dict(type="str", default="haw.icc"),
     apply=dict(type="bool", default=True),
     secrets=dict(
@@ -123,13 +114,7 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     read=dict(type="list", elements="str", default=[]),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("keep_secrets", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("keep_secrets", ARGUMENT_SPEC)

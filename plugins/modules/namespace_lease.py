@@ -29,14 +29,9 @@ description:
     protected and succeeds, so that a namespace without that right can still be deployed to.
   - Never reports a change - the Lease is bookkeeping of the run, not a setting of the namespace.
     In check mode nothing is written; the task warns when another run holds the namespace.
-  - Runs on the controller as an action plugin.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
-  namespace:
-    description: The namespace to hold, for example V(wabc123-default).
-    type: str
-    required: true
   name:
     description: Name of the Lease.
     type: str
@@ -71,31 +66,15 @@ options:
         which would otherwise block the namespace until it expires.
     type: bool
     default: false
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
     details: Reads the Lease and warns when another run holds it; takes nothing.
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
   - Needs C(get), C(create), C(update) and C(delete) on C(leases) of the API group
     C(coordination.k8s.io) in the namespace.
   - Times are taken from the API server's clock (its C(Date) header), so runs on machines with
     different clocks agree on when a Lease expires.
-requirements:
-  - kubernetes (Python library, on the controller)
 """
 
 EXAMPLES = r"""
@@ -156,15 +135,9 @@ msg:
   type: str
 """
 
-import copy
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-# The options, in one place: the action plugin validates the task's arguments with this spec,
-# and ansible-test's validate-modules checks DOCUMENTATION against it here.
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="haw-icc"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     playbook=dict(type="str", default="ansible-playbook"),
@@ -172,13 +145,7 @@ ARGUMENT_SPEC = dict(
     wait=dict(type="int", default=0),
     poll_interval=dict(type="int", default=5),
     force=dict(type="bool", default=False),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("namespace_lease", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("namespace_lease", ARGUMENT_SPEC)

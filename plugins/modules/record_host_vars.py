@@ -18,10 +18,8 @@ description:
     typed on the command line (C(-e)), so defaults are never pinned into the file. A variable is
     written when the file holds another value, or when the file lacks it and the rest of the
     inventory gives another value.
-  - The file is replaced in one step (written beside it, then renamed), never left half-written.
-  - Runs on the controller as an action plugin.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_files, haw.icc.controller_action]
 options:
   path:
     description:
@@ -38,22 +36,6 @@ options:
     description: Variables to record only when they were given on the command line.
     type: dict
     default: {}
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 requirements:
   - ruamel.yaml (Python library, on the controller)
 """
@@ -84,7 +66,7 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = dict(
     path=dict(type="path"),
@@ -92,10 +74,5 @@ ARGUMENT_SPEC = dict(
     record_if_given=dict(type="dict", default={}),
 )
 
-
-def main():
-    fail_as_documentation_stub("record_host_vars", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("record_host_vars", ARGUMENT_SPEC)

@@ -20,9 +20,15 @@ description:
   - Reports every problem at once, one line each, and returns the typed variables for the role
     to use instead of the raw ones. The values of C(no_log) variables (keys, tokens, passwords)
     are never quoted nor returned.
+  - This is the one check of the TGI settings in a run. The typed C(tgi_server) settings carry
+    the digest of the check (C(_checked)), so that the steps after it (the pod's template,
+    M(haw.icc.gpu_capacity_check), M(haw.icc.tgi_model_switch)) take them as checked, while
+    settings without it (or changed since) are checked where they come in.
+  - Warns about what is allowed but likely regretted, such as an image that is not pinned to
+    a version.
   - Runs on the controller as an action plugin; reads nothing from the cluster.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action]
 options:
   role:
     description:
@@ -51,22 +57,9 @@ options:
       - Each playbook sets it on one check that runs before anything is written.
     type: bool
     default: false
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 """
 
 EXAMPLES = r"""
@@ -89,15 +82,18 @@ EXAMPLES = r"""
       icc_logs_since: {type: str, kind: duration}
   register: __icc_logs_checked
 
-- name: Use the typed values from now on
-  ansible.builtin.set_fact:
-    __tgi: "{{ __tgi_checked.settings }}"
+- name: Use the typed values from now on (the tgi_server role's output tgi_server_settings)
+  ansible.builtin.debug:
+    msg: "{{ __tgi_checked.settings.tgi_gpu_count + 1 }}"
 """
 
 RETURN = r"""
 settings:
-  description: Every variable of the role's argument spec, converted to its type (null when
-    unset), except those marked C(no_log).
+  description:
+    - Every variable of the role's argument spec, converted to its type (null when unset),
+      except those marked C(no_log).
+    - For C(tgi_server) also C(_checked), the digest of the check of the TGI settings (see the
+      description).
   returned: success
   type: dict
   sample: {tgi_gpu_count: 2, tgi_ingress_enabled: false, tgi_cuda_memory_fraction: 0.85}
@@ -113,7 +109,7 @@ msg:
   type: str
 """
 
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = dict(
     role=dict(type="str", choices=["tgi_server", "open_webui", "gpu_scale"]),
@@ -122,10 +118,5 @@ ARGUMENT_SPEC = dict(
     warn_unknown=dict(type="bool", default=False),
 )
 
-
-def main():
-    fail_as_documentation_stub("role_settings", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("role_settings", ARGUMENT_SPEC)

@@ -38,13 +38,9 @@ description:
   - Prints one block per namespace with a line per check. Runs on the Ansible controller as an
     action plugin; it only reads (the chat request changes nothing either), so it runs in check
     mode as well.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
-  namespace:
-    description: Namespace of TGI and Open WebUI, for example V(wabc123-default).
-    type: str
-    required: true
   model_id:
     description:
       - The model TGI must serve (the inventory's C(tgi_model_id)); C(/info) and C(/v1/models)
@@ -134,29 +130,13 @@ options:
     description: Whether to verify the TLS certificate of O(tgi_url) and O(open_webui_url).
     type: bool
     default: true
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
     details: It only reads; in check mode it runs the same requests.
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
-  - The client for the API server comes from kubernetes.core with its connection options and
-    their E(K8S_AUTH_*) variables, like every module of the collection; the port-forwards are
-    opened with it too; direct URLs are requested with the proxy settings of the controller's
-    environment.
+  - The port-forwards are opened with the same client as every request to the API server;
+    direct URLs are requested with the proxy settings of the controller's environment.
   - The rights it uses in the namespace are C(get) on Services and Secrets (the key), C(list)
     on pods, C(get) and C(create) on C(pods/portforward) (or, through the proxy, on
     C(services/proxy)), and C(create) on C(pods/exec) for the GPU test.
@@ -165,8 +145,6 @@ notes:
     pods may keep out.
   - With the collection's NetworkPolicy on, an Ingress controller reaches TGI only when its
     namespace is in C(tgi_network_policy_extra_from).
-requirements:
-  - kubernetes (Python library, on the controller)
 seealso:
   - module: kubernetes.core.k8s_exec
   - module: kubernetes.core.k8s_service
@@ -237,41 +215,21 @@ msg:
   sample: "8 checks passed"
 """
 
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-import copy
-
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-# The options, in one place: the action plugin (plugins/action/tgi_api_test.py) validates the
-# task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
-# against it here.
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     model_id=dict(type="str", required=True),
-    tgi_url=dict(type="str"),
-    tgi_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
-    tgi_service=dict(type="str", default="tgi"),
-    tgi_service_port=dict(type="int", default=3333),
+    **action_docs.service_access_spec("tgi", service="tgi", port=3333),
     tgi_api_key=dict(type="str", no_log=True),
     tgi_api_key_secret=dict(type="str", default="tgi-api-key", no_log=False),
     open_webui=dict(type="bool", default=True),
-    open_webui_url=dict(type="str"),
-    open_webui_access=dict(type="str", choices=["port-forward", "proxy"], default="port-forward"),
-    open_webui_service=dict(type="str", default="open-webui"),
-    open_webui_service_port=dict(type="int", default=8080),
+    **action_docs.service_access_spec("open_webui", service="open-webui", port=8080),
     gpu_test=dict(type="bool", default=True),
     prompt=dict(type="str", default="Say hello in one short sentence."),
     max_tokens=dict(type="int", default=32, no_log=False),
     request_timeout=dict(type="int", default=120),
     url_validate_certs=dict(type="bool", default=True),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("tgi_api_test", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("tgi_api_test", ARGUMENT_SPEC)

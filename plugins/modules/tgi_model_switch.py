@@ -35,29 +35,18 @@ description:
     the controller needs the C(kubernetes) Python library. Needs C(get) and C(patch) on
     Deployments and, for detailed progress lines, C(list) on ReplicaSets, pods and events in the
     namespace.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
+   haw.icc.tgi_server]
 options:
-  namespace:
-    description:
-      - Namespace of the TGI Deployment, for example V(wabc123-default).
-    type: str
-    required: true
-  name:
-    description:
-      - Name of the TGI Deployment (the role's C(tgi_name)).
-    type: str
-    default: tgi
-  container:
-    description:
-      - Name of the TGI container in the Deployment's pod template.
-    type: str
-    default: tgi
   settings:
     description:
       - All TGI settings, keyed by the C(tgi_server) role's variable names, the new values
-        already merged in - the dict the role renders its pod from (C(__tgi_settings)); see
-        C(ansible-doc -t role haw.icc.tgi_server) for each one.
+        already merged in - the dict the role renders its pod from; see
+        C(ansible-doc -t role haw.icc.tgi_server) for each one. The role's entry point C(switch)
+        passes its settings as its entry point C(validate) checked them (they carry the digest
+        of that check, C(_checked)) and they are not checked again; any others are checked here
+        first, every problem at once.
       - Settings left out take their defaults, so the whole set is needed to keep the others as
         they are. Secrets are named, never given (the env refers to them).
     type: dict
@@ -107,10 +96,6 @@ options:
         since the capacity check) before the new revision counts as failed.
     type: int
     default: 60
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -120,19 +105,7 @@ attributes:
     support: full
     details: Shows the model id, the GPUs and everything the switch owns before and after. The
       env holds only references to Secrets, never their values.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
-  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
-    variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
-    kubeconfig E(KUBECONFIG), else C(~/.kube/config)), else the pod's service account, else
-    E(KUBECONFIG) or C(~/.kube/config) - read on the controller.
   - The switch does not check whether the model fits the GPUs; run M(haw.icc.gpu_capacity_check)
     first (C(playbooks/change_model.yml) does), so that a model that cannot fit is refused in
     seconds instead of after its download.
@@ -140,41 +113,38 @@ notes:
     next C(deploy.yml) switches back to the inventory's model.
   - The patch is written with the field manager C(haw.icc), the one the C(tgi_server) role
     applies with.
-requirements:
-  - kubernetes (Python library, on the controller)
 seealso:
   - module: haw.icc.wait_for_rollout
   - module: kubernetes.core.k8s_json_patch
 """
 
 EXAMPLES = r"""
-- name: Get the TGI settings of this namespace (validated)
-  ansible.builtin.include_role:
-    name: haw.icc.tgi_server
-    tasks_from: validate
-    public: true
+# The way change_model.yml does it: the tgi_server role's entry points validate (with the new
+# model as -e tgi_model_id=...), capacity, then switch, which calls this module.
 
 - name: Switch TGI to another model, rolling back if it does not start
   haw.icc.tgi_model_switch:
-    namespace: "{{ icc_namespace }}"
-    settings: "{{ __tgi_settings | combine({'tgi_model_id': 'Qwen/Qwen2.5-3B-Instruct'}) }}"
-    catalog: "{{ icc_gpu_catalog }}"
-    kubeconfig: "{{ icc_kubeconfig }}"
-    timeout: 2700
-  register: __tgi_switch
-
-- name: A 4-bit quantized 7B model, pinned to a commit
-  haw.icc.tgi_model_switch:
     namespace: wabc123-default
-    settings: >-
-      {{ __tgi_settings | combine({'tgi_model_id': 'mistralai/Mistral-7B-Instruct-v0.2',
-                                   'tgi_model_revision': '41b61a33a2483885c981aa79e0df6b32407ed873',
-                                   'tgi_dtype': none, 'tgi_quantize': 'bitsandbytes-nf4'}) }}
+    # The whole set: settings left out take their defaults (the role's token limits too).
+    settings:
+      tgi_model_id: Qwen/Qwen2.5-3B-Instruct
+      tgi_gpu_type: gpu-tesla-v100
+      tgi_gpu_count: 1
+      tgi_max_input_tokens: 2048
+      tgi_max_total_tokens: 4096
+      tgi_max_batch_prefill_tokens: 4096
+      tgi_api_key_secret: tgi-api-key
+      tgi_cpu_request: "2"
+      tgi_memory_request: 8Gi
+      tgi_memory_limit: 32Gi
+    kubeconfig: ~/.kube/icc.yaml
+    timeout: 2700
+  register: switch
 
 - name: Show why the new model failed
   ansible.builtin.debug:
-    msg: "{{ __tgi_switch.failed_rollout.detail | default(__tgi_switch.msg) }}"
-  when: __tgi_switch is failed
+    msg: "{{ switch.failed_rollout.detail | default(switch.msg) }}"
+  when: switch is failed
 """
 
 RETURN = r"""
@@ -292,8 +262,8 @@ diff:
         - {name: HOSTNAME, value: 0.0.0.0}
         - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
     after:
-      model_id: Qwen/Qwen2.5-3B-Instruct
-      args: [--model-id, Qwen/Qwen2.5-3B-Instruct, --num-shard, "1"]
+      model_id: Qwen/Qwen2.5-7B-Instruct
+      args: [--model-id, Qwen/Qwen2.5-7B-Instruct, --num-shard, "1", --quantize, bitsandbytes-nf4]
       env:
         - {name: HOSTNAME, value: 0.0.0.0}
         - {name: API_KEY, valueFrom: {secretKeyRef: {name: tgi-api-key, key: api-key}}}
@@ -313,17 +283,9 @@ msg:
     to Qwen/Qwen2.5-3B-Instruct: revision 2 (ReplicaSet tgi-7c9f6d5b8) ready after 3m04s
 """
 
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-import copy
-
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-# The options, in one place: the action plugin (plugins/action/tgi_model_switch.py) validates
-# the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
-# against it here.
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     settings=dict(type="dict", required=True),
@@ -334,13 +296,7 @@ ARGUMENT_SPEC = dict(
     rollback=dict(type="bool", default=True),
     rollback_timeout=dict(type="int", default=600),
     unschedulable_grace=dict(type="int", default=60),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("tgi_model_switch", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("tgi_model_switch", ARGUMENT_SPEC)

@@ -26,14 +26,9 @@ description:
     the rollback of O(rollback).
   - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
     it still waits on the Deployment's status and warns that the lines show less detail.
-author:
-  - haw.icc developers (@haw-hamburg)
+extends_documentation_fragment:
+  [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
-  namespace:
-    description:
-      - Namespace of the Deployments, for example V(wabc123-default).
-    type: str
-    required: true
   names:
     description:
       - Names of the Deployments to wait for. The task succeeds when all are ready.
@@ -87,39 +82,17 @@ options:
     description: Seconds the restored revision has to become ready.
     type: int
     default: 600
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: partial
     details: In check mode nothing is waited for (the Deployments may not exist yet); the task
       is skipped.
-  diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  platform:
-    platforms: all
 notes:
-  - The client comes from kubernetes.core with its connection options and their E(K8S_AUTH_*)
-    variables, in its order - a host with a token, else O(kubeconfig) or O(context) (without a
-    kubeconfig E(KUBECONFIG), else C(~/.kube/config)), else the pod's service account, else
-    E(KUBECONFIG) or C(~/.kube/config) - read on the controller.
-  - It is in the collection's action group C(group/haw.icc.k8s) together with kubernetes.core's
-    modules, so one C(module_defaults) entry sets the connection for all of them.
   - Durations are measured against the API server's clock (its C(Date) header), so a wrong
     clock on the controller does not distort them.
   - For a useful crash message from TGI, its container should set
     C(terminationMessagePolicy=FallbackToLogsOnError), so the end of its log becomes the
     termination message.
-requirements:
-  - kubernetes (Python library, on the controller)
 seealso:
   - module: kubernetes.core.k8s
   - module: kubernetes.core.k8s_info
@@ -153,6 +126,12 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ __tgi_rollout.deployments.tgi.detail | default('') }}"
   when: __tgi_rollout is failed
+
+- name: After a change of TGI, put the revision before it back if the new one does not start
+  haw.icc.wait_for_rollout:
+    namespace: "{{ icc_namespace }}"
+    names: [tgi]
+    rollback: true
 """
 
 RETURN = r"""
@@ -219,17 +198,9 @@ msg:
   sample: "ready after 3m04s: tgi: 1/1 ready"
 """
 
+from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
-import copy
-
-from ansible_collections.haw.icc.plugins.module_utils.action_docs import fail_as_documentation_stub
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-# The options, in one place: the action plugin (plugins/action/wait_for_rollout.py) validates
-# the task's arguments with this spec, and ansible-test's validate-modules checks DOCUMENTATION
-# against it here.
-ARGUMENT_SPEC = dict(
-    namespace=dict(type="str", required=True),
+ARGUMENT_SPEC = action_docs.kubernetes_spec(
     names=dict(type="list", elements="str", required=True, aliases=["name"]),
     timeout=dict(type="int", default=1800),
     poll_interval=dict(type="int", default=5),
@@ -237,13 +208,7 @@ ARGUMENT_SPEC = dict(
     unschedulable_grace=dict(type="int", default=60),
     rollback=dict(type="bool", default=False),
     rollback_timeout=dict(type="int", default=600),
-    **copy.deepcopy(AUTH_ARG_SPEC),
 )
 
-
-def main():
-    fail_as_documentation_stub("wait_for_rollout", ARGUMENT_SPEC)
-
-
 if __name__ == "__main__":
-    main()
+    action_docs.fail_as_documentation_stub("wait_for_rollout", ARGUMENT_SPEC)

@@ -3,7 +3,7 @@
 
 They run on the controller (wait_for_rollout, tgi_model_switch) so that they can print progress
 while they wait. Their client comes from kubernetes.core's auth options and environment variables
-through module_utils/cluster_access.py, exactly as in the collection's modules.
+through module_utils/cluster/connection.py, exactly as in the collection's modules.
 """
 
 from __future__ import annotations
@@ -12,15 +12,19 @@ import os
 from contextlib import contextmanager
 from typing import Any
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster_access import (
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ClusterApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import (
     ConnectionProblem,
+    Credentials,
     api_client,
     auth_options,
 )
-from ansible_collections.haw.icc.plugins.module_utils.object_apply import JsonApi
-from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import ControllerAction
+from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import (
+    JSON,
+    ControllerAction,
+)
 
-__all__ = ["ConnectionProblem", "KubernetesAction"]
+__all__ = ["JSON", "ConnectionProblem", "KubernetesAction"]
 
 
 class KubernetesAction(ControllerAction):
@@ -31,6 +35,14 @@ class KubernetesAction(ControllerAction):
         # this runs in Ansible's worker, whose environment is the controller's.
         with self._task_environment():
             return super().run(tmp, task_vars)
+
+    def _act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:
+        """act(); a connection that cannot be made (ConnectionProblem, from _connect or
+        _cluster_api) fails the task with its reason, keeping the result so far."""
+        try:
+            return super()._act(result, args, task_vars)
+        except ConnectionProblem as error:
+            return self._fail(result, f"Cannot connect: {error}")
 
     @contextmanager
     def _task_environment(self) -> Any:
@@ -54,19 +66,25 @@ class KubernetesAction(ControllerAction):
                     os.environ[name] = value
 
     @staticmethod
-    def _api_client(args: dict[str, Any]) -> Any:
-        """A kubernetes ApiClient from the task's auth options (or K8S_AUTH_*, in-cluster,
-        KUBECONFIG, ~/.kube/config, in kubernetes.core's order).
+    def _connect(args: dict[str, Any]) -> tuple[ClusterApi, Credentials]:
+        """The request layer (module_utils/cluster/api.py) over the client kubernetes.core makes
+        from the task's auth options (or K8S_AUTH_*, in-cluster, KUBECONFIG, ~/.kube/config, in
+        kubernetes.core's order), and where its credentials come from.
 
         Raises ConnectionProblem saying why there is none.
         """
         try:
-            return api_client(auth=auth_options(args))[0]
+            return api_client(auth=auth_options(args))
         except ImportError as error:  # pragma: no cover - the collection requires it
             raise ConnectionProblem(
                 "the kubernetes Python library is needed on the Ansible controller "
                 f"(pip install kubernetes): {error}"
             ) from error
+
+    @classmethod
+    def _cluster_api(cls, args: dict[str, Any]) -> ClusterApi:
+        """_connect()'s request layer alone."""
+        return cls._connect(args)[0]
 
     @staticmethod
     def _timing_problem(args: dict[str, Any], durations: tuple[str, ...]) -> str | None:
@@ -75,7 +93,3 @@ class KubernetesAction(ControllerAction):
             return None
         names = f"{', '.join(durations[:-1])} and {durations[-1]}"
         return f"poll_interval must be >= 1; {names} >= 0"
-
-    def _json_api(self, args: dict[str, Any]) -> JsonApi:
-        """A JsonApi (module_utils/object_apply.py) on _api_client's client."""
-        return JsonApi(self._api_client(args))

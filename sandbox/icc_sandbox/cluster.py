@@ -30,6 +30,7 @@ from icc_sandbox import pki as pki_files
 from icc_sandbox import pod_network
 from icc_sandbox.gateway import service_key
 from icc_sandbox.kubeapi import ApiError, KubeApi
+from icc_sandbox.node_agent import STORAGE_PROVISIONER
 from icc_sandbox.open_webui_runtime import REAL_OPEN_WEBUI_LABEL
 from icc_sandbox.service_network import service_range
 
@@ -45,7 +46,6 @@ STUDENT_USER = "infwabc123"
 # The ICC derives a student's namespace from the login: drop "inf", append "-default".
 STUDENT_NAMESPACE = "wabc123-default"
 STORAGE_CLASS = "sandbox-local"
-STORAGE_PROVISIONER = "sandbox.haw.icc/local"
 # Processes are stopped in this order: clients of the API first, etcd, then the network.
 STOP_ORDER = (
     "gateway",
@@ -58,7 +58,7 @@ STOP_ORDER = (
 )
 # What a process's command line holds, where its name is not in it.
 PROCESS_MARKERS = {
-    "node-agent": "icc_sandbox.node_agent",
+    "node-agent": "icc_sandbox.node_agent_main",
     "gateway": "icc_sandbox.gateway",
     "network": "icc_sandbox.pod_network",
 }
@@ -406,7 +406,7 @@ def start(
             [
                 sys.executable,
                 "-m",
-                "icc_sandbox.node_agent",
+                "icc_sandbox.node_agent_main",
                 f"--kubeconfig={sandbox.admin_kubeconfig}",
                 f"--nodes={nodes_file}",
                 f"--work-dir={run_dir / 'agent'}",

@@ -35,6 +35,7 @@ the Secrets through the API, builds a ContainerView and calls `run_command`.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
 import re
@@ -42,18 +43,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from icc_sandbox.exec_stream import ExecOutput
-from icc_sandbox.node_agent import (
-    JSON,
-    NodeSpec,
-    Timing,
+from icc_sandbox.container_spec import (
     app_for,
     gpu_count,
     launch_outcome,
     launcher_args,
     plain_env,
-    ready_delay,
+    quantity_bytes,
 )
+from icc_sandbox.exec_stream import ExecOutput
+from icc_sandbox.nodes import JSON, NodeSpec, Timing
+from icc_sandbox.pod_simulation import ready_delay
 from icc_sandbox.tgi_launcher import (
     BYTES_PER_PARAM,
     FLASH_ATTENTION_FROM,
@@ -306,8 +306,6 @@ def gpu_readings(view: ContainerView) -> list[dict[str, Any]]:
 
 
 def _timestamp(now: float) -> str:
-    import datetime
-
     moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
     return moment.strftime("%Y/%m/%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
@@ -494,8 +492,6 @@ def container_env(
 def _resource_field(container: JSON, ref: JSON, node: NodeSpec) -> str | None:
     """limits/requests as the kubelet gives them: whole units (cores, bytes), node capacity
     for an unset limit."""
-    from icc_sandbox.node_agent import quantity_bytes
-
     kind, _, resource = ref.get("resource", "").partition(".")
     value = container.get("resources", {}).get(kind, {}).get(resource)
     if value is None and kind == "limits":

@@ -52,20 +52,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from icc_sandbox.node_agent import (
-    JSON,
-    NodeSpec,
-    Timing,
+from icc_sandbox.container_spec import (
     app_for,
-    crash_loop,
-    failing_run_seconds,
     gated_without_token,
     launch_outcome,
     launcher_args,
     plain_env,
-    ready_delay,
     token_limits,
 )
+from icc_sandbox.nodes import JSON, NodeSpec, Timing
+from icc_sandbox.pod_simulation import crash_loop, failing_run_seconds, ready_delay
 from icc_sandbox.tgi_launcher import (
     BYTES_PER_PARAM,
     DEFAULT_MAX_BATCH_PREFILL_TOKENS,

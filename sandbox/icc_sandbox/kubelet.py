@@ -79,7 +79,7 @@ from icc_sandbox.exec_stream import (
     session_frames,
 )
 from icc_sandbox.kubeapi import ApiError, KubeApi
-from icc_sandbox.node_agent import JSON, NodeSpec, Timing, parse_iso
+from icc_sandbox.nodes import JSON, NodeSpec, Timing, parse_iso
 from icc_sandbox.portforward_stream import (
     HALF_CLOSED_SECONDS,
     ForwardRefused,

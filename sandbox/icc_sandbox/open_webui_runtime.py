@@ -38,16 +38,10 @@ from pathlib import Path
 
 from icc_sandbox.container_exec import Lookup, container_env
 from icc_sandbox.container_logs import LogLine, LogsUnavailable
+from icc_sandbox.container_spec import app_for, probe_port
 from icc_sandbox.kubeapi import ApiError, KubeApi
-from icc_sandbox.node_agent import (
-    JSON,
-    MAX_BACKOFF_SECONDS,
-    LiveContainer,
-    NodeSpec,
-    app_for,
-    pod_address,
-    probe_port,
-)
+from icc_sandbox.nodes import JSON, NodeSpec, pod_address
+from icc_sandbox.pod_simulation import MAX_BACKOFF_SECONDS, LiveContainer
 from icc_sandbox.service_network import ServiceNetwork
 
 log = logging.getLogger("open-webui-runtime")

@@ -9,8 +9,9 @@ like the Python server and torch, or start. The checks run in the launcher's ord
 3. the shards start: server CLI checks, `initialize_torch_distributed`, loading the weights;
 4. the router starts and checks the token budgets against the batch limits.
 
-The flag table below is this module's own copy of the launcher's flags (a contract test checks
-it against TGI's documentation). No I/O: the model's size is guessed from its name.
+The flag table and the architecture rules below are this module's own reading of TGI (contract
+tests check them against TGI's documentation and against the collection's engine data). No I/O:
+the model's size and architecture are guessed from its name.
 """
 
 from __future__ import annotations
@@ -180,18 +181,87 @@ GIB = 2**30
 # of most architectures, and loads an unsharded one through CausalLM.fallback, which passes
 # device_map="auto" when more than one CUDA device is visible: the layers spread over them.
 FLASH_ATTENTION_FROM = (8, 0)
-# This simulation's own reading of TGI's get_model: the model types with sharded classes that
-# need no flash attention, and how the error names the others (by words of the model id).
-SHARDED_WITHOUT_FLASH = ("bloom", "mpt", "gpt-neox", "gpt_neox", "pythia", "opt", "t5")
-MODEL_FAMILY_NAMES = (
-    ("mixtral", "Mixtral"),
-    ("mistral", "Mistral"),
-    ("qwen", "Qwen2"),
-    ("gemma", "Gemma"),
-    ("llama", "Llama"),
-    ("phi", "Phi"),
-    ("falcon", "Falcon"),
-    ("starcoder", "Starcoder2"),
+
+# This simulation's own reading of get_model without flash attention (TGI 3.3.7,
+# server/text_generation_server/models/__init__.py; the line numbers are that file's), by the
+# config's model_type. Below compute capability 8.0 the flash classes do not import
+# (layers/attention/cuda.py: "GPU with CUDA capability 7 0 is not supported"), and with them
+# neither does the transformers flash backend (FLASH_TRANSFORMERS_BACKEND). It is read apart
+# from the collection's plugins/module_utils/engine/tgi_multi_gpu.py on purpose, and a contract
+# test (tests/unit/test_tgi_launcher_contract.py) holds the two readings together: a mistake in
+# either shows as a disagreement instead of being mirrored by the simulator.
+#
+# Sharded classes of their own, no flash attention needed: bloom and mpt (CausalLM, lines
+# 788-809), gpt_neox (`elif sharded: return CausalLM(... GPTNeoxForCausalLM ...)`, 909-917; the
+# Pythia models are gpt_neox), opt (1473) and t5 (Seq2SeqLM, 1484).
+SHARDED_WITHOUT_FLASH = frozenset({"bloom", "mpt", "gpt_neox", "opt", "t5"})
+# Model types that fail without flash attention on one shard or many: the vision-language
+# models raise FLASH_ATT_ERROR_MESSAGE with their name in an `else:` (idefics 1511, qwen2_vl
+# 1542, qwen2_5_vl 1575, mllama 1606, idefics2 1637, idefics3 1668, paligemma 1697, llava_next
+# 1723); phi calls TransformersFlashCausalLM.fallback without asking whether that class was
+# imported (942-950).
+FLASH_ONLY = {
+    "idefics": "NotImplementedError: Idefics requires Flash Attention enabled models.",
+    "qwen2_vl": "NotImplementedError: Qwen2_VL requires Flash Attention enabled models.",
+    "qwen2_5_vl": "NotImplementedError: Qwen2_5_VL requires Flash Attention enabled models.",
+    "mllama": "NotImplementedError: Mllama requires Flash Attention enabled models.",
+    "idefics2": "NotImplementedError: Idefics requires Flash Attention enabled models.",
+    "idefics3": "NotImplementedError: Idefics requires Flash Attention enabled models.",
+    "paligemma": "NotImplementedError: PaliGemma requires Flash Attention enabled models.",
+    "llava_next": "NotImplementedError: LlavaNext requires Flash Attention enabled models.",
+    "phi": "NameError: name 'TransformersFlashCausalLM' is not defined",
+}
+# The others with flash classes raise only when sharded (`elif sharded: raise
+# NotImplementedError(FLASH_ATT_ERROR_MESSAGE.format("Sharded <name>"))`), naming the model so;
+# unsharded they load through CausalLM.fallback. llama, phi3 and granite share a branch that
+# names the model_type itself (1015-1017).
+SHARDED_NEEDS_FLASH = {
+    "gpt_bigcode": "Santacoder",  # 774-776
+    "gpt2": "GPT-2",  # 835-836
+    "gptj": "GPT-J",  # 871-872
+    "llama": "llama",
+    "phi3": "phi3",
+    "gemma": "Gemma",  # 1095-1096
+    "gemma2": "Gemma2",  # 1130-1131
+    "gemma3": "Gemma3",  # 1211-1212
+    "falcon": "Falcon",  # 1306
+    "mistral": "Mistral",  # 1357-1358
+    "mixtral": "Mixtral",  # 1391-1392
+    "starcoder2": "Starcoder2",  # 1425-1427
+    "qwen2": "Qwen2",  # 1461-1462
+}
+# Any other model type takes transformers' AutoModel path, which refuses sharding (1766-1767).
+AUTO_MODEL_SHARDED = "NotImplementedError: sharded is not supported for AutoModel"
+# The model_type of the model's config, guessed from its name (this simulation reads no
+# config): the first pattern found in the repository name (lower case) wins.
+MODEL_TYPE_HINTS = (
+    (r"idefics3", "idefics3"),
+    (r"idefics2", "idefics2"),
+    (r"idefics", "idefics"),
+    (r"llava-v1\.6|llava-next", "llava_next"),
+    (r"paligemma", "paligemma"),
+    (r"qwen2\.5-vl", "qwen2_5_vl"),
+    (r"qwen2-vl", "qwen2_vl"),
+    (r"llama-3\.2-\d+b-vision", "mllama"),
+    (r"mixtral", "mixtral"),
+    (r"mistral", "mistral"),
+    (r"qwen1\.5|qwen2", "qwen2"),
+    (r"gemma-?3", "gemma3"),
+    (r"gemma-?2", "gemma2"),
+    (r"gemma", "gemma"),
+    (r"(?<![a-z0-9])phi-?3", "phi3"),
+    (r"(?<![a-z0-9])phi", "phi"),
+    (r"starcoder2", "starcoder2"),
+    (r"starcoder|santacoder", "gpt_bigcode"),
+    (r"llama", "llama"),
+    (r"falcon", "falcon"),
+    (r"bloom", "bloom"),
+    (r"(?<![a-z0-9])mpt(?![a-z])", "mpt"),
+    (r"gpt-?neox|pythia", "gpt_neox"),
+    (r"gpt-?j(?![a-z])", "gptj"),
+    (r"(?<![a-z0-9])opt(?![a-z])", "opt"),
+    (r"gpt2", "gpt2"),
+    (r"(?<![a-z0-9])t5(?![a-z0-9])", "t5"),
 )
 
 
@@ -230,8 +300,8 @@ def simulate_launch(
         _parse(args, env, values)
         num_shard = _find_num_shards(values, env, gpu_count)
         _validate(values, num_shard)
-        if gpu_count and num_shard > 1 and not flash:
-            _refuse_sharding_without_flash(str(values["model-id"]))
+        if gpu_count and not flash:
+            _get_model_without_flash(str(values["model-id"]), num_shard)
         _start_shards(values, env, num_shard, gpu_count, gpu_memory_gib, memory_limit_bytes, flash)
         _start_router(values)
     except _Abort as abort:
@@ -631,15 +701,27 @@ def weight_precision(model_id: str, quantize: str | None, dtype: str | None, gpu
     return dtype or (GPU_DEFAULT_DTYPE if gpu else CPU_DEFAULT_DTYPE)
 
 
-def _refuse_sharding_without_flash(model_id: str) -> None:
-    """get_model's NotImplementedError for a sharded model without flash attention."""
-    words = re.split(r"[-_./]", model_id.lower())
-    if any(word.startswith(SHARDED_WITHOUT_FLASH) for word in words):
+def guess_model_type(model_id: str) -> str | None:
+    """The model_type of the model's config, from its name; None when no hint matches."""
+    name = model_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    return next((kind for hint, kind in MODEL_TYPE_HINTS if re.search(hint, name)), None)
+
+
+def _get_model_without_flash(model_id: str, num_shard: int) -> None:
+    """get_model's error for this model without flash attention, if it raises one."""
+    model_type = guess_model_type(model_id)
+    if model_type in FLASH_ONLY:
+        raise _crash(_shard_failure(FLASH_ONLY[model_type]))
+    if num_shard <= 1 or model_type in SHARDED_WITHOUT_FLASH:
         return
-    name = next((label for word, label in MODEL_FAMILY_NAMES if word in model_id.lower()), None)
-    what = f"Sharded {name}" if name else "sharded is not supported for AutoModel"
-    message = f"{what} requires Flash Attention enabled models." if name else what
-    raise _crash(_shard_failure(f"NotImplementedError: {message}"))
+    if model_type in SHARDED_NEEDS_FLASH:
+        name = SHARDED_NEEDS_FLASH[model_type]
+        raise _crash(
+            _shard_failure(
+                f"NotImplementedError: Sharded {name} requires Flash Attention enabled models."
+            )
+        )
+    raise _crash(_shard_failure(AUTO_MODEL_SHARDED))
 
 
 def _fmt_size(gib: float) -> str:

@@ -11,7 +11,10 @@ import re
 import time
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import parse_gpu_csv, query_command
+from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
+    parse_gpu_csv,
+    query_command,
+)
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import portforward, stream

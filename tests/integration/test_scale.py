@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.haw.icc.plugins.action.tgi_model_switch import live_spec, same_spec
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import NCCL_ENV_DEFAULTS
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_pod_spec import (
+    live_spec,
+    same_spec,
+)
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import NCCL_ENV_DEFAULTS
 from kubernetes import client
 from views import FAST, FIRST_MODEL, V100, gpu_container, host_vars_file, pod_manifest
 from waiting import wait_until

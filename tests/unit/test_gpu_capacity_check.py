@@ -1,27 +1,30 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""haw.icc.gpu_capacity_check driven through main(), with a fake Kubernetes API.
+"""haw.icc.gpu_capacity_check driven through its action plugin, with a fake Kubernetes API.
 
-The fake answers the read calls the module makes with JSON shaped like the API server's, and
-raises the kubernetes library's ApiException for forbidden (403) or missing (404) objects. It has
-no write methods at all: a write attempt would fail the test.
+The fake stands in for the collection's request layer (ClusterApi): it answers the reads the
+module makes with JSON shaped like the API server's, and raises the layer's ApiError, worded from
+the API server's Status, for forbidden (403) or missing (404) objects. It has no write methods at
+all: a write attempt would fail the test.
 """
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
+import re
 
 import pytest
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.haw.icc.plugins.module_utils import cluster_access, gpu_rules, hub
-from ansible_collections.haw.icc.plugins.module_utils.cluster_reader import UNFINISHED_PODS
-from ansible_collections.haw.icc.plugins.module_utils.model_sizing import NAME_MARGIN
-from ansible_collections.haw.icc.plugins.modules import gpu_capacity_check as module
+from ansible_collections.haw.icc.plugins.module_utils.capacity import gpu_rules
+from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import UNFINISHED_PODS
+from ansible_collections.haw.icc.plugins.module_utils.cluster import connection as cluster_access
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import api_error
+from ansible_collections.haw.icc.plugins.module_utils.gpu import hub
+from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import NAME_MARGIN
+from ansible_collections.haw.icc.plugins.plugin_utils import kubernetes_action
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes.client.rest import ApiException
 
 NAMESPACE = "wabc123-default"
+SERVER = "https://fake:6443"
 V100 = "gpu-tesla-v100"
 V100S = "gpu-tesla-v100s"
 SMALL_MODEL = "bigscience/bloom-560m"  # fits on one V100, shards on V100s (not a flash model)
@@ -84,18 +87,13 @@ def forbidden():
     error = ApiException(status=403, reason="Forbidden")
     error.body = json.dumps({"kind": "Status", "message": "nodes is forbidden: User \"student\" "
                              "cannot list resource \"nodes\"", "code": 403})  # fmt: skip
-    return error
+    return api_error(error, SERVER)
 
 
 def not_found():
     error = ApiException(status=404, reason="Not Found")
     error.body = json.dumps({"kind": "Status", "message": "not found", "code": 404})
-    return error
-
-
-class Response:
-    def __init__(self, body):
-        self.data = json.dumps(body).encode()
+    return api_error(error, SERVER)
 
 
 def matches(labels, selector):
@@ -104,7 +102,8 @@ def matches(labels, selector):
 
 
 class FakeCluster:
-    """CoreV1Api and AppsV1Api in one, read-only; `forbidden` names the calls that get 403."""
+    """ClusterApi's reads, read-only; `forbidden_calls` names the reads that get 403, as the
+    typed client's methods are named (list_node...)."""
 
     def __init__(self, nodes=(), pods=(), quotas=(), deployment=None, forbidden_calls=()):
         self.nodes, self.pods, self.quotas = list(nodes), list(pods), list(quotas)
@@ -116,27 +115,31 @@ class FakeCluster:
         self.calls.append(call)
         if call in self.forbidden_calls:
             raise forbidden()
-        return Response(body)
+        return body
 
-    def list_node(self, **_):
-        return self._answer("list_node", {"items": self.nodes})
-
-    def list_pod_for_all_namespaces(self, field_selector=None, **_):
-        assert field_selector == UNFINISHED_PODS
-        return self._answer("list_pod_for_all_namespaces", {"items": self.pods})
-
-    def list_namespaced_pod(self, namespace, label_selector=None, **_):
+    def list(self, path, query=None):
+        query = query or {}
+        if path == "/api/v1/nodes":
+            return self._answer("list_node", self.nodes)
+        if path == "/api/v1/pods":
+            assert query.get("fieldSelector") == UNFINISHED_PODS
+            return self._answer("list_pod_for_all_namespaces", self.pods)
+        namespace, plural = re.fullmatch(r"/api/v1/namespaces/([^/]+)/(\w+)", path).groups()
+        if plural == "resourcequotas":
+            return self._answer("list_namespaced_resource_quota", self.quotas)
+        assert plural == "pods", path
         items = [
             p for p in self.pods
             if p["metadata"]["namespace"] == namespace
-            and matches(p["metadata"]["labels"], label_selector)
+            and matches(p["metadata"]["labels"], query.get("labelSelector"))
         ]  # fmt: skip
-        return self._answer("list_namespaced_pod", {"items": items})
+        return self._answer("list_namespaced_pod", items)
 
-    def list_namespaced_resource_quota(self, namespace, **_):
-        return self._answer("list_namespaced_resource_quota", {"items": self.quotas})
-
-    def read_namespaced_deployment(self, name, namespace, **_):
+    def get(self, path, query=None, missing_ok=False):
+        namespace, name = re.fullmatch(
+            r"/apis/apps/v1/namespaces/([^/]+)/deployments/(.+)", path
+        ).groups()
+        assert namespace == NAMESPACE
         if self.deployment is None or self.deployment["metadata"]["name"] != name:
             self.calls.append("read_namespaced_deployment")
             raise not_found()
@@ -144,35 +147,24 @@ class FakeCluster:
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
-    """Runs the module with the given arguments against a FakeCluster; returns its result."""
+def run(monkeypatch, run_action):
+    """Runs the task with the given arguments against a FakeCluster; returns its result."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # Where AnsibleModule.warn sends a warning depends on whether controller code was imported
-    # in this process (other tests do): record them at the source instead.
-    warnings = []
-    monkeypatch.setattr(AnsibleModule, "warn", lambda _self, text, **_: warnings.append(text))
 
-    def run_module(cluster, **args):
-        api_client = SimpleNamespace(configuration=SimpleNamespace(host="https://fake:6443"))
-        found = cluster_access.Credentials("the fake cluster", server="https://fake:6443")
-        monkeypatch.setattr(cluster_access, "api_client", lambda _module: (api_client, found))
-        monkeypatch.setattr(module, "kubernetes_apis", lambda _client: (cluster, cluster))
+    def run_task(cluster, **args):
+        found = cluster_access.Credentials("the fake cluster", server=SERVER)
+        monkeypatch.setattr(kubernetes_action, "api_client", lambda auth: (cluster, found))
         # tgi_* keyword arguments are the TGI settings, the others the module's options.
         settings = {"tgi_model_id": SMALL_MODEL}
         settings.update({key: value for key, value in args.items() if key.startswith("tgi_")})
         arguments = {"namespace": NAMESPACE, "settings": settings, "hub_lookup": False}
         arguments.update({key: value for key, value in args.items() if not key.startswith("tgi_")})
-        with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
-            module.main()
-        result = json.loads(capsys.readouterr().out)
-        # fail_json says failed=true and exits 1; exit_json exits 0 without the key
-        assert result.get("failed", False) == (exited.value.code != 0)
-        result["failed"] = exited.value.code != 0
-        result["warnings"] = list(warnings)
-        warnings.clear()
+        result = run_action("gpu_capacity_check", arguments)
+        result["failed"] = bool(result.get("failed"))
+        result["warnings"] = list(result.get("warnings", []))
         return result
 
-    return run_module
+    return run_task
 
 
 def verdicts(result):
@@ -481,10 +473,12 @@ def test_hub_lookup_off_never_calls_the_fetcher(run, monkeypatch):
 
 def test_other_api_errors_fail_with_the_servers_message(run):
     class Broken(FakeCluster):
-        def list_namespaced_resource_quota(self, namespace, **_):
+        def list(self, path, query=None):
+            if not path.endswith("/resourcequotas"):
+                return super().list(path, query)
             error = ApiException(status=500, reason="Internal Server Error")
             error.body = json.dumps({"message": "etcdserver: request timed out"})
-            raise error
+            raise api_error(error, SERVER)
 
     result = run(Broken(NODES, []))
     assert result["failed"]
@@ -494,8 +488,8 @@ def test_other_api_errors_fail_with_the_servers_message(run):
     assert result["gpu"]["type"] == V100  # the model's assessment is kept
 
 
-def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
-    def no_config(_module):
+def test_unusable_kubeconfig_fails_readably(monkeypatch, run_action, tmp_path):
+    def no_config(**_auth):
         raise CoreException("Could not create API client: Invalid kube-config file.")
 
     kubeconfig = tmp_path / "kubeconfig"
@@ -507,10 +501,8 @@ def test_unusable_kubeconfig_fails_readably(monkeypatch, capsys, tmp_path):
         "hub_lookup": False,
         "kubeconfig": str(kubeconfig),
     }
-    with patch_module_args(arguments), pytest.raises(SystemExit) as exited:
-        module.main()
-    result = json.loads(capsys.readouterr().out)
-    assert exited.value.code == 1
+    result = run_action("gpu_capacity_check", arguments)
+    assert result["failed"] is True
     assert result["msg"] == (
         f"Cannot connect: cannot use icc_kubeconfig {kubeconfig}: Could not create API client: "
         "Invalid kube-config file."

@@ -9,14 +9,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.nvidia_smi import (
+from ansible_collections.haw.icc.plugins.module_utils.operations.gpu_check import (
+    check_gpus,
+    gpu_query_command,
+)
+from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi import (
     GPU_QUERY_FIELDS,
     parse_gpu_csv,
     query_command,
-)
-from ansible_collections.haw.icc.plugins.module_utils.tgi_api_checks import (
-    check_gpus,
-    gpu_query_command,
 )
 from icc_sandbox.container_exec import (
     DRIVER_VERSION,
@@ -49,7 +49,7 @@ from icc_sandbox.exec_stream import (
 )
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.kubelet import exec_view
-from icc_sandbox.node_agent import NodeSpec, Timing
+from icc_sandbox.nodes import NodeSpec, Timing
 from kubernetes.stream.ws_client import WSClient
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"

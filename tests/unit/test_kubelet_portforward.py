@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from icc_sandbox.exec_stream import OP_BINARY, read_frame
 from icc_sandbox.kubelet import ForwardTarget, Kubelets, forward_target
-from icc_sandbox.node_agent import NodeSpec, Timing
+from icc_sandbox.nodes import NodeSpec, Timing
 from icc_sandbox.portforward_stream import (
     ForwardRefused,
     ForwardRequest,

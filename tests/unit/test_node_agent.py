@@ -15,24 +15,18 @@ from pathlib import Path
 
 import pytest
 from icc_sandbox.cluster import DEFAULT_NODES_FILE
+from icc_sandbox.container_spec import App, quantity_bytes, token_limits
 from icc_sandbox.kubeapi import ApiError
-from icc_sandbox.node_agent import (
-    STORAGE_PROVISIONER,
-    App,
-    NodeAgent,
-    NodeSpec,
+from icc_sandbox.node_agent import STORAGE_PROVISIONER, NodeAgent
+from icc_sandbox.nodes import NodeSpec, Timing, load_nodes
+from icc_sandbox.pod_simulation import (
     PodView,
-    ServedTgi,
-    Timing,
     crash_loop,
-    load_nodes,
     probe_failure,
-    quantity_bytes,
-    served_tgi,
     simulate_pod,
     status_differs,
-    token_limits,
 )
+from icc_sandbox.stand_ins import ServedTgi, served_tgi
 from icc_sandbox.tgi_standin import fetch
 
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.0"

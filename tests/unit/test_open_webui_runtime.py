@@ -18,7 +18,7 @@ import pytest
 import yaml
 from icc_sandbox.container_logs import LogsUnavailable
 from icc_sandbox.kubeapi import ApiError
-from icc_sandbox.node_agent import NodeSpec, Timing, simulate_pod
+from icc_sandbox.nodes import NodeSpec, Timing
 from icc_sandbox.open_webui_runtime import (
     ROLE_DEFAULTS,
     OpenWebUiRuntime,
@@ -26,6 +26,7 @@ from icc_sandbox.open_webui_runtime import (
     pinned_version,
     probe_url,
 )
+from icc_sandbox.pod_simulation import simulate_pod
 from icc_sandbox.service_network import ServiceNetwork
 
 pytestmark = pytest.mark.skipif(

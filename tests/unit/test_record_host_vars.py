@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import yaml
-from ansible_collections.haw.icc.plugins.action.record_host_vars import (
+from ansible_collections.haw.icc.plugins.module_utils.workload import inventory_files
+from ansible_collections.haw.icc.plugins.module_utils.workload.inventory_files import (
     changes_to_record,
     recorded_text,
+    ruamel_problem,
 )
 
 EDITED_BY_HAND = """\
@@ -89,3 +91,19 @@ def test_the_same_choice_again_changes_nothing():
         )
         == {}
     )
+
+
+def test_without_ruamel_the_task_fails_with_the_pip_line(monkeypatch, run_action, tmp_path):
+    assert ruamel_problem("host_vars files") is None  # installed with the collection's tools
+    missing = ImportError("No module named 'ruamel'")
+    monkeypatch.setattr(inventory_files, "RUAMEL_ERROR", missing)
+    path = tmp_path / "host_vars" / "ns.yml"
+
+    result = run_action("record_host_vars", {"path": str(path), "record": {"tgi_gpu_count": 2}})
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "ruamel.yaml is needed on the Ansible controller to edit host_vars files "
+        "(pip install ruamel.yaml): No module named 'ruamel'"
+    )
+    assert not path.exists()

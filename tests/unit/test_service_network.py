@@ -7,7 +7,7 @@ import socket
 import threading
 
 import pytest
-from icc_sandbox.node_agent import NodeSpec
+from icc_sandbox.nodes import NodeSpec
 from icc_sandbox.service_network import (
     ServiceNetwork,
     dead_resolver,

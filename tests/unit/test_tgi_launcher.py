@@ -429,26 +429,97 @@ def test_failure_still_reports_the_model_and_shards() -> None:
 
 
 V100 = (7, 0)
+# TGI 3.3.7, server/text_generation_server/models/__init__.py (get_model), the text of
+# FLASH_ATT_ERROR_MESSAGE (line 81) with the name each branch gives it.
+NEEDS_FLASH = "requires Flash Attention enabled models."
 
 
 def test_on_a_v100_a_sharded_flash_model_crashes_naming_flash_attention() -> None:
     outcome = Case(["--model-id", LLAMA_13B, "--num-shard", "2"], gpus=2,
                    compute_capability=V100).run()  # fmt: skip
     assert (outcome.reason, outcome.exit_code) == ("Error", 1)
-    assert "NotImplementedError: Sharded Llama requires Flash Attention enabled models." in (
-        outcome.message
-    )
+    # Llama's branch names the config's model_type as it is: f"Sharded {model_type}" (1017).
+    assert f"NotImplementedError: Sharded llama {NEEDS_FLASH}" in outcome.message
     # The same on an A100 (8.0) starts.
     assert Case(["--model-id", LLAMA_13B, "--num-shard", "2"], gpus=2,
                 compute_capability=(8, 0)).run().ok  # fmt: skip
 
 
-@pytest.mark.parametrize("model_id", ["bigscience/bloom-7b1", "EleutherAI/pythia-6.9b"])
-def test_on_a_v100_models_with_sharding_of_their_own_start_sharded(model_id: str) -> None:
+@pytest.mark.parametrize(
+    ("model_id", "error"),
+    [
+        ("Qwen/Qwen2.5-7B-Instruct", f"NotImplementedError: Sharded Qwen2 {NEEDS_FLASH}"),  # 1462
+        ("google/gemma-2-9b-it", f"NotImplementedError: Sharded Gemma2 {NEEDS_FLASH}"),  # 1131
+        (
+            "mistralai/Mistral-7B-Instruct-v0.2",
+            f"NotImplementedError: Sharded Mistral {NEEDS_FLASH}",
+        ),  # 1358
+        ("bigcode/starcoder", f"NotImplementedError: Sharded Santacoder {NEEDS_FLASH}"),  # 776
+        ("EleutherAI/gpt-j-6b", f"NotImplementedError: Sharded GPT-J {NEEDS_FLASH}"),  # 872
+        # A model type without a branch of its own: transformers' AutoModel path (1767).
+        (
+            "openbmb/MiniCPM-2B-sft-bf16",
+            "NotImplementedError: sharded is not supported for AutoModel",
+        ),
+    ],
+    ids=["qwen2", "gemma2", "mistral", "starcoder-v1", "gpt-j", "auto-model"],
+)
+def test_on_a_v100_a_sharded_model_fails_with_its_branch_s_words(model_id: str, error: str) -> None:
     outcome = Case(["--model-id", model_id, "--num-shard", "2"], gpus=2,
                    compute_capability=V100).run()  # fmt: skip
+    assert error in outcome.message.splitlines()
+    # Unsharded, each of them loads through CausalLM.fallback.
+    assert Case(["--model-id", model_id, "--num-shard", "1"], gpus=2,
+                compute_capability=V100).run().ok  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model_id", "gpus"),
+    [
+        ("bigscience/bloom-7b1", 2),
+        ("EleutherAI/pythia-6.9b", 2),
+        # 20.6B in float16 is ~46 GiB with the overhead: 4 shards of ~11.5 GiB fit 16 GiB each.
+        ("EleutherAI/gpt-neox-20b", 4),
+        ("facebook/opt-6.7b", 2),
+        ("mosaicml/mpt-7b", 2),
+    ],
+)
+def test_on_a_v100_models_with_sharding_of_their_own_start_sharded(
+    model_id: str, gpus: int
+) -> None:
+    outcome = Case(["--model-id", model_id, "--num-shard", str(gpus)], gpus=gpus,
+                   compute_capability=V100).run()  # fmt: skip
     assert outcome.ok, outcome.message
-    assert outcome.num_shard == 2
+    assert outcome.num_shard == gpus
+
+
+@pytest.mark.parametrize(
+    ("model_id", "error"),
+    [
+        ("HuggingFaceM4/idefics2-8b", f"NotImplementedError: Idefics {NEEDS_FLASH}"),  # 1637
+        (
+            "llava-hf/llava-v1.6-mistral-7b-hf",
+            f"NotImplementedError: LlavaNext {NEEDS_FLASH}",
+        ),  # 1723
+        ("Qwen/Qwen2-VL-7B-Instruct", f"NotImplementedError: Qwen2_VL {NEEDS_FLASH}"),  # 1542
+        (
+            "meta-llama/Llama-3.2-11B-Vision-Instruct",
+            f"NotImplementedError: Mllama {NEEDS_FLASH}",
+        ),  # 1606
+        # phi's branch calls the transformers flash backend without checking it was imported
+        # (942-950), and it was not: the name is undefined.
+        ("microsoft/phi-2", "NameError: name 'TransformersFlashCausalLM' is not defined"),
+    ],
+    ids=["idefics2", "llava-next", "qwen2-vl", "mllama", "phi"],
+)
+def test_on_a_v100_a_flash_only_model_fails_even_on_one_shard(model_id: str, error: str) -> None:
+    outcome = Case(["--model-id", model_id, "--num-shard", "1"], gpus=1,
+                   compute_capability=V100).run()  # fmt: skip
+    assert (outcome.reason, outcome.exit_code) == ("Error", 1)
+    assert error in outcome.message.splitlines()
+    # With flash attention (an 80 GiB A100) each of them starts.
+    assert Case(["--model-id", model_id, "--num-shard", "1"], gpus=1, gpu_gib=80,
+                compute_capability=(8, 0)).run().ok  # fmt: skip
 
 
 def test_on_a_v100_one_shard_spreads_its_layers_over_every_visible_gpu() -> None:

@@ -12,14 +12,16 @@ import re
 from pathlib import Path
 
 import pytest
-from ansible_collections.haw.icc.plugins.module_utils.tgi_settings import (
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_launcher import (
     DTYPES,
     LAUNCHER_FLAGS,
-    MANAGED_FLAGS,
     QUANTIZE_METHODS,
     REPEATABLE_FLAGS,
 )
-from ansible_collections.haw.icc.plugins.module_utils.tgi_workload import tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_setting_rules import (
+    MANAGED_FLAGS,
+)
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import tgi_workload
 
 # "  -p, --port <PORT>", "      --trust-remote-code"
 _USAGE = re.compile(r"^\s+(?:-\w, )?--([a-z0-9-]+)( <[A-Z0-9_]+>)?\s*$", re.M)
