@@ -56,8 +56,7 @@ class ActionModule(ControllerAction):
         problem = ruamel_problem("the inventory")
         if problem:
             return self._fail(result, problem)
-        # Plain strings: Ansible's tagged ones mean nothing to a YAML file.
-        host, group = json.loads(json.dumps([args["host"], args["group"]]))
+        host, group = args["host"], args["group"]
         if not GROUP_NAME.match(group):
             return self._fail(
                 result,
@@ -78,7 +77,7 @@ class ActionModule(ControllerAction):
         except (OSError, UnicodeDecodeError, ValueError, YAMLError) as error:
             return self._fail(result, f"cannot edit the inventory {path}: {error}")
         current = json.loads(json.dumps(current)) if isinstance(current, dict) else {}
-        wanted = json.loads(json.dumps(args["host_vars"]))
+        wanted = args["host_vars"]
         try:
             given = self._inventory_values(path, host, group)
         except Exception as error:  # the inventory is the user's: say what Ansible says

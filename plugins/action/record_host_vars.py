@@ -9,7 +9,6 @@ the inventory lives.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -56,8 +55,7 @@ class ActionModule(ControllerAction):
         host = task_vars.get("inventory_hostname")
         # What the inventory gives without this file's say: the host's variables (not the play's).
         host_vars = (task_vars.get("hostvars") or {}).get(host) or {}
-        # Plain types: Ansible's tagged strings and numbers mean nothing to a YAML file.
-        record, record_if_given = json.loads(json.dumps([args["record"], args["record_if_given"]]))
+        record, record_if_given = args["record"], args["record_if_given"]
         wanted = {**record, **record_if_given}
         inventory = {key: host_vars.get(key) for key in wanted if key in host_vars}
         given = set(load_extra_vars(self._loader))

@@ -6,6 +6,7 @@ The shape of a module and its action plugin is stated in module_utils/action_doc
 
 from __future__ import annotations
 
+import json
 from importlib import import_module
 from typing import Any, ClassVar
 
@@ -37,6 +38,9 @@ class ControllerAction(ActionBase):
             argument_spec=self.argument_spec(), mutually_exclusive=one_of, required_one_of=one_of
         )
         result["changed"] = False
+        # Plain types: Ansible's tagged strings (a value from a variable) are a str subclass that
+        # YAML writers and JSON-typed libraries do not know ('cannot represent an object').
+        args = json.loads(json.dumps(args, default=str))
         return self._act(result, args, task_vars or {})
 
     def _act(self, result: JSON, args: JSON, task_vars: JSON) -> JSON:

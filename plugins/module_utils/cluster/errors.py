@@ -75,11 +75,27 @@ def _clean(text: str) -> str:
     return errno.group(1).strip() if errno else text
 
 
+# A connection the server ended mid-request reads differently by where it broke (a reset, an
+# EOF inside TLS, a closed HTTP connection, a broken pipe): said in the same words, one incident
+# (an API server going away) gives one message, whichever request met it.
+CLOSED = "the server closed the connection"
+_CLOSED = re.compile(
+    r"reset by peer|UNEXPECTED_EOF|EOF occurred in violation|Remote end closed|Broken pipe",
+    re.IGNORECASE,
+)
+
+
 def connection_reason(error: Any) -> str:
-    """Why a connection failed, in a few words: "Connection refused", "Read timed out."...
+    """Why a connection failed, in a few words: "Connection refused", "Read timed out.", the
+    server closed the connection...
 
     urllib3 wraps the cause (MaxRetryError.reason); the cause is what a reader needs.
     """
+    reason = _connection_reason(error)
+    return CLOSED if _CLOSED.search(reason) else reason
+
+
+def _connection_reason(error: Any) -> str:
     seen = 0
     while getattr(error, "reason", None) is not None and seen < 5:  # MaxRetryError -> its cause
         reason = error.reason
@@ -88,7 +104,7 @@ def connection_reason(error: Any) -> str:
         error, seen = reason, seen + 1
     args = getattr(error, "args", ())
     if len(args) == 2 and isinstance(args[1], BaseException):  # ProtocolError("...", cause)
-        return f"{str(args[0]).rstrip('.')}: {connection_reason(args[1])}"
+        return f"{str(args[0]).rstrip('.')}: {_connection_reason(args[1])}"
     if isinstance(error, ApiException) and not error.status:  # the library's "status 0"
         return _clean(str(error.reason or "")) or type(error).__name__
     return _clean(str(error)) or type(error).__name__

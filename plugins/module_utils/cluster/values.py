@@ -8,8 +8,9 @@ write, so the API server never refuses an object half-way through a run with a m
 a Kubernetes field instead of the variable.
 
 Patterns are matched whole (`fullmatch`): `$` alone would let a trailing line break through.
-Quantities are read with the kubernetes library's `parse_quantity`, after a syntax check that
-follows the API server's grammar (parse_quantity alone is more lenient: it accepts ' 8Gi').
+Quantities are read with the kubernetes library's `parse_quantity` (imported on first use),
+after a syntax check that follows the API server's grammar (parse_quantity alone is more
+lenient: it accepts ' 8Gi').
 """
 
 from __future__ import annotations
@@ -20,11 +21,6 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
-
-try:
-    from kubernetes.utils import parse_quantity
-except ImportError:  # pragma: no cover - the collection requires the kubernetes library
-    parse_quantity = None
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -91,6 +87,10 @@ def quantity_value(value: Any) -> Decimal | None:
         return None
     if isinstance(value, str) and QUANTITY.fullmatch(value) is None:
         return None
+    # Imported on first use: `kubernetes.utils` loads the whole client (about 0.3 s), which a
+    # run that its checks refuse before any request would otherwise pay for nothing.
+    from kubernetes.utils import parse_quantity
+
     try:
         return Decimal(parse_quantity(value))
     except (ValueError, TypeError, InvalidOperation):

@@ -151,6 +151,9 @@ def test_a_server_error_says_to_run_again_once_the_cluster_is_healthy():
 
 def pool_errors():
     """What the kubernetes client raises when the API server went away, as urllib3 builds it."""
+    from http.client import RemoteDisconnected
+    from ssl import SSLEOFError
+
     from urllib3.connection import HTTPSConnection
     from urllib3.connectionpool import HTTPSConnectionPool
     from urllib3.exceptions import (
@@ -158,6 +161,7 @@ def pool_errors():
         NewConnectionError,
         ProtocolError,
         ReadTimeoutError,
+        SSLError,
     )
 
     pool = HTTPSConnectionPool("127.0.0.1", 6443)
@@ -172,6 +176,20 @@ def pool_errors():
         "aborted": ProtocolError(
             "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
         ),
+        # What the same API server going away looked like to another request of one run.
+        "tls eof": MaxRetryError(
+            pool,
+            "/apis/coordination.k8s.io/v1",
+            SSLError(
+                SSLEOFError(
+                    8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol"
+                )
+            ),
+        ),
+        "remote disconnected": ProtocolError(
+            "Connection aborted.",
+            RemoteDisconnected("Remote end closed connection without response"),
+        ),
     }
 
 
@@ -181,7 +199,9 @@ def pool_errors():
         ("refused", "Connection refused", "https://127.0.0.1:6443"),
         ("bare refused", "Connection refused", "https://127.0.0.1:6443"),
         ("read timeout", "Read timed out. (read timeout=30)", "https://127.0.0.1:6443"),
-        ("aborted", "Connection aborted: Connection reset by peer", None),
+        ("aborted", "the server closed the connection", None),
+        ("tls eof", "the server closed the connection", "https://127.0.0.1:6443"),
+        ("remote disconnected", "the server closed the connection", None),
     ],
 )
 def test_a_connection_error_is_said_in_words_with_the_address(case, reason, server):
