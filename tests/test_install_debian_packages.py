@@ -8,6 +8,7 @@ Debian root, where python3-venv, the sandbox's packages and mmdebstrap's are all
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -53,9 +54,14 @@ def test_without_root_or_sudo_one_line_names_the_package_and_the_command():
 
 
 def run_as_nobody(tmp_path: Path, env: dict[str, str]) -> None:
+    # A copy the unprivileged user can read: the checkout may sit where only root reads (a
+    # clone in /root, as in the fresh root of `.ci/fresh-check test`).
+    script = tmp_path / SCRIPT.name
+    shutil.copyfile(SCRIPT, script)
+    script.chmod(0o755)
     run = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-         "bash", str(SCRIPT), "bash", "haw-icc-no-such-package"],
+         "bash", str(script), "bash", "haw-icc-no-such-package"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode == 1
