@@ -8,19 +8,45 @@ write, so the API server never refuses an object half-way through a run with a m
 a Kubernetes field instead of the variable.
 
 Patterns are matched whole (`fullmatch`): `$` alone would let a trailing line break through.
-Quantities are read with the kubernetes library's `parse_quantity` (imported on first use),
-after a syntax check that follows the API server's grammar (parse_quantity alone is more
-lenient: it accepts ' 8Gi').
+Quantities are read with the kubernetes library's `parse_quantity` (its module alone, see
+_kubernetes_parse_quantity), after a syntax check that follows the API server's grammar
+(parse_quantity alone is more lenient: it accepts ' 8Gi').
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+
+def _kubernetes_parse_quantity() -> Callable[[Any], Decimal]:
+    """kubernetes.utils.parse_quantity, from the kubernetes package's own quantity module.
+
+    That module needs only the standard library, but importing it the usual way runs the
+    package's __init__, which loads the whole client (about 0.3 s). Typing settings needs only
+    this function, and a run refused by its checks sends no request: loaded alone, such a run
+    does not pay for the client. Where the file is not where this version keeps it, the usual
+    import.
+    """
+    spec = importlib.util.find_spec("kubernetes")
+    location = Path(spec.origin).parent / "utils" / "quantity.py" if spec and spec.origin else None
+    if location is None or not location.is_file():
+        from kubernetes.utils import parse_quantity
+
+        return parse_quantity
+    module_spec = importlib.util.spec_from_file_location("_haw_icc_kubernetes_quantity", location)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.parse_quantity
+
+
+parse_quantity = _kubernetes_parse_quantity()
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -87,10 +113,6 @@ def quantity_value(value: Any) -> Decimal | None:
         return None
     if isinstance(value, str) and QUANTITY.fullmatch(value) is None:
         return None
-    # Imported on first use: `kubernetes.utils` loads the whole client (about 0.3 s), which a
-    # run that its checks refuse before any request would otherwise pay for nothing.
-    from kubernetes.utils import parse_quantity
-
     try:
         return Decimal(parse_quantity(value))
     except (ValueError, TypeError, InvalidOperation):
