@@ -31,13 +31,17 @@ def _kubernetes_parse_quantity() -> Callable[[Any], Decimal]:
     That module needs only the standard library, but importing it the usual way runs the
     package's __init__, which loads the whole client (about 0.3 s). Typing settings needs only
     this function, and a run refused by its checks sends no request: loaded alone, such a run
-    does not pay for the client. Where the file is not where this version keeps it, the usual
-    import.
+    does not pay for the client. Where the file is not where this version keeps it (or the
+    library is missing: ansible-test imports this without it), the usual import, on first use.
     """
     spec = importlib.util.find_spec("kubernetes")
     location = Path(spec.origin).parent / "utils" / "quantity.py" if spec and spec.origin else None
     if location is None or not location.is_file():
-        from kubernetes.utils import parse_quantity
+
+        def parse_quantity(value: Any) -> Decimal:
+            from kubernetes.utils import parse_quantity as library_parse_quantity
+
+            return library_parse_quantity(value)
 
         return parse_quantity
     module_spec = importlib.util.spec_from_file_location("_haw_icc_kubernetes_quantity", location)
