@@ -66,15 +66,16 @@ class KubernetesAction(ControllerAction):
                     os.environ[name] = value
 
     @staticmethod
-    def _connect(args: dict[str, Any]) -> tuple[ClusterApi, Credentials]:
+    def _connect(args: dict[str, Any], probe: bool = True) -> tuple[ClusterApi, Credentials]:
         """The request layer (module_utils/cluster/api.py) over the client kubernetes.core makes
         from the task's auth options (or K8S_AUTH_*, in-cluster, KUBECONFIG, ~/.kube/config, in
-        kubernetes.core's order), and where its credentials come from.
+        kubernetes.core's order), and where its credentials come from (with `probe`, the
+        server's version too: connection.api_client).
 
-        Raises ConnectionProblem saying why there is none.
+        Raises ConnectionProblem saying why there is none (without `probe`, at the first request).
         """
         try:
-            return api_client(auth=auth_options(args))
+            return api_client(auth=auth_options(args), probe=probe)
         except ImportError as error:  # pragma: no cover - the collection requires it
             raise ConnectionProblem(
                 "the kubernetes Python library is needed on the Ansible controller "
@@ -83,8 +84,8 @@ class KubernetesAction(ControllerAction):
 
     @classmethod
     def _cluster_api(cls, args: dict[str, Any]) -> ClusterApi:
-        """_connect()'s request layer alone."""
-        return cls._connect(args)[0]
+        """_connect()'s request layer alone, without asking the version first."""
+        return cls._connect(args, probe=False)[0]
 
     @staticmethod
     def _timing_problem(args: dict[str, Any], durations: tuple[str, ...]) -> str | None:

@@ -20,11 +20,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping  # noqa: UP035 - modules may run on older Pythons
+from typing import Any, Callable, Mapping  # noqa: UP035 - modules may run on older Pythons
 from urllib.parse import quote
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.errors import (
     ApiError,
+    NoAnswer,
     api_error,
     translated,
 )
@@ -153,9 +154,15 @@ def _query(query: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tupl
 class ClusterApi:
     """Requests to one cluster through a kubernetes ApiClient; the API server's clock."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(
+        self, api_client: Any, first_contact: Callable[[ApiError], Exception] | None = None
+    ) -> None:
         self.client = api_client
         self.skew = timedelta(0)  # the API server's clock minus ours
+        # Until the server first answers: the error to raise instead when it cannot be reached
+        # or refuses the credentials (401), so that a task's first request says so as a
+        # connection check would, without a request of its own.
+        self._first_contact = first_contact
 
     @property
     def server(self) -> str:
@@ -200,14 +207,25 @@ class ClusterApi:
             headers["Content-Type"] = content_type
             if content_type == APPLY:  # sent as its text: the library serializes only JSON
                 body = json.dumps(body)
-        with translated(self.server):
-            method, url, headers = self._serialize(method, path, query, headers)
-            answer = self.client.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=timeout
-            )
-            answer.read()
+        first_contact, self._first_contact = self._first_contact, None
+        try:
+            with translated(self.server):
+                method, url, headers = self._serialize(method, path, query, headers)
+                answer = self.client.call_api(
+                    method, url, header_params=headers, body=body, _request_timeout=timeout
+                )
+                answer.read()
+        except NoAnswer as error:
+            self._first_contact = first_contact
+            if first_contact is None:
+                raise
+            raise first_contact(error) from error
         self._note_clock(answer.headers)
-        return Response(answer.status, answer.data or b"", answer.headers or {}, answer.reason)
+        response = Response(answer.status, answer.data or b"", answer.headers or {}, answer.reason)
+        if first_contact is not None and response.status == 401:
+            refused = self.refusal(response)
+            raise first_contact(refused) from refused
+        return response
 
     def refusal(self, response: Response) -> ApiError:
         """The ApiError for an answer that is not 2xx."""

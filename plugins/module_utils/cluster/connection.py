@@ -185,12 +185,14 @@ def auth_options(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def api_client(auth: dict[str, Any]) -> tuple[ClusterApi, Credentials]:
+def api_client(auth: dict[str, Any], probe: bool = True) -> tuple[ClusterApi, Credentials]:
     """(the request layer over kubernetes.core's ApiClient, where its credentials come from),
     for the task's auth options (`auth`).
 
-    Raises ConnectionProblem with a readable reason; the server is asked for its version on the
-    way, so an unreachable or refusing cluster is found here.
+    Raises ConnectionProblem with a readable reason. With `probe` the server is asked for its
+    version on the way (Credentials.version), so an unreachable or refusing cluster is found
+    here; without, the first request finds it out and raises the same ConnectionProblem: a task
+    after the run's cluster check saves a request.
     """
     params = dict(auth)
     found = credentials(params, dict(os.environ))
@@ -208,28 +210,34 @@ def api_client(auth: dict[str, Any]) -> tuple[ClusterApi, Credentials]:
                 f"the kubernetes Python library {kubernetes_version} on this machine is too old "
                 "for haw.icc: it needs 37 or newer (pip install 'kubernetes>=37,<38')"
             )
-        cluster = ClusterApi(client.client.client)
+        cluster = ClusterApi(
+            client.client.client,
+            first_contact=lambda error: connection_problem(error, found, cluster.server),
+        )
         server = cluster.server
-        found.version = cluster.version().get("gitVersion")
+        if probe:
+            found.version = cluster.version().get("gitVersion")
         # Read again: with an empty K8S_AUTH_HOST exported, the host is filled in only by then.
         found.server = server = cluster.server
     except (CoreException, k8s_config.ConfigException) as error:
         raise ConnectionProblem(f"cannot use {found.describe()}: {error}") from error
-    except NoAnswer as error:
+    except ApiError as error:
+        raise connection_problem(error, found, server) from error
+    return cluster, found
+
+
+def connection_problem(error: ApiError, found: Credentials, server: str) -> ConnectionProblem:
+    """What to tell the user when the cluster at `server` did not answer or refused."""
+    if isinstance(error, NoAnswer):
         # The connection pool knows the address that failed even before the client existed.
         where = error.server if error.server != "the cluster" else server
-        raise ConnectionProblem(
+        return ConnectionProblem(
             f"cannot reach the cluster at {where} ({found.describe()}): {error.said}. Is the API "
             "server running, and is this the right address (check the kubeconfig, the context "
             "and your network, VPN)? Run the playbook again once it answers."
-        ) from error
-    except ApiError as error:
-        if error.status in (401, 403):
-            raise ConnectionProblem(
-                f"the cluster at {server} refused the credentials ({found.describe()}): "
-                f"{error.said}"
-            ) from error
-        raise ConnectionProblem(
-            f"the cluster at {server} answered {error.status}: {error.said}"
-        ) from error
-    return cluster, found
+        )
+    if error.status in (401, 403):
+        return ConnectionProblem(
+            f"the cluster at {server} refused the credentials ({found.describe()}): {error.said}"
+        )
+    return ConnectionProblem(f"the cluster at {server} answered {error.status}: {error.said}")

@@ -16,6 +16,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.connection import 
     api_client,
     credentials,
 )
+from ansible_collections.haw.icc.plugins.module_utils.cluster.errors import ApiError
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -195,3 +196,61 @@ def test_a_kubernetes_library_without_param_serialize_is_named_too_old(monkeypat
     old = SimpleNamespace(configuration=SimpleNamespace(host="https://api.example:6443"))
     with pytest.raises(ConnectionProblem, match=r"too old for haw\.icc: it needs 37 or newer"):
         api_client(auth=probe(monkeypatch, tmp_path, old))
+
+
+# --- without the probe: the first request stands for it ------------------------------------------
+
+
+class Unreachable(VersionAnswer):
+    """An ApiClient whose connections are refused, as urllib3 says it."""
+
+    def call_api(self, method, url, header_params, body, _request_timeout):
+        from urllib3.connection import HTTPSConnection
+        from urllib3.connectionpool import HTTPSConnectionPool
+        from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+        self.asked.append((method, url))
+        refused = NewConnectionError(
+            HTTPSConnection("api.example", 6443), "Failed to establish a new connection: refused"
+        )
+        raise MaxRetryError(HTTPSConnectionPool("api.example", 6443), url, refused)
+
+
+def test_without_the_probe_nothing_is_asked_until_the_first_request(monkeypatch, tmp_path):
+    api = VersionAnswer(200, {"kind": "Pod"})
+    cluster, found = api_client(auth=probe(monkeypatch, tmp_path, api), probe=False)
+    assert api.asked == [] and found.version is None
+    assert cluster.get("/api/v1/namespaces/ns/pods/p") == {"kind": "Pod"}
+    assert api.asked == [("GET", "https://api.example:6443/api/v1/namespaces/ns/pods/p")]
+
+
+def test_an_unreachable_cluster_fails_the_first_request_as_the_probe_would(monkeypatch, tmp_path):
+    auth = probe(monkeypatch, tmp_path, Unreachable(200, {}))
+    with pytest.raises(ConnectionProblem) as probed:
+        api_client(auth=auth)
+    cluster, _found = api_client(auth=auth, probe=False)
+    with pytest.raises(ConnectionProblem) as first:
+        cluster.get("/api/v1/namespaces/ns/pods/p")
+    assert str(first.value) == str(probed.value)
+    assert str(first.value).startswith("cannot reach the cluster at https://api.example:6443")
+
+
+def test_credentials_refused_at_the_first_request_are_said_as_such(monkeypatch, tmp_path):
+    api = VersionAnswer(401, {"kind": "Status", "message": "Unauthorized"})
+    cluster, _found = api_client(auth=probe(monkeypatch, tmp_path, api), probe=False)
+    with pytest.raises(ConnectionProblem, match=r"refused the credentials \(icc_kubeconfig"):
+        cluster.get("/api/v1/namespaces/ns/pods/p")
+
+
+def test_after_a_first_answer_errors_are_the_request_layers_own(monkeypatch, tmp_path):
+    # A 403 is the Role's answer to one request (handled where it is made), never a reason to
+    # call the connection broken; nor is a later refusal.
+    api = VersionAnswer(403, {"kind": "Status", "message": "nodes is forbidden"})
+    cluster, _found = api_client(auth=probe(monkeypatch, tmp_path, api), probe=False)
+    with pytest.raises(ApiError) as forbidden:
+        cluster.get("/api/v1/nodes")
+    assert forbidden.value.status == 403 and not isinstance(forbidden.value, ConnectionProblem)
+    api.status = 401
+    with pytest.raises(ApiError) as later:
+        cluster.get("/api/v1/nodes")
+    assert later.value.status == 401
