@@ -3,6 +3,7 @@ and the verdict on issue 11's targets. No cluster, no Ansible: tests/unit/test_b
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,21 @@ def requests_by_resource(entries: Iterable[Mapping], top: int = 8) -> dict[str, 
             resource += "/" + ref["subresource"]
         counts[f"{entry.get('verb', '?')} {resource}"] += 1
     return dict(counts.most_common(top))
+
+
+# A PLAY RECAP line: "wabc123-default : ok=16 changed=0 unreachable=0 failed=0 skipped=1 ...".
+RECAP_LINE = re.compile(r"^\S+\s+:\s+((?:\w+=\d+\s*)+)$", re.MULTILINE)
+
+
+def tasks_per_host(output: str) -> int | None:
+    """The most tasks one host ran, from the recap (ok, failed, skipped and unreachable count;
+    changed ones are among the ok ones); None without a recap."""
+    counts = [
+        dict((key, int(value)) for key, value in (pair.split("=") for pair in line.split()))
+        for line in RECAP_LINE.findall(output)
+    ]
+    kinds = ("ok", "failed", "skipped", "unreachable")
+    return max((sum(c.get(kind, 0) for kind in kinds) for c in counts), default=None)
 
 
 def changed_objects(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "sandbox"), str(REPO / "tests" / "integration")]
 
@@ -182,6 +184,7 @@ class Bench:
         result = {
             "seconds": round(seconds, 2),
             "rc": rc,
+            "tasks_per_host": figures.tasks_per_host(output),
             "requests": len(requests),
             "requests_by_verb": figures.requests_by_verb(requests),
             "top_requests": figures.requests_by_resource(requests),
@@ -374,7 +377,37 @@ class Bench:
             )
         finally:
             self.delete_namespaces(names)
-        return {"deploy": deploy, "noop": noop}
+        floor = self.ansible_floor(names, noop["tasks_per_host"])
+        return {"deploy": deploy, "noop": noop, "floor": floor}
+
+    def ansible_floor(self, names: list[str], tasks: int) -> dict:
+        """Ansible's own cost of `tasks` tasks per host that do nothing (ansible.builtin.debug),
+        on the first namespace alone (-f 1) and on all of them (-f N), as the no-op redeploys
+        run: what the fleet's ratio cannot go below, whatever the collection's tasks do."""
+        playbook = self.work / f"floor-{tasks}.yml"
+        play = {
+            "hosts": "all",
+            "strategy": "haw.icc.linear",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [
+                {"name": f"task {n}", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}}
+                for n in range(tasks)
+            ],
+        }
+        playbook.write_text(yaml.safe_dump([play]))
+        seconds = {}
+        for label, hosts in (("one", names[:1]), ("fleet", names)):
+            inventory = self.inventory(f"floor-{label}-{len(names)}", hosts)
+            rc, output, took = self.playbook(playbook, inventory, len(hosts))
+            if rc != 0:
+                raise RuntimeError(f"the floor playbook failed:\n{output[-2000:]}")
+            seconds[label] = round(took, 2)
+        log(
+            f"Ansible's floor, {tasks} debug tasks per host: one {seconds['one']:.1f}s, "
+            f"{len(names)} {seconds['fleet']:.1f}s (-f {len(names)})"
+        )
+        return {"tasks_per_host": tasks, "hosts": len(names), **seconds}
 
 
 def _end_group(process: subprocess.Popen) -> None:
@@ -476,7 +509,12 @@ def report(args: argparse.Namespace, lifecycles: list[dict], fleets: dict, load:
         deploy = summarise([r["deploy"] for r in runs])
         again = summarise([r["noop"] for r in runs])
         fleet[str(size)], fleet_noop[str(size)] = deploy.get("seconds"), again.get("seconds")
-        fleet_detail[str(size)] = {"deploy": deploy, "noop": again}
+        floors = [r["floor"] for r in runs if r.get("floor")]
+        fleet_detail[str(size)] = {
+            "deploy": deploy,
+            "noop": again,
+            "floor": floors[-1] if floors else {},
+        }
     largest = str(max([1, *fleets]))
     ratios = {
         "noop_vs_trivial": figures.ratio(noop.get("seconds"), trivial),
@@ -488,6 +526,8 @@ def report(args: argparse.Namespace, lifecycles: list[dict], fleets: dict, load:
         "largest_fleet": int(largest),
     }
     for size in fleets:
+        floor = fleet_detail[str(size)]["floor"]
+        ratios[f"ansible_floor_{size}_vs_1"] = figures.ratio(floor.get("fleet"), floor.get("one"))
         ratios[f"fleet_deploy_{size}_vs_1"] = figures.ratio(fleet.get(str(size)), fleet["1"])
         ratios[f"fleet_noop_{size}_vs_1"] = figures.ratio(
             fleet_noop.get(str(size)), fleet_noop["1"]

@@ -137,3 +137,16 @@ def test_table_pads_columns_under_a_rule():
     assert lines[0] == "scenario      s"
     assert lines[1] == "------------  ----"
     assert lines[3] == "first deploy  20.0"
+
+
+def test_tasks_per_host_counts_what_each_host_ran_from_the_recap():
+    output = (
+        "PLAY RECAP *****\n"
+        "ns-a                       : ok=16   changed=4    unreachable=0    failed=0    "
+        "skipped=1    rescued=0    ignored=0   \n"
+        "ns-b                       : ok=3    changed=0    unreachable=0    failed=1    "
+        "skipped=0    rescued=1    ignored=0   \n"
+    )
+    # ns-a: 16 ok (the 4 changed among them) + 1 skipped; ns-b: 3 ok + 1 failed.
+    assert figures.tasks_per_host(output) == 17
+    assert figures.tasks_per_host("no recap here") is None
