@@ -54,9 +54,8 @@ SANITY_TESTS = (
 )
 
 # The collection is MIT licensed (LICENSE), while validate-modules requires a GPLv3 header in
-# every module and strategy plugin. That holds for each of them alike, so it is waived here rather
-# than by one line per plugin in tests/sanity/ignore-<version>.txt, which keeps the justified
-# exceptions only.
+# every module. That holds for every module alike, so it is waived here rather than by one line
+# per module in tests/sanity/ignore-<version>.txt, which keeps the justified exceptions only.
 COLLECTION_WIDE_IGNORES = ("validate-modules:missing-gplv3-license",)
 
 
@@ -95,8 +94,7 @@ def write_ignore_file(collection_root: Path) -> None:
     """The repository's ignore file for this ansible-core line plus COLLECTION_WIDE_IGNORES."""
     ignore_file = collection_root / "tests" / "sanity" / f"ignore-{ANSIBLE_CORE_LINE}.txt"
     lines = ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.exists() else []
-    plugins = collection_root / "plugins"
-    for module in sorted([*plugins.glob("modules/*.py"), *plugins.glob("strategy/*.py")]):
+    for module in sorted((collection_root / "plugins" / "modules").glob("*.py")):
         relative = module.relative_to(collection_root).as_posix()
         lines += [f"{relative} {ignore}" for ignore in COLLECTION_WIDE_IGNORES]
     ignore_file.parent.mkdir(parents=True, exist_ok=True)

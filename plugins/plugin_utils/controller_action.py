@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.haw.icc.plugins.plugin_utils.worker_memory import freeze_imported_objects
 
 JSON = dict[str, Any]  # a task's result, its arguments, its variables
 
@@ -64,3 +65,7 @@ class ControllerAction(ActionBase):
         result["failed"] = True
         result["msg"] = message
         return result
+
+
+# Imported in Ansible's main process before the first worker of a task of ours is forked.
+freeze_imported_objects()

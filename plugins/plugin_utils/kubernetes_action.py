@@ -23,6 +23,7 @@ from ansible_collections.haw.icc.plugins.plugin_utils.controller_action import (
     JSON,
     ControllerAction,
 )
+from ansible_collections.haw.icc.plugins.plugin_utils.worker_memory import freeze_imported_objects
 
 __all__ = ["JSON", "ConnectionProblem", "KubernetesAction"]
 
@@ -94,3 +95,7 @@ class KubernetesAction(ControllerAction):
             return None
         names = f"{', '.join(durations[:-1])} and {durations[-1]}"
         return f"poll_interval must be >= 1; {names} >= 0"
+
+
+# Again once the kubernetes client is imported (module_utils/cluster), the largest part.
+freeze_imported_objects()
