@@ -8,8 +8,9 @@ from typing import Any
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     ObjectProblem,
-    apply_object,
+    carry_out,
     describe,
+    plan_objects,
 )
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     JSON,
@@ -29,18 +30,16 @@ class ActionModule(KubernetesAction):
                 "(a diff would show their data); use haw.icc.keep_secrets",
             )
         api = self._cluster_api(args)
+        manager = args["field_manager"]
+        # Everything read and dry-run first: a refusal stops the task before any write.
+        plans = plan_objects(api, args["namespace"], wanted, manager)
         diffs = []
-        for definition, state in wanted:
+        for (definition, _state), planned in zip(wanted, plans):  # noqa: B905 - Python 3.8
             what = describe(definition)
             try:
-                outcome = apply_object(
-                    api,
-                    args["namespace"],
-                    definition,
-                    state,
-                    args["field_manager"],
-                    self._task.check_mode,
-                )
+                if isinstance(planned, Exception):
+                    raise planned
+                outcome = carry_out(api, planned, manager, self._task.check_mode)
             except ObjectProblem as problem:
                 return self._fail(result, str(problem))
             except ApiError as problem:

@@ -40,7 +40,7 @@ class ActionModule(KubernetesAction):
                     note_live(name, live)
                     continue
                 outcome = apply_object(
-                    api, namespace, definition, "present", args["field_manager"], check
+                    api, namespace, definition, "present", args["field_manager"], check, live
                 )
                 pending = "+" if check and outcome.changed else ""
                 result["present"][name] = True

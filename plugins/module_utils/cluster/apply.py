@@ -18,11 +18,12 @@ import base64
 import copy
 import secrets
 import string
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ClusterApi
+from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError, ClusterApi
 
 # The kinds the collection writes, and where the API keeps them (no discovery round trip).
 RESOURCES = {
@@ -42,6 +43,8 @@ RESOURCES = {
 # Dependents (a Deployment's ReplicaSets and pods) go before the object itself.
 FOREGROUND = {"propagationPolicy": "Foreground"}
 SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+# Objects planned side by side (plan_objects): a role applies five at most.
+PLAN_THREADS = 4
 
 
 class ObjectProblem(ValueError):
@@ -94,6 +97,9 @@ class Outcome:
     after: dict[str, Any] | None = None
     resource_version: str = ""
     notes: list[str] = field(default_factory=list)
+    # What plan_object read, for carry_out: where the object lives and what to apply.
+    path: str = field(default="", repr=False)
+    definition: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,55 @@ class Outcome:
         }
 
 
+_UNREAD = object()  # plan_object's `live` when the caller has not read the object
+
+
+def plan_object(
+    api: ClusterApi,
+    namespace: str,
+    definition: dict[str, Any],
+    state: str,
+    manager: str,
+    live: Any = _UNREAD,
+) -> Outcome:
+    """What applying (state present) or deleting (state absent) one object would change, from
+    the live object (`live`, when the caller has read it already) and the server's dry run of
+    the apply; writes nothing. Raises ObjectProblem for a kind the collection does not apply
+    and ApiError for a request the API server refused or did not answer."""
+    definition = copy.deepcopy(definition)
+    definition.setdefault("metadata", {})["namespace"] = namespace
+    path = object_path(definition, namespace)
+    outcome = Outcome(definition["kind"], definition["metadata"]["name"], state, False)
+    outcome.path, outcome.definition = path, definition
+    if live is _UNREAD:
+        live = api.get(path, missing_ok=True)
+    outcome.before = comparable(live)
+    outcome.resource_version = (live or {}).get("metadata", {}).get("resourceVersion", "")
+    if state == "absent":
+        outcome.changed = live is not None
+        return outcome
+    planned = api.apply(path, definition, manager, dry_run=True)
+    outcome.after = comparable(planned)
+    if not outcome.resource_version:
+        outcome.resource_version = planned.get("metadata", {}).get("resourceVersion", "")
+    outcome.changed = outcome.after != outcome.before
+    return outcome
+
+
+def carry_out(api: ClusterApi, outcome: Outcome, manager: str, check_mode: bool) -> Outcome:
+    """Writes what plan_object found to change (in check mode, a delete is a server dry run and
+    an apply is left at the dry run already made). Raises ApiError as plan_object does."""
+    if not outcome.changed:
+        return outcome
+    if outcome.state == "absent":
+        api.delete(outcome.path, FOREGROUND, {"dryRun": "All" if check_mode else None})
+    elif not check_mode:
+        applied = api.apply(outcome.path, outcome.definition, manager, dry_run=False)
+        outcome.after = comparable(applied)
+        outcome.resource_version = applied.get("metadata", {}).get("resourceVersion", "")
+    return outcome
+
+
 def apply_object(
     api: ClusterApi,
     namespace: str,
@@ -112,31 +167,37 @@ def apply_object(
     state: str,
     manager: str,
     check_mode: bool,
+    live: Any = _UNREAD,
 ) -> Outcome:
-    """Applies (state present) or deletes (state absent) one object; writes only on a change.
-    Raises ApiError for a request the API server refused or did not answer."""
-    definition = copy.deepcopy(definition)
-    definition.setdefault("metadata", {})["namespace"] = namespace
-    path = object_path(definition, namespace)
-    outcome = Outcome(definition["kind"], definition["metadata"]["name"], state, False)
-    live = api.get(path, missing_ok=True)
-    outcome.before = comparable(live)
-    if state == "absent":
-        if live is not None:
-            api.delete(path, FOREGROUND, {"dryRun": "All" if check_mode else None})
-            outcome.changed = True
-        return outcome
-    planned = api.apply(path, definition, manager, dry_run=True)
-    outcome.after = comparable(planned)
-    outcome.resource_version = (live or planned).get("metadata", {}).get("resourceVersion", "")
-    if outcome.after == outcome.before:
-        return outcome
-    outcome.changed = True
-    if not check_mode:
-        applied = api.apply(path, definition, manager, dry_run=False)
-        outcome.after = comparable(applied)
-        outcome.resource_version = applied.get("metadata", {}).get("resourceVersion", "")
-    return outcome
+    """Applies (state present) or deletes (state absent) one object; writes only on a change
+    (plan_object, then carry_out). Raises ApiError for a request the API server refused or did
+    not answer."""
+    return carry_out(
+        api, plan_object(api, namespace, definition, state, manager, live), manager, check_mode
+    )
+
+
+def plan_objects(
+    api: ClusterApi, namespace: str, wanted: list[tuple[dict[str, Any], str]], manager: str
+) -> list[Outcome | Exception]:
+    """plan_object for each (definition, state) of `wanted`, in its order: the Outcome, or the
+    ObjectProblem or ApiError that stopped it. The first is planned alone (its first request
+    stands for the connection check: ClusterApi's first_contact), the others side by side:
+    they only read, and each waits on the API server more than it computes."""
+    if not wanted:
+        return []
+
+    def plan(item: tuple[dict[str, Any], str]) -> Outcome | Exception:
+        try:
+            return plan_object(api, namespace, item[0], item[1], manager)
+        except (ObjectProblem, ApiError) as problem:
+            return problem
+
+    first = plan(wanted[0])
+    if isinstance(first, Exception) or len(wanted) == 1:
+        return [first]
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:
+        return [first, *pool.map(plan, wanted[1:])]
 
 
 def random_value(length: int) -> str:

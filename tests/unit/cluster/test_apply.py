@@ -125,3 +125,71 @@ def test_secret_definition_prefers_given_then_live_then_generated():
     assert len(generated) == 12 and generated.isalnum()
     assert generated != _data(object_apply.secret_definition(wanted, None))
     assert object_apply.secret_definition({**wanted, "generate": False}, None) is None
+
+
+class RefusingCluster(FakeCluster):
+    """Refuses every request for one path, as the API server refuses a forbidden object."""
+
+    def __init__(self, refused_path):
+        super().__init__()
+        self.refused_path = refused_path
+        self.asked: list[str] = []
+
+    def get(self, path, query=None, missing_ok=False):
+        self.asked.append(path)
+        if path == self.refused_path:
+            raise object_apply.ApiError("networkpolicies is forbidden", 403, "forbidden")
+        return super().get(path, query, missing_ok)
+
+
+def named(kind_path, name):
+    api_version, kind = kind_path
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": {}}
+
+
+def test_plan_objects_reads_all_writes_none_and_keeps_the_order():
+    wanted = [(named(("v1", "Service"), f"svc-{n}"), "present") for n in range(6)] + [
+        (named(("networking.k8s.io/v1", "Ingress"), "old"), "absent")
+    ]
+    cluster = FakeCluster()
+    plans = object_apply.plan_objects(cluster, NAMESPACE, wanted, "haw.icc")
+    assert [(p.name, p.state, p.changed) for p in plans] == [
+        *[(f"svc-{n}", "present", True) for n in range(6)],
+        ("old", "absent", False),
+    ]
+    assert cluster.writes == []  # dry runs only
+    for planned in plans:
+        object_apply.carry_out(cluster, planned, "haw.icc", False)
+    assert [path.rsplit("/", 1)[1] for _verb, path in cluster.writes] == [
+        f"svc-{n}" for n in range(6)
+    ]
+
+
+def test_plan_objects_reports_a_refusal_in_its_place():
+    wanted = [
+        (named(("v1", "Service"), "tgi"), "present"),
+        (named(("networking.k8s.io/v1", "NetworkPolicy"), "tgi"), "present"),
+        (named(("v1", "PersistentVolumeClaim"), "cache"), "present"),
+    ]
+    refused = object_apply.object_path(wanted[1][0], NAMESPACE)
+    plans = object_apply.plan_objects(RefusingCluster(refused), NAMESPACE, wanted, "haw.icc")
+    assert isinstance(plans[0], object_apply.Outcome) and isinstance(plans[2], object_apply.Outcome)
+    assert isinstance(plans[1], object_apply.ApiError) and plans[1].status == 403
+
+
+def test_a_refused_first_object_is_not_followed_by_the_others():
+    # The first request stands for the connection check: nothing else is asked after it failed.
+    wanted = [
+        (named(("v1", "Service"), "tgi"), "present"),
+        (named(("v1", "PersistentVolumeClaim"), "cache"), "present"),
+    ]
+    cluster = RefusingCluster(object_apply.object_path(wanted[0][0], NAMESPACE))
+    plans = object_apply.plan_objects(cluster, NAMESPACE, wanted, "haw.icc")
+    assert len(plans) == 1 and isinstance(plans[0], object_apply.ApiError)
+    assert cluster.asked == [object_apply.object_path(wanted[0][0], NAMESPACE)]
+
+
+def test_an_object_read_by_the_caller_is_not_read_again():
+    cluster = RefusingCluster(refused_path=None)
+    object_apply.apply_object(cluster, NAMESPACE, SERVICE, "present", "haw.icc", False, None)
+    assert cluster.asked == [] and len(cluster.writes) == 1
