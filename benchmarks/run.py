@@ -387,7 +387,6 @@ class Bench:
         playbook = self.work / f"floor-{tasks}.yml"
         play = {
             "hosts": "all",
-            "strategy": "haw.icc.linear",
             "connection": "local",
             "gather_facts": False,
             "tasks": [
