@@ -153,7 +153,9 @@ def run(monkeypatch, run_action):
 
     def run_task(cluster, **args):
         found = cluster_access.Credentials("the fake cluster", server=SERVER)
-        monkeypatch.setattr(kubernetes_action, "api_client", lambda auth: (cluster, found))
+        monkeypatch.setattr(
+            kubernetes_action, "api_client", lambda auth, probe=True: (cluster, found)
+        )
         # tgi_* keyword arguments are the TGI settings, the others the module's options.
         settings = {"tgi_model_id": SMALL_MODEL}
         settings.update({key: value for key, value in args.items() if key.startswith("tgi_")})

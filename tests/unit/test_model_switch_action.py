@@ -41,7 +41,7 @@ def fake_api(monkeypatch):
     """The action's client is the fake cluster; what it prints is collected."""
     state = SimpleNamespace(cluster=None, clients=0, display=FakeDisplay())
 
-    def build(module=None, auth=None):
+    def build(module=None, auth=None, probe=True):
         state.clients += 1
         return SimpleNamespace(), None
 
