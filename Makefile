@@ -32,6 +32,8 @@ test: setup browser sandbox-build ## run every test: lint, unit, contract and sa
 e2e: setup browser sandbox-build ## the real Open WebUI in the sandbox, through headless Chromium (part of make test)
 	$(BIN)/python -m pytest -m e2e
 
+# sandbox/install.sh apt-get installs the sandbox's Debian packages that are missing (etcd-server,
+# golang-go, rsync, jq, openssl, dpkg-dev, make, iproute2; through install-debian-packages.sh).
 # Before pytest, not inside its first test: on a new machine the Kubernetes build takes minutes
 # (over a test's 15-minute limit on a busy 2-core machine, as the fresh root showed). Both are
 # cached outside the checkout, so on a machine that has them this takes a second.

@@ -24,6 +24,8 @@ apt_update_once() {
   fi
 }
 
+# `apt-get update` and `apt-get install -y` of those not installed yet, as root or through sudo
+# (the one script that installs Debian packages, shared with the Makefile's browser step).
 bash "$(dirname "$0")/install-debian-packages.sh" "${debian_packages[@]}"
 
 # Where this apt keeps its sources and lists: asked from apt itself, so that APT_CONFIG (a test's
