@@ -166,14 +166,16 @@ def stamp(at: float) -> str:
 class _Writer:
     """Collects a run's lines at offsets from its start, with a small derived jitter."""
 
-    def __init__(self, start: float, seed: str) -> None:
-        self.start, self.seed, self.lines = start, seed, []
+    def __init__(self, start: float, seed: str, end: float | None = None) -> None:
+        self.start, self.seed, self.end, self.lines = start, seed, end, []
 
     def raw(self, offset: float, text: str) -> None:
         jitter = zlib.crc32(f"{self.seed}/{len(self.lines)}".encode()) % 997 / 1e6
         at = self.start + offset + jitter
         if self.lines:
             at = max(at, self.lines[-1].at)
+        if self.end is not None:  # a dead process writes nothing: its last words come by its end
+            at = min(at, self.end)
         for part in text.split("\n"):
             self.lines.append(LogLine(at, part))
 
@@ -214,7 +216,8 @@ def tgi_run_lines(
 ) -> list[LogLine]:
     """Every line one run of text-generation-launcher writes, to its end or to Ready."""
     outcome = launch_outcome(container, node, pod)
-    writer = _Writer(run.start, f"{pod['metadata']['uid']}/{container['name']}/{run.index}")
+    seed = f"{pod['metadata']['uid']}/{container['name']}/{run.index}"
+    writer = _Writer(run.start, seed, run.end)
     if outcome.exit_code == EXIT_USAGE or outcome.reason == REASON_COMPLETED:
         writer.raw(0.01, outcome.message)  # clap prints to stderr before any logging
         return writer.result()

@@ -139,6 +139,16 @@ def test_an_oom_ends_with_cudas_message_then_the_shard_failure():
     assert any("Files are already present on the host. Skipping download." in t for t in restart)
 
 
+def test_a_run_that_ended_wrote_every_line_by_its_end():
+    # A 13B download is 80 % of a 2 s start-up (1.6 s); the loading lines 0.5 s later would fall
+    # after the kill at 2.0 s. A process writes nothing once dead: the kubelet must show the OOM
+    # lines the instant the status says terminated (CI saw them missing 2 s in).
+    pod = tgi_pod(["--model-id", "meta-llama/Llama-2-13b-chat-hf"], ready_after_seconds="2")
+    ended = texts(pod, 2.0 + 1e-6)  # just after the end, in back-off
+    assert any("CUDA out of memory" in t for t in ended)
+    assert ended[-1] == "Error: ShardCannotStart"
+
+
 def test_sharding_without_flash_attention_fails_like_tgi():
     lines = texts(
         tgi_pod(["--model-id", "meta-llama/Llama-2-7b-chat-hf", "--num-shard", "2"], gpus=2), 2
