@@ -4,8 +4,9 @@
 
 A GPU type is the name the ICC uses for a class of GPU nodes: the key of the nodes' taint and
 the value pods tolerate. Each entry records the memory of one GPU, its CUDA compute capability,
-how many GPUs one pod can get at most (all GPUs of a pod sit on one node), and the TGI image
-that is known to run on it. The `cpu` entry describes pods without GPUs.
+how many GPUs one pod can get at most (all GPUs of a pod sit on one node), and the TGI and vLLM
+images known to run on it (engine/vllm_server.py says why vLLM 0.14.1 for compute capability
+7.0). The `cpu` entry describes pods without GPUs and has no vLLM image.
 
 Users extend or override entries through the inventory variable `icc_gpu_catalog`;
 `merged_catalog` validates those entries and lays them over the built-in ones.
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import IMAGE_REFERENCE
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import VLLM_IMAGE
 
 CATALOG_VARIABLE = "icc_gpu_catalog"
 CPU = "cpu"  # the entry used when a pod asks for no GPU
@@ -40,18 +42,21 @@ CATALOG: dict[str, dict[str, Any]] = {
         "compute_capability": "7.0",
         "gpus_per_node": 4,
         "tgi_image": TGI_IMAGE_SM70,
+        "vllm_image": VLLM_IMAGE,
     },
     "gpu-tesla-v100s": {
         "memory_gib": 32,
         "compute_capability": "7.0",
         "gpus_per_node": 4,
         "tgi_image": TGI_IMAGE_SM70,
+        "vllm_image": VLLM_IMAGE,
     },
     "gpu-tesla-a100": {
         "memory_gib": 40,
         "compute_capability": "8.0",
         "gpus_per_node": 4,
         "tgi_image": TGI_IMAGE,
+        "vllm_image": VLLM_IMAGE,
     },
     CPU: {
         "memory_gib": None,  # no GPU memory: the pod's memory limit is what counts
@@ -61,7 +66,7 @@ CATALOG: dict[str, dict[str, Any]] = {
     },
 }
 
-# Field -> what it holds, for error messages. Every entry has exactly these fields.
+# Field -> what it holds, for error messages. Every entry has these fields.
 FIELDS: dict[str, str] = {
     "memory_gib": "memory of one GPU in GiB, a number > 0 (null for the cpu entry)",
     "compute_capability": 'CUDA compute capability as a quoted string like "7.0" '
@@ -71,6 +76,12 @@ FIELDS: dict[str, str] = {
     "tgi_image": "pinned TGI image reference, repository:tag or repository@sha256:digest, "
     "never :latest",
 }
+# Fields an entry may leave out: without a vllm_image, vLLM is refused on that GPU type.
+OPTIONAL_FIELDS: dict[str, str] = {
+    "vllm_image": "pinned vLLM image reference (vllm/vllm-openai), repository:tag or "
+    "repository@sha256:digest, never :latest",
+}
+ALL_FIELDS = {**FIELDS, **OPTIONAL_FIELDS}
 
 # A GPU type is used as a taint key and a label value: keep it to a Kubernetes name segment.
 _GPU_TYPE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
@@ -131,16 +142,22 @@ def _field_errors(where: str, name: str, entry: Mapping[str, Any]) -> list[str]:
             f"{where}.gpus_per_node: {per_node!r} is not allowed: {FIELDS['gpus_per_node']}"
         )
 
-    image = entry["tgi_image"]
+    errors.extend(_image_errors(where, "tgi_image", entry["tgi_image"], TGI_IMAGE))
+    if entry.get("vllm_image") is not None:
+        errors.extend(_image_errors(where, "vllm_image", entry["vllm_image"], VLLM_IMAGE))
+    return errors
+
+
+def _image_errors(where: str, field: str, image: Any, example: str) -> list[str]:
     match = IMAGE_REFERENCE.fullmatch(image) if isinstance(image, str) else None
     if not match or not (match["tag"] or match["digest"]):
-        errors.append(f"{where}.tgi_image: {image!r} is not allowed: {FIELDS['tgi_image']}")
-    elif match["tag"] == "latest" and not match["digest"]:
-        errors.append(
-            f"{where}.tgi_image: {image!r} is not pinned (:latest changes under you): "
-            f"use a version tag like {TGI_IMAGE!r}"
-        )
-    return errors
+        return [f"{where}.{field}: {image!r} is not allowed: {ALL_FIELDS[field]}"]
+    if match["tag"] == "latest" and not match["digest"]:
+        return [
+            f"{where}.{field}: {image!r} is not pinned (:latest changes under you): "
+            f"use a version tag like {example!r}"
+        ]
+    return []
 
 
 def catalog_errors(extra: Any) -> list[str]:
@@ -169,18 +186,18 @@ def catalog_errors(extra: Any) -> list[str]:
         if not isinstance(fields, Mapping):
             errors.append(f"{where}: {fields!r} is not a mapping of fields ({', '.join(FIELDS)})")
             continue
-        unknown = sorted(str(key) for key in fields if key not in FIELDS)
+        unknown = sorted(str(key) for key in fields if key not in ALL_FIELDS)
         if unknown:
             errors.append(
                 f"{where}: unknown field(s) {', '.join(unknown)}: allowed fields are "
-                f"{', '.join(FIELDS)}"
+                f"{', '.join(ALL_FIELDS)}"
             )
         base = CATALOG.get(name)
         missing = [key for key in FIELDS if key not in fields]
         if base is None and missing:
             errors.append(f"{where}: a new GPU type needs all fields; missing {', '.join(missing)}")
             continue
-        entry = {**(base or {}), **{k: v for k, v in fields.items() if k in FIELDS}}
+        entry = {**(base or {}), **{k: v for k, v in fields.items() if k in ALL_FIELDS}}
         errors.extend(_field_errors(where, name, entry))
     return errors
 

@@ -41,7 +41,25 @@ def test_built_in_entries(name: str, expected: tuple) -> None:
 def test_built_in_catalog_is_exactly_these_entries_and_valid() -> None:
     assert set(CATALOG) == set(BUILT_IN)
     assert catalog_errors(CATALOG) == []
-    assert all(set(entry) == set(FIELDS) for entry in CATALOG.values())
+    gpus = set(FIELDS) | {"vllm_image"}
+    assert all(
+        set(entry) == (gpus if name != CPU else set(FIELDS)) for name, entry in CATALOG.items()
+    )
+
+
+def test_every_gpu_type_gets_vllm_0_14_1_the_last_read_to_compile_sm70() -> None:
+    # vllm 0.14.1's sdist: docker/Dockerfile CUDA_VERSION=12.9.1, TORCH_CUDA_ARCH_LIST '7.0 7.5 ...'
+    for name in gpu_types(CATALOG):
+        assert CATALOG[name]["vllm_image"] == "docker.io/vllm/vllm-openai:v0.14.1", name
+    assert "vllm_image" not in CATALOG[CPU]  # vLLM's CPU build is not offered
+
+
+def test_a_new_gpu_type_may_leave_out_vllm_image_but_not_give_it_unpinned() -> None:
+    assert catalog_errors({"gpu-h100": H100}) == []
+    assert catalog_errors({"gpu-h100": H100 | {"vllm_image": "vllm/vllm-openai:latest"}}) == [
+        "icc_gpu_catalog['gpu-h100'].vllm_image: 'vllm/vllm-openai:latest' is not pinned "
+        "(:latest changes under you): use a version tag like 'docker.io/vllm/vllm-openai:v0.14.1'"
+    ]
 
 
 def test_sm70_gpus_get_the_last_tgi_built_for_them() -> None:
