@@ -273,7 +273,9 @@ def model_shape(config: Mapping | None, parameters: float) -> dict[str, Any]:
     return {
         "known": layout is not None,
         "kv_values_per_token": kv_values,
+        "kv_heads": layout["kv_heads"] if layout else None,
         "heads": int(heads) if heads else math.ceil(width / 64),
+        "hidden": int(hidden or width),
         "intermediate": int(intermediate or 4 * (hidden or 2 * width)),
         "vocab": int(positive_number(text.get("vocab_size")) or STAND_IN_VOCABULARY),
         "max_positions": layout["max_positions"] if layout else None,
