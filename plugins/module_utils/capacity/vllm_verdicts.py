@@ -24,6 +24,7 @@ from ansible_collections.haw.icc.plugins.module_utils.capacity.gpu_verdicts impo
 )
 from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import (
     BFLOAT16_FROM,
+    VLLM_QUANTIZATION,
     VLLM_VERSION,
     attention_backend,
     dtype_for,
@@ -51,16 +52,6 @@ RULES: dict[str, str] = {
     "attention heads",
     "vllm-memory": "weights, the profiling run's activations and non-torch memory leave room in "
     "0.9 of each GPU for the KV cache of one request of max_model_len tokens",
-}
-# The collection's quantize names (TGI's) -> vLLM's method for the same kernels.
-VLLM_QUANTIZATION = {
-    "awq": "awq",
-    "gptq": "gptq",
-    "marlin": "gptq_marlin",
-    "fp8": "fp8",
-    "bitsandbytes": "bitsandbytes",
-    "bitsandbytes-nf4": "bitsandbytes",
-    "bitsandbytes-fp4": "bitsandbytes",
 }
 _VERSION = re.compile(r":v?(?P<major>[0-9]+)\.(?P<minor>[0-9]+)(?:\.(?P<patch>[0-9]+))?$")
 _LAST_SM70_RELEASE = tuple(int(part) for part in VLLM_VERSION.split("."))

@@ -67,6 +67,17 @@ QUANTIZATION_MIN_COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {
     "fp8": (7, 5),
 }
 
+# The collection's quantize names (TGI's) -> vLLM's method for the same kind of checkpoint.
+VLLM_QUANTIZATION = {
+    "awq": "awq",
+    "gptq": "gptq",
+    "marlin": "gptq_marlin",
+    "fp8": "fp8",
+    "bitsandbytes": "bitsandbytes",
+    "bitsandbytes-nf4": "bitsandbytes",
+    "bitsandbytes-fp4": "bitsandbytes",
+}
+
 
 def attention_backend(capability: tuple[int, int]) -> str:
     """The attention backend 0.14.1 picks for a GPU of this compute capability."""
@@ -111,19 +122,21 @@ def serve_args(
     revision: str | None,
     served_model_name: str,
     capability: tuple[int, int] | None,
+    dtype: str | None = None,
     max_model_len: int,
     tensor_parallel_size: int,
     download_dir: str,
     quantization: str | None = None,
     max_num_seqs: int | None = None,
 ) -> list[str]:
-    """`vllm serve`'s arguments for one namespace, every choice explicit."""
+    """`vllm serve`'s arguments for one namespace, every choice explicit (`dtype`: the user's,
+    else half where the GPU has no bfloat16)."""
     args = [model_id]
     if revision:
         args += ["--revision", revision]
     args += [
         "--served-model-name", served_model_name,
-        "--dtype", dtype_for(capability),
+        "--dtype", dtype or dtype_for(capability),
         "--max-model-len", str(max_model_len),
         "--tensor-parallel-size", str(tensor_parallel_size),
         "--gpu-memory-utilization", str(GPU_MEMORY_UTILIZATION),

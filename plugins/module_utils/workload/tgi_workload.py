@@ -95,7 +95,7 @@ def _float_arg(value: float) -> str:
     return text
 
 
-def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": str(secret), "key": key}}}
 
 
@@ -131,17 +131,17 @@ def _env(values: TgiSettings, mode: str) -> list[dict[str, Any]]:
         {"name": "PORT", "value": str(values["tgi_container_port"])},
         {"name": "USAGE_STATS", "value": "off"},
         {"name": "HF_HOME", "value": str(values["tgi_cache_mount_path"])},
-        _secret_env("API_KEY", values["tgi_api_key_secret"], API_KEY_SECRET_KEY),
+        secret_env("API_KEY", values["tgi_api_key_secret"], API_KEY_SECRET_KEY),
     ]
     if values["tgi_hf_token_secret"] is not None:
-        env.append(_secret_env("HF_TOKEN", values["tgi_hf_token_secret"], HF_TOKEN_SECRET_KEY))
+        env.append(secret_env("HF_TOKEN", values["tgi_hf_token_secret"], HF_TOKEN_SECRET_KEY))
     if mode == multi_gpu.TENSOR_SHARDING:  # only shards talk over NCCL
         nccl = {**NCCL_ENV_DEFAULTS, **values["tgi_nccl_env"]}
         env += [{"name": str(key), "value": str(nccl[key])} for key in sorted(nccl)]
     return env
 
 
-def _resources(values: TgiSettings) -> dict[str, dict[str, str]]:
+def pod_resources(values: TgiSettings) -> dict[str, dict[str, str]]:
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if values["tgi_cpu_request"] is not None:
@@ -186,7 +186,7 @@ def tgi_workload(settings: Any, catalog: Mapping | None = None) -> dict[str, Any
         "image": image,
         "args": _args(values, chosen.mode, count),
         "env": _env(values, chosen.mode),
-        "resources": _resources(values),
+        "resources": pod_resources(values),
         "tolerations": tolerations,
         "shm_size": quantity_times(values["tgi_shm_size_per_gpu"], shards),
         "gpu_count": count,
