@@ -34,7 +34,6 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import 
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import compute_capability
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import SizingError
 from ansible_collections.haw.icc.plugins.module_utils.gpu.vllm_sizing import (
-    CONTEXT_TOO_LONG,
     FITS,
     NO_CACHE_MEMORY,
     WEIGHTS_TOO_BIG,
@@ -147,7 +146,7 @@ def memory_rule(sizing: Mapping | None, sizing_error: str | None) -> tuple[str, 
             REFUSE,
             f"{text}: no room for the KV cache ('No available memory for the cache blocks')",
         )
-    assert outcome == CONTEXT_TOO_LONG
+    # CONTEXT_TOO_LONG: the KV cache holds less than one request of max_model_len.
     largest = sizing["largest_max_model_len"]
     offer = f"; tgi_max_total_tokens {largest} would fit" if largest else ""
     return REFUSE, f"{text}, fewer than one request of max_model_len {length}{offer}"
