@@ -151,14 +151,14 @@ def check(
     when GPUs are asked for, after `result` holds the model's assessment, which stays when it
     raises. What could not be seen or was ignored goes to `warnings`.
     """
-    known = list(gpu_rules.RULES) + list(cluster_rules.CLUSTER_RULES)
+    known = list(gpu_rules.ALL_RULES) + list(cluster_rules.CLUSTER_RULES)
     unknown = [rule_id for rule_id in params["ignore_rules"] if rule_id not in known]
     if unknown:
         return (
             f"ignore_rules (tgi_ignore_rules): unknown rule id(s) {', '.join(unknown)}; "
             f"the rules are {', '.join(known)}"
         )
-    model_ignored = [rule for rule in params["ignore_rules"] if rule in gpu_rules.RULES]
+    model_ignored = [rule for rule in params["ignore_rules"] if rule in gpu_rules.ALL_RULES]
 
     def assess(**changes: Any) -> JSON:
         return gpu_rules.assess(

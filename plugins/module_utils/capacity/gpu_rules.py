@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.capacity import vllm_verdicts
 from ansible_collections.haw.icc.plugins.module_utils.capacity.gpu_alternatives import (
     NO_ALTERNATIVE,
     recommendations_for,
@@ -51,6 +52,8 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings impo
 )
 
 REQUEST_RULE = "request"  # the id of refusals about the request itself
+# Every model rule of either engine (tgi_ignore_rules may name any of them).
+ALL_RULES = {**RULES, **vllm_verdicts.RULES}
 
 
 def _is_int(value: Any) -> bool:
@@ -88,13 +91,13 @@ def _problems(
         problems.append(
             (f"concurrent_sequences: {sequences!r} is not a count", "set a whole number >= 1")
         )
-    instead = f"list only these rule ids: {', '.join(RULES)}"
+    instead = f"list only these rule ids: {', '.join(ALL_RULES)}"
     if not isinstance(ignore_rules, (list, tuple)) or not all(
         isinstance(rule, str) for rule in ignore_rules
     ):
         problems.append((f"tgi_ignore_rules: {ignore_rules!r} is not a list of rule ids", instead))
     else:
-        unknown = [rule for rule in ignore_rules if rule not in RULES]
+        unknown = [rule for rule in ignore_rules if rule not in ALL_RULES]
         if unknown:
             problems.append(
                 (f"tgi_ignore_rules: unknown rule id(s) {', '.join(map(repr, unknown))}", instead)
@@ -229,6 +232,8 @@ def assess(
 
     ignored = set(ignore_rules)
     hub = hub if isinstance(hub, Mapping) else None
+    if settings.get("icc_engine") == vllm_verdicts.ENGINE:
+        return vllm_verdicts.assess(values, merged, hub, parameters, ignored)
     base = evaluate(values, merged, hub, parameters, concurrent_sequences)
     by_rule = recommendations_for(base, merged, hub, ignored)
     rules, refusals, warnings, recommendations = [], [], [], []

@@ -34,6 +34,7 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import 
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import compute_capability
 from ansible_collections.haw.icc.plugins.module_utils.gpu.sizing import SizingError
 from ansible_collections.haw.icc.plugins.module_utils.gpu.vllm_sizing import (
+    CONTEXT_TOO_LONG,
     FITS,
     NO_CACHE_MEMORY,
     WEIGHTS_TOO_BIG,
@@ -227,3 +228,81 @@ def alternatives(
                 found.append(f"vllm on {count} x {gpu_type}{mode}")
                 break
     return found
+
+
+def assess(
+    values: Mapping[str, Any], catalog: Mapping, hub: Mapping | None, parameters: Any, ignored: set
+) -> dict[str, Any]:
+    """gpu_rules.assess's result for checked settings of a namespace on vLLM: the same keys,
+    vLLM's rules, memory and alternatives."""
+    gpu_type, count = values["tgi_gpu_type"], values["tgi_gpu_count"]
+    entry = catalog[gpu_type]
+    options = {
+        "max_model_len": values["tgi_max_total_tokens"],
+        "quantize": values["tgi_quantize"],
+        "dtype": values["tgi_dtype"],
+        "parameters": parameters,
+        "hub": hub,
+    }
+    base = evaluate(values["tgi_model_id"], gpu=entry, gpu_count=count, **options)
+    found = (
+        [] if base["passes"] else alternatives(values["tgi_model_id"], catalog=catalog, **options)
+    )
+    sizing = base["sizing"]
+    largest = sizing["largest_max_model_len"] if sizing else 0
+    if sizing and not base["passes"] and sizing["outcome"] == CONTEXT_TOO_LONG and largest:
+        found.insert(0, f"tgi_max_total_tokens: {largest} on {count} x {gpu_type}")
+    rules, refusals, warnings = [], [], []
+    for rule, (judged, reason) in base["verdicts"].items():
+        verdict, recommendation = judged, ""
+        if verdict == REFUSE:
+            recommendation = " or ".join(found[:3]) or "icc_engine: tgi, or a smaller model"
+            if rule in ignored:
+                verdict = "ignored"
+                warnings.append(
+                    f"{rule} ignored (tgi_ignore_rules): {reason}; vLLM will probably fail"
+                )
+            else:
+                refusals.append(f"{rule}: {reason}. Instead: {recommendation}")
+        rules.append(
+            {"id": rule, "verdict": verdict, "reason": reason, "recommendation": recommendation}
+        )
+    if sizing:
+        warnings += [note for note in sizing["notes"] if "unknown" in note]
+    verdicts = {entry["id"]: entry["verdict"] for entry in rules}
+    mode = "tensor-parallel" if count > 1 else "single-gpu"
+    memory = None
+    if sizing:
+        need = sizing["weights_per_gpu_gib"] + sizing["activations_gib"] + sizing["non_torch_gib"]
+        memory = {
+            "per_gpu_gib": round(need + sizing["kv_needed_gib"], 3),
+            "usable_per_gpu_gib": round(sizing["requested_gib"], 3),
+            "kv_cache_available_gib": round(sizing["kv_available_gib"], 3),
+            "largest_max_model_len": largest,
+        }
+    return {
+        "model_id": values["tgi_model_id"],
+        "engine": ENGINE,
+        "ok": not refusals,
+        "fits": {PASS: True, REFUSE: False, "ignored": False}.get(verdicts["vllm-memory"]),
+        "runs": all(verdicts[r] not in (REFUSE, "ignored") for r in verdicts if r != "vllm-memory"),
+        "architecture": sizing["architecture"] if sizing else None,
+        "multi_gpu": {
+            "mode": mode,
+            "works": True,
+            "reason": f"vLLM, attention {base['attention']}",
+        },
+        "gpu": {
+            "type": gpu_type,
+            "count": count,
+            "memory_gib": entry["memory_gib"],
+            "compute_capability": entry["compute_capability"],
+            "image": entry.get("vllm_image"),
+        },
+        "sizing": sizing,
+        "memory": memory,
+        "rules": rules,
+        "refusals": refusals,
+        "recommendations": found,
+        "warnings": warnings,
+    }

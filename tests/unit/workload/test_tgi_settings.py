@@ -570,10 +570,13 @@ def test_broken_user_catalog_is_reported_with_the_settings() -> None:
 # --- the filter plugin -------------------------------------------------------------------------
 
 
-def test_filter_plugin_exposes_the_workload() -> None:
+def test_filter_plugin_exposes_the_workload_of_each_engine() -> None:
     filters = tgi_filter.FilterModule().filters()
-    assert set(filters) == {"tgi_workload"}
+    assert set(filters) == {"tgi_workload", "vllm_workload"}
     assert filters["tgi_workload"](settings()) == tgi_workload(settings())
+    assert filters["vllm_workload"](settings())["image"] == "docker.io/vllm/vllm-openai:v0.14.1"
+    with pytest.raises(AnsibleFilterError, match="icc_engine vllm needs GPUs"):
+        filters["vllm_workload"](settings(tgi_gpu_count=0))
 
 
 def test_filter_raises_ansible_filter_error_with_every_message() -> None:

@@ -1,0 +1,112 @@
+"""A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
+far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
+before any write, and the playbooks that do not know vLLM yet refuse it before they read or
+change anything. A TGI namespace renders exactly as before.
+"""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+import yaml
+from test_least_privilege import assert_hardened
+from views import FAST
+
+from playbooks import run_playbook, write_inventory
+
+
+def render(tmp_path, hosts: dict, **extra) -> dict[str, dict]:
+    tmp_path.mkdir()
+    inventory = tmp_path / "hosts.yml"
+    common = {"icc_hub_lookup": False, "tgi_model_id": "Qwen/Qwen2.5-1.5B-Instruct"}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": common}}))
+    out = tmp_path / "rendered"
+    run = run_playbook("render.yml", inventory, extra_vars={"icc_render_dir": str(out), **extra})
+    assert run.rc == 0, run.output
+    assert "unknown variable" not in run.output, run.output
+    return {
+        path.parent.name: yaml.safe_load(path.read_text())
+        for path in out.glob("*/tgi_server-deployment.yml")
+    }
+
+
+def test_render_writes_a_vllm_pod_beside_an_unchanged_tgi_one(tmp_path):
+    hosts = {
+        "wtgi-default": None,
+        "wvllm-default": {"icc_engine": "vllm", "tgi_gpu_count": 2, "tgi_max_total_tokens": 8192},
+    }
+    deployments = render(tmp_path / "both", hosts)
+    pod = deployments["wvllm-default"]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["image"] == "docker.io/vllm/vllm-openai:v0.14.1"
+    assert server["args"][:3] == [
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "--served-model-name",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+    ]
+    args = server["args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == "2"
+    assert args[args.index("--max-model-len") + 1] == "8192"
+    assert args[args.index("--dtype") + 1] == "half"
+    assert "--disable-custom-all-reduce" in args
+    key = next(env for env in server["env"] if env["name"] == "VLLM_API_KEY")
+    assert key["valueFrom"]["secretKeyRef"]["key"] == "api-key"
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert server["startupProbe"]["httpGet"]["path"] == "/health"
+    shm = next(volume for volume in pod["volumes"] if volume["name"] == "shm")
+    assert shm["emptyDir"]["sizeLimit"] == "2Gi"
+    assert_hardened(pod, "vLLM")
+    for version in ("1.25", kubernetes_validate.latest_version()):
+        kubernetes_validate.validate(deployments["wvllm-default"], version, strict=True)
+    # The TGI namespace renders byte for byte as in an inventory without icc_engine at all.
+    alone = render(tmp_path / "alone", {"wtgi-default": None})
+    assert deployments["wtgi-default"] == alone["wtgi-default"]
+
+
+@pytest.mark.sandbox
+def test_deploy_judges_vllm_by_its_own_rules_and_refuses_before_writing(
+    tmp_path, namespace, sandbox
+):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    writes = len(sandbox.student_writes(namespace))
+    # Llama 3.1 8B in float16 on one 16 GiB V100: 8B from the id, counted 35 % higher, is more
+    # than the 14.2 GiB vLLM requests of the GPU (0.9 x 15.75 GiB).
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        extra_vars={
+            "icc_engine": "vllm",
+            "tgi_model_id": "meta-llama/Llama-3.1-8B-Instruct",
+            "icc_hub_lookup": False,
+        },
+    )
+    assert run.rc != 0, run.output
+    assert "vllm-memory: the weights alone" in run.output, run.output
+    assert "vllm on 1 x gpu-tesla-v100s" in run.output, run.output
+    assert len(sandbox.student_writes(namespace)) == writes
+    # The same model on TGI is judged by TGI's rules (model-fits), as before.
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        "--check",
+        extra_vars={"tgi_model_id": "meta-llama/Llama-3.1-8B-Instruct", "icc_hub_lookup": False},
+    )
+    assert "model-fits" in run.output and "vllm-memory" not in run.output, run.output
+    assert len(sandbox.student_writes(namespace)) == writes
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml", "test.yml", "status.yml"])
+def test_playbooks_that_do_not_know_vllm_yet_refuse_it_before_anything(
+    tmp_path, namespace, sandbox, playbook
+):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    writes = len(sandbox.student_writes(namespace))
+    extra = {
+        "change_model.yml": {"tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"},
+        "scale.yml": {"tgi_gpu_count": 2},
+    }.get(playbook, {}) | {"icc_engine": "vllm"}
+    run = run_playbook(playbook, inventory, extra_vars=extra)
+    assert run.rc != 0, run.output
+    assert "runs vLLM (icc_engine: vllm)" in run.output and "knows only TGI so far" in run.output
+    assert len(sandbox.student_writes(namespace)) == writes
