@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from icc_sandbox.container_spec import (
+    ENGINES,
     app_for,
     gated_without_token,
     launch_outcome,
@@ -124,7 +125,7 @@ def container_run(
     that just ended), or with `previous` the last one that ended (kubelet's
     validateContainerLogStatus)."""
     app = app_for(container)
-    outcome = launch_outcome(container, node, pod) if app.kind == "tgi" else None
+    outcome = launch_outcome(container, node, pod) if app.kind in ENGINES else None
     where = f'container "{container["name"]}" in pod "{pod["metadata"]["name"]}"'
     if outcome is None or outcome.ok:
         if previous:

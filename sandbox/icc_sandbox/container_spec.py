@@ -18,6 +18,7 @@ from icc_sandbox.tgi_launcher import (
     simulate_launch,
 )
 from icc_sandbox.tgi_standin import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
+from icc_sandbox.vllm_serve import simulate_serve
 
 # "gated": the model's Hub repository is gated, so TGI without a Hugging Face token fails its
 # weights download with a 401 (see tgi_launcher.gated_repo_outcome).
@@ -31,13 +32,17 @@ DEFAULT_TOKEN_LIMITS = (DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS)
 class App:
     """What a container image serves, for probe checks."""
 
-    kind: str  # "tgi", "open-webui" or "generic"
+    kind: str  # "tgi", "vllm", "open-webui" or "generic"
     port: int | None = None
     paths: frozenset[str] = frozenset()
 
 
 TGI_PATHS = frozenset({"/health", "/info", "/metrics", "/v1/models"})
 WEBUI_PATHS = frozenset({"/health", "/health/db", "/", "/api/config", "/api/version"})
+# Routes of vLLM's OpenAI server (0.14.1 entrypoints/openai/api_server.py and its routers).
+VLLM_PATHS = frozenset({"/health", "/ping", "/version", "/metrics", "/v1/models"})
+# The engines the node simulates a start-up for (the others start at once).
+ENGINES = ("tgi", "vllm")
 
 
 def app_for(container: JSON) -> App:
@@ -47,6 +52,8 @@ def app_for(container: JSON) -> App:
         # The TGI image sets PORT=80; the launcher's own default (3000) applies only without it.
         port = int(flag_value(container.get("args", []), "--port") or env.get("PORT") or 80)
         return App("tgi", port, TGI_PATHS)
+    if "vllm-openai" in image:  # ENTRYPOINT ["vllm", "serve"]: the args are serve's
+        return App("vllm", int(flag_value(container.get("args", []), "--port") or 8000), VLLM_PATHS)
     if "open-webui" in image:
         return App("open-webui", int(env.get("PORT") or 8080), WEBUI_PATHS)
     return App("generic")
@@ -119,9 +126,25 @@ def probe_port(container: JSON, check: JSON) -> int | None:
 
 
 def launch_outcome(container: JSON, node: NodeSpec, pod: JSON | None = None) -> LaunchOutcome:
-    """How text-generation-launcher starts in this TGI container on this node (of `pod`, whose
-    annotations may simulate a gated model)."""
+    """How text-generation-launcher (or `vllm serve`, in a vLLM container) starts in this
+    container on this node (of `pod`, whose annotations may simulate a gated model)."""
     capability = node.gpu_compute_capability
+    if app_for(container).kind == "vllm":
+        served = simulate_serve(
+            container.get("args", []),
+            plain_env(container),
+            gpu_count(container),
+            node.gpu_memory_gib,
+            tuple(int(part) for part in capability.split(".")) if capability else None,
+        )
+        return LaunchOutcome(
+            served.ok,
+            served.reason,
+            served.exit_code,
+            served.message,
+            served.model,
+            served.tensor_parallel,
+        )
     outcome = simulate_launch(
         launcher_args(container),
         plain_env(container),

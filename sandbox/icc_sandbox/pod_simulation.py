@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from icc_sandbox.container_spec import App, app_for, launch_outcome, probe_port
+from icc_sandbox.container_spec import ENGINES, App, app_for, launch_outcome, probe_port
 from icc_sandbox.nodes import JSON, NodeSpec, Timing, iso, pod_address
 from icc_sandbox.tgi_launcher import LaunchOutcome
 
@@ -116,7 +116,9 @@ def ready_delay(pod: JSON, app: App, timing: Timing) -> float:
     override = pod["metadata"].get("annotations", {}).get(READY_AFTER_ANNOTATION)
     if override is not None:
         return float(override)
-    return {"tgi": timing.tgi_ready_seconds, "open-webui": timing.webui_ready_seconds}.get(
+    # vLLM loads from the same cache as TGI: the sandbox gives it TGI's start-up time.
+    ready = timing.tgi_ready_seconds
+    return {"tgi": ready, "vllm": ready, "open-webui": timing.webui_ready_seconds}.get(
         app.kind, 0.0
     )
 
@@ -155,7 +157,7 @@ def simulate_container(
     ]
     if live is not None:
         return live_status(base, live, pod), events
-    outcome = launch_outcome(container, node, pod) if app.kind == "tgi" else None
+    outcome = launch_outcome(container, node, pod) if app.kind in ENGINES else None
     elapsed = now - started
     if outcome is not None and not outcome.ok:
         run_for = failing_run_seconds(pod, app, outcome, timing)

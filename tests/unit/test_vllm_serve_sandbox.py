@@ -3,10 +3,15 @@ pinned release's, and its start-up verdicts follow vLLM's accounting, worked by 
 
 from __future__ import annotations
 
+from icc_sandbox.nodes import NodeSpec, Timing
+from icc_sandbox.pod_simulation import simulate_pod
 from icc_sandbox.vllm_serve import EXIT_ERROR, EXIT_USAGE, SERVE_FLAGS, simulate_serve
 from test_vllm_server_contract import defined_flags, vllm_source  # noqa: F401 (fixture)
 
 V100 = (7, 0)
+V100_NODE = NodeSpec("icc-gpu-v100-1", 0, "32", "192Gi", "gpu-tesla-v100", "V100", 4, 16, "7.0")
+TIMING = Timing(tgi_ready_seconds=5, crash_after_seconds=1, backoff_seconds=10)
+START = 1_700_000_000.0
 
 
 def test_the_flags_are_exactly_the_releases(vllm_source):  # noqa: F811
@@ -46,4 +51,30 @@ def test_bfloat16_and_heads_that_do_not_split_are_vllms_value_errors():
     assert heads.message == (
         "ValueError: Total number of attention heads (14) must be divisible by tensor parallel "
         "size (4)."
+    )
+
+
+def vllm_pod(args: list[str], gpus: int) -> dict:
+    container = {
+        "name": "tgi",
+        "image": "docker.io/vllm/vllm-openai:v0.14.1",
+        "args": args,
+        "ports": [{"name": "http", "containerPort": 80}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},
+        "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+    }
+    meta = {"name": "tgi-1", "namespace": "ns", "uid": "0f1e2d3c-0000-0000-0000-000000000002"}
+    return {"metadata": meta, "spec": {"nodeName": V100_NODE.name, "containers": [container]}}
+
+
+def test_the_node_runs_a_vllm_pod_by_vllms_rules():
+    serve = ["Qwen/Qwen2.5-0.5B-Instruct", "--port", "80", "--tensor-parallel-size"]
+    ready = simulate_pod(vllm_pod([*serve, "2"], 2), V100_NODE, START, START + 6, TIMING)
+    assert {"type": "Ready", "status": "True"} in ready.status["conditions"]
+    crashing = simulate_pod(vllm_pod([*serve, "4"], 4), V100_NODE, START, START + 12, TIMING)
+    state = crashing.status["containerStatuses"][0]
+    assert state["lastState"]["terminated"]["exitCode"] == EXIT_ERROR
+    assert (
+        "must be divisible by tensor parallel size (4)"
+        in (state["lastState"]["terminated"]["message"])
     )
