@@ -9,8 +9,9 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes import client
 from test_least_privilege import assert_hardened
-from views import FAST
+from views import FAST, tgi_pod
 
 from playbooks import run_playbook, write_inventory
 
@@ -110,3 +111,59 @@ def test_playbooks_that_do_not_know_vllm_yet_refuse_it_before_anything(
     assert run.rc != 0, run.output
     assert "runs vLLM (icc_engine: vllm)" in run.output and "knows only TGI so far" in run.output
     assert len(sandbox.student_writes(namespace)) == writes
+
+
+@pytest.fixture
+def second_namespace(sandbox, core, namespace):
+    """A second namespace beside `namespace`, deleted after the test as that one is."""
+    name = f"{namespace[:50]}-b"
+    sandbox.create_namespace(name)
+    sandbox.wait_until_usable(name)
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.mark.sandbox
+def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes_nothing(
+    sandbox, core, tmp_path, namespace, second_namespace
+):
+    tgi, vllm = namespace, second_namespace
+    inventory = write_inventory(tmp_path, [tgi, vllm], sandbox.student_kubeconfig, **FAST)
+    host_vars = tmp_path / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    (host_vars / f"{vllm}.yml").write_text("icc_engine: vllm\n")
+    first = run_playbook("deploy.yml", inventory)
+    assert first.rc == 0, first.output
+    summary = f"Namespace {vllm}: Qwen/Qwen2.5-1.5B-Instruct on 1 x gpu-tesla-v100"
+    assert f"{summary} (vllm, single-gpu, ready)" in first.output, first.output
+    image = {ns: tgi_pod(core, ns).spec.containers[0].image for ns in (tgi, vllm)}
+    assert image == {
+        tgi: "ghcr.io/huggingface/text-generation-inference:3.3.0",
+        vllm: "docker.io/vllm/vllm-openai:v0.14.1",
+    }
+    second = run_playbook("deploy.yml", inventory)
+    assert second.rc == 0, second.output
+    assert second.changed(tgi) == 0 and second.changed(vllm) == 0, second.output
+
+
+@pytest.mark.sandbox
+def test_a_vllm_start_up_the_check_was_told_to_ignore_fails_with_vllms_words_and_rolls_back(
+    tmp_path, namespace, sandbox, core
+):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    vllm = {"icc_engine": "vllm", "tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"}
+    assert run_playbook("deploy.yml", inventory, extra_vars=vllm).rc == 0
+    # vLLM refuses bfloat16 on a V100 (compute capability 7.0); the check too, unless told not to.
+    run = run_playbook(
+        "deploy.yml",
+        inventory,
+        extra_vars=vllm | {"tgi_dtype": "bfloat16", "tgi_ignore_rules": "vllm-dtype"},
+    )
+    assert run.rc != 0, run.output
+    assert "Bfloat16 is only supported on GPUs with compute capability of at least 8.0" in (
+        run.output
+    )
+    assert "Rolled back: tgi revision 1 serves again" in run.output, run.output
+    deployment = client.AppsV1Api(core.api_client).read_namespaced_deployment("tgi", namespace)
+    args = deployment.spec.template.spec.containers[0].args
+    assert args[args.index("--dtype") + 1] == "half"  # the float16 revision is back
