@@ -126,6 +126,7 @@ def serve_args(
     max_model_len: int,
     tensor_parallel_size: int,
     download_dir: str,
+    port: int = PORT,
     quantization: str | None = None,
     max_num_seqs: int | None = None,
 ) -> list[str]:
@@ -142,7 +143,7 @@ def serve_args(
         "--gpu-memory-utilization", str(GPU_MEMORY_UTILIZATION),
         "--download-dir", download_dir,
         "--host", "0.0.0.0",
-        "--port", str(PORT),
+        "--port", str(port),
     ]  # fmt: skip
     if quantization:
         args += ["--quantization", quantization]

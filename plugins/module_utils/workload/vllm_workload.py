@@ -84,10 +84,9 @@ def vllm_workload(
         max_model_len=values["tgi_max_total_tokens"] or max_model_len or DEFAULT_KV_TOKENS,
         tensor_parallel_size=count,
         download_dir=f"{cache}/hub",
+        port=values["tgi_container_port"],
         quantization=VLLM_QUANTIZATION.get(quantize) if quantize else None,
     )
-    port = str(values["tgi_container_port"])
-    args[args.index("--port") + 1] = port
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": cache},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
