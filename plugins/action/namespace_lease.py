@@ -35,6 +35,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.lease import (
 )
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     JSON,
+    ConnectionProblem,
     KubernetesAction,
 )
 
@@ -94,25 +95,35 @@ class ActionModule(KubernetesAction):
         namespace = args["namespace"]
         me = this_run(args["playbook"])
         result.update(held=False, lease=args["name"], holder=me.identity)
-        leases = LeaseClient(self._cluster_api(args), namespace, args["name"])
         try:
+            leases = LeaseClient(self._cluster_api(args), namespace, args["name"])
             if args["state"] == "absent":
                 return self._release(result, leases, me)
             if self._task.check_mode:
                 return self._look(result, leases, me)
             return self._take(result, leases, me, args)
+        except ConnectionProblem as problem:
+            # Connecting reads the server's discovery: a server lost since the run's earlier
+            # tasks comes as the connection check's ConnectionProblem.
+            if args["state"] == "absent":
+                return self._not_given_back(result, args["name"], namespace, problem)
+            raise
         except ApiError as problem:
             if problem.status == 403:
                 return self._unprotected(result, namespace, problem)
             if args["state"] == "absent":
-                # A release that fails must not hide why the run failed: the Lease expires.
-                result["msg"] = (
-                    f"Lease {args['name']} in namespace {namespace} not given back ({problem}); "
-                    "it expires on its own"
-                )
-                result["warnings"] = [result["msg"]]
-                return result
+                return self._not_given_back(result, args["name"], namespace, problem)
             return self._fail(result, f"Lease {args['name']} in namespace {namespace}: {problem}")
+
+    @staticmethod
+    def _not_given_back(result: JSON, name: str, namespace: str, problem: Exception) -> JSON:
+        """A release that fails must not hide why the run failed: the Lease expires."""
+        result["msg"] = (
+            f"Lease {name} in namespace {namespace} not given back ({problem}); it expires on "
+            "its own"
+        )
+        result["warnings"] = [result["msg"]]
+        return result
 
     @staticmethod
     def _unprotected(result: dict[str, Any], namespace: str, problem: ApiError) -> dict[str, Any]:

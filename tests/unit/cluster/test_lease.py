@@ -179,3 +179,35 @@ def test_process_alive_for_real_processes(tmp_path):
     assert process_alive(os.getpid(), proc=str(proc)) is True
     (proc / str(os.getpid()) / "cmdline").write_bytes(b"/usr/bin/vim\0notes.txt")
     assert process_alive(os.getpid(), proc=str(proc)) is False
+
+
+# --- the action: a release that cannot reach the cluster ----------------------------------------
+
+UNREACHABLE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+"""
+
+
+@pytest.mark.parametrize(("state", "fails"), [("absent", False), ("present", True)])
+def test_a_lost_server_fails_a_hold_but_only_warns_on_release(run_action, tmp_path, state, fails):
+    """The release runs in the play's `always`, after the task that met the lost server: it must
+    not add a second message for the same loss (the Lease expires on its own)."""
+    config = tmp_path / "config"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    arguments = {"namespace": "student-a", "playbook": "deploy", "kubeconfig": str(config)}
+    result = run_action("namespace_lease", {**arguments, "state": state, "wait": 0})
+    assert bool(result.get("failed")) is fails, result
+    said = "cannot reach the cluster at https://127.0.0.1:1"
+    if fails:
+        assert result["msg"].startswith(f"Cannot connect: {said}"), result["msg"]
+    else:
+        assert result["warnings"] == [result["msg"]]
+        assert result["msg"].startswith("Lease haw-icc in namespace student-a not given back ("), (
+            result["msg"]
+        )
+        assert said in result["msg"] and result["msg"].endswith("it expires on its own")
