@@ -59,6 +59,7 @@ from icc_sandbox.container_spec import (
     launch_outcome,
     launcher_args,
     plain_env,
+    serve_outcome,
     token_limits,
 )
 from icc_sandbox.nodes import JSON, NodeSpec, Timing
@@ -74,6 +75,8 @@ from icc_sandbox.tgi_launcher import (
     launcher_values,
     parse_parameter_count,
 )
+from icc_sandbox.vllm_serve import EXIT_USAGE as VLLM_EXIT_USAGE
+from icc_sandbox.vllm_serve import VERSION as VLLM_SERVE_VERSION
 
 # The TGI image's own environment (its Dockerfile) and what Kubernetes injects.
 IMAGE_ENV = {"HF_HOME": "/data", "HF_HUB_ENABLE_HF_TRANSFER": "1", "PORT": "80"}
@@ -148,6 +151,8 @@ def container_lines(
     kind = app_for(container).kind
     if kind == "tgi":
         lines = tgi_run_lines(pod, container, node, run, timing)
+    elif kind == "vllm":
+        lines = vllm_run_lines(pod, container, node, run, timing)
     elif kind == "open-webui":
         lines = webui_lines(pod, container, run)
     else:
@@ -167,8 +172,11 @@ def stamp(at: float) -> str:
 class _Writer:
     """Collects a run's lines at offsets from its start, with a small derived jitter."""
 
-    def __init__(self, start: float, seed: str, end: float | None = None) -> None:
+    def __init__(
+        self, start: float, seed: str, end: float | None = None, stamp: Any = stamp
+    ) -> None:
         self.start, self.seed, self.end, self.lines = start, seed, end, []
+        self.stamp = stamp
 
     def raw(self, offset: float, text: str) -> None:
         jitter = zlib.crc32(f"{self.seed}/{len(self.lines)}".encode()) % 997 / 1e6
@@ -193,7 +201,8 @@ class _Writer:
     def result(self) -> list[LogLine]:
         # The first line of a message carries the time; continuation lines come bare.
         return [
-            LogLine(line.at, line.text.replace("{t}", stamp(line.at), 1)) for line in self.lines
+            LogLine(line.at, line.text.replace("{t}", self.stamp(line.at), 1))
+            for line in self.lines
         ]
 
 
@@ -478,6 +487,146 @@ def _rust_str(value: Any) -> str:
 
 
 # --- Open WebUI ----------------------------------------------------------------------------------
+
+
+# --- vLLM ----------------------------------------------------------------------------------------
+
+
+def vllm_stamp(at: float) -> str:
+    """vLLM's logging date format (vllm/logger.py): month-day and time, UTC in a container."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%m-%d %H:%M:%S")
+
+
+def vllm_run_lines(
+    pod: JSON, container: JSON, node: NodeSpec, run: Run, timing: Timing
+) -> list[LogLine]:
+    """What one run of `vllm serve` 0.14.1 writes, to its end or to Ready: the API server's and
+    the engine's lines with their process prefix (utils/system_utils.py decorate_logs) and
+    vLLM's format `LEVEL mm-dd HH:MM:SS [file.py:line] message` (logger.py), the KV cache
+    figures of the start-up (gpu_worker.py, kv_cache_utils.py), then uvicorn's start; or the
+    error the start-up ended with, where vLLM raises it."""
+    outcome = serve_outcome(container, node)
+    seed = f"{pod['metadata']['uid']}/{container['name']}/{run.index}"
+    writer = _Writer(run.start, seed, run.end, vllm_stamp)
+    if outcome.exit_code == VLLM_EXIT_USAGE:
+        writer.raw(0.01, outcome.message)  # argparse, before any logging
+        return writer.result()
+    api, engine = "(APIServer pid=1)", "(EngineCore_DP0 pid=187)"
+    workers = (
+        [f"(Worker_TP{rank} pid={260 + rank})" for rank in range(outcome.tensor_parallel)]
+        if outcome.tensor_parallel > 1
+        else [engine]
+    )
+
+    def log(offset: float, who: str, where: str, message: str, level: str = "INFO") -> None:
+        writer.raw(offset, f"{who} {level} {{t}} [{where}] {message}")
+
+    app = app_for(container)
+    horizon = (run.end - run.start) if run.end is not None else ready_delay(pod, app, timing)
+    horizon = max(horizon, 0.2)
+    log(0.01, api, "api_server.py:1272", f"vLLM API server version {VLLM_SERVE_VERSION}")
+    log(0.02, api, "utils.py:263", f"non-default args: {_vllm_args_text(container)}")
+    stage = _vllm_failure_stage(outcome.message) if not outcome.ok else None
+    if stage == "config":  # vLLM's checks of the configuration, in the API server
+        _vllm_failure(writer, min(0.05, horizon), api, outcome.message)
+        return writer.result()
+    log(0.03, api, "model.py:1545", f"Using max model len {outcome.max_model_len}")
+    config = (
+        f"model='{outcome.model}', max_seq_len={outcome.max_model_len}, "
+        f"tensor_parallel_size={outcome.tensor_parallel}"
+    )
+    log(
+        0.05,
+        engine,
+        "core.py:97",
+        f"Initializing a V1 LLM engine (v{VLLM_SERVE_VERSION}) with config: {config}",
+    )
+    for who in workers:
+        log(
+            0.1 * horizon,
+            who,
+            "gpu_model_runner.py:3808",
+            f"Starting to load model {outcome.model}...",
+        )
+    if stage == "load":
+        _vllm_failure(writer, horizon, workers[0], outcome.message)
+        return writer.result()
+    loaded = 0.8 * horizon
+    for who in workers:
+        log(
+            loaded,
+            who,
+            "default_loader.py:290",
+            f"Loading weights took {0.7 * horizon:.2f} seconds",
+        )
+    for who in workers:
+        log(
+            loaded + 0.01,
+            who,
+            "gpu_worker.py:358",
+            f"Available KV cache memory: {outcome.kv_cache_gib:.2f} GiB",
+        )
+    if stage == "kv-cache":
+        _vllm_failure(writer, horizon, engine, outcome.message)
+        return writer.result()
+    log(
+        loaded + 0.02,
+        engine,
+        "kv_cache_utils.py:1305",
+        f"GPU KV cache size: {outcome.kv_tokens:,} tokens",
+    )
+    concurrency = outcome.kv_tokens / outcome.max_model_len
+    log(
+        loaded + 0.02,
+        engine,
+        "kv_cache_utils.py:1310",
+        f"Maximum concurrency for {outcome.max_model_len:,} tokens per request: {concurrency:.2f}x",
+    )
+    log(
+        horizon - 0.1,
+        api,
+        "api_server.py:1345",
+        f"Starting vLLM API server 0 on http://0.0.0.0:{app.port}",
+    )
+    for text in (
+        "Started server process [1]",
+        "Waiting for application startup.",
+        "Application startup complete.",
+    ):
+        writer.raw(horizon - 0.05, f"{api} INFO:     {text}")
+    return writer.result()
+
+
+def _vllm_failure_stage(message: str) -> str:
+    """Where a start-up that failed raised: loading the weights, sizing the KV cache after the
+    profiling run, or (before the engine starts) the configuration's checks."""
+    if message.startswith("torch.OutOfMemoryError"):
+        return "load"
+    if "cache blocks" in message or "KV cache is needed" in message:
+        return "kv-cache"
+    return "config"
+
+
+def _vllm_args_text(container: JSON) -> str:
+    """The non-default arguments as vLLM prints them: a dict of the parsed names."""
+    args, values = list(container.get("args", [])), {}
+    if args and not args[0].startswith("-"):
+        values["model_tag"] = args.pop(0)
+    while args:
+        flag = args.pop(0).removeprefix("--")
+        name, _, value = flag.partition("=")
+        if not value and args and not args[0].startswith("--"):
+            value = args.pop(0)
+        values[name.replace("-", "_")] = value or True
+    return repr(values)
+
+
+def _vllm_failure(writer: _Writer, offset: float, who: str, message: str) -> None:
+    """The end of a start-up that raised: the traceback's header and its last line."""
+    writer.raw(offset, f"{who} ERROR {{t}} [core.py:936] EngineCore failed to start.")
+    writer.raw(offset, f"{who} Traceback (most recent call last):")
+    for line in message.split("\n"):
+        writer.raw(offset, f"{who} {line}")
 
 
 def webui_lines(pod: JSON, container: JSON, run: Run) -> list[LogLine]:

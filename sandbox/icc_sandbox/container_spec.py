@@ -18,7 +18,7 @@ from icc_sandbox.tgi_launcher import (
     simulate_launch,
 )
 from icc_sandbox.tgi_standin import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
-from icc_sandbox.vllm_serve import simulate_serve
+from icc_sandbox.vllm_serve import ServeOutcome, simulate_serve
 
 # "gated": the model's Hub repository is gated, so TGI without a Hugging Face token fails its
 # weights download with a 401 (see tgi_launcher.gated_repo_outcome).
@@ -130,13 +130,7 @@ def launch_outcome(container: JSON, node: NodeSpec, pod: JSON | None = None) -> 
     container on this node (of `pod`, whose annotations may simulate a gated model)."""
     capability = node.gpu_compute_capability
     if app_for(container).kind == "vllm":
-        served = simulate_serve(
-            container.get("args", []),
-            plain_env(container),
-            gpu_count(container),
-            node.gpu_memory_gib,
-            tuple(int(part) for part in capability.split(".")) if capability else None,
-        )
+        served = serve_outcome(container, node)
         return LaunchOutcome(
             served.ok,
             served.reason,
@@ -158,6 +152,18 @@ def launch_outcome(container: JSON, node: NodeSpec, pod: JSON | None = None) -> 
     if pod is not None and reaches_download and gated_without_token(pod, container):
         return gated_repo_outcome(outcome.model_id, outcome.num_shard, hub_request_id(pod))
     return outcome
+
+
+def serve_outcome(container: JSON, node: NodeSpec) -> ServeOutcome:
+    """How `vllm serve` starts in this vLLM container on this node."""
+    capability = node.gpu_compute_capability
+    return simulate_serve(
+        container.get("args", []),
+        plain_env(container),
+        gpu_count(container),
+        node.gpu_memory_gib,
+        tuple(int(part) for part in capability.split(".")) if capability else None,
+    )
 
 
 def gated_without_token(pod: JSON, container: JSON) -> bool:
@@ -199,11 +205,14 @@ def token_limits(container: JSON) -> tuple[int, int]:
     return max_input, max_total
 
 
-def api_key_source(container: JSON) -> tuple[str | None, tuple[str, str] | None]:
-    """Where API_KEY comes from: (its literal value, None) or (None, (Secret name, key))."""
+def api_key_source(
+    container: JSON, variable: str = "API_KEY"
+) -> tuple[str | None, tuple[str, str] | None]:
+    """Where the API key `variable` (TGI's API_KEY, vLLM's VLLM_API_KEY) comes from: (its
+    literal value, None) or (None, (Secret name, key))."""
     literal, secret = None, None
     for entry in container.get("env", []):  # the last entry of a name wins, as in Kubernetes
-        if entry["name"] != "API_KEY":
+        if entry["name"] != variable:
             continue
         ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
         literal = None if ref else entry.get("value") or None

@@ -1,6 +1,8 @@
 """The stand-ins the node agent runs for Ready containers: TGI's API (icc_sandbox.tgi_standin)
-with the model, token limits and API key the pod's launcher would have, and Open WebUI's health
-check (icc_sandbox.webui_standin) where the real Open WebUI does not run.
+with the model, token limits and API key the pod's launcher would have, vLLM's OpenAI server
+(icc_sandbox.vllm_standin) with the served name, max model length and key `vllm serve` would
+have, and Open WebUI's health check (icc_sandbox.webui_standin) where the real Open WebUI does
+not run.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from icc_sandbox.container_spec import (
     launch_outcome,
     launcher_args,
     plain_env,
+    serve_outcome,
     token_limits,
 )
 from icc_sandbox.kubeapi import ApiError, KubeApi
 from icc_sandbox.nodes import JSON, NodeSpec
 from icc_sandbox.pod_simulation import PodView
 from icc_sandbox.tgi_standin import TgiStandIn
+from icc_sandbox.vllm_standin import VllmStandIn
 from icc_sandbox.webui_standin import WebUiStandIn
 
 log = logging.getLogger("node-agent")
@@ -71,6 +75,43 @@ def served_tgi(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi]
 
 
 @dataclass(frozen=True)
+class ServedVllm:
+    """What a Ready vLLM container answers, and where."""
+
+    host: str
+    port: int
+    served_model_name: str
+    model: str
+    max_model_len: int
+    api_key: str | None = None  # a literal --api-key or VLLM_API_KEY value
+    api_key_secret: tuple[str, str] | None = None  # (Secret, key) VLLM_API_KEY comes from
+
+
+def served_vllm(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedVllm]:
+    """The vLLM stand-ins a pod should have, by container name, once Ready."""
+    if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
+        return {}
+    served = {}
+    for container in pod["spec"]["containers"]:
+        app = app_for(container)
+        if app.kind != "vllm" or app.port is None:
+            continue
+        # A Ready vLLM container is one whose start-up succeeded: these are its settings.
+        outcome = serve_outcome(container, node)
+        literal_key, key_secret = api_key_source(container, "VLLM_API_KEY")
+        served[container["name"]] = ServedVllm(
+            host=view.status["podIP"],
+            port=app.port,
+            served_model_name=outcome.served_name,
+            model=outcome.model,
+            max_model_len=outcome.max_model_len,
+            api_key=flag_value(container.get("args", []), "--api-key") or literal_key,
+            api_key_secret=key_secret,
+        )
+    return served
+
+
+@dataclass(frozen=True)
 class ServedWebUi:
     """Where a Ready Open WebUI container answers its health check."""
 
@@ -92,17 +133,23 @@ def served_webui(pod: JSON, view: PodView, live: Iterable[str] = ()) -> dict[str
     }
 
 
+Served = ServedTgi | ServedVllm | ServedWebUi
+StandIn = TgiStandIn | VllmStandIn | WebUiStandIn
+
+
 def served_apps(
     pod: JSON, node: NodeSpec, view: PodView, live: Iterable[str] = ()
-) -> dict[str, ServedTgi | ServedWebUi]:
-    return served_tgi(pod, node, view) | served_webui(pod, view, live)
+) -> dict[str, Served]:
+    return (
+        served_tgi(pod, node, view) | served_vllm(pod, node, view) | served_webui(pod, view, live)
+    )
 
 
 @dataclass
 class _Serving:
-    settings: ServedTgi | ServedWebUi
+    settings: Served
     # None when it could not start: not retried for these settings
-    standin: TgiStandIn | WebUiStandIn | None
+    standin: StandIn | None
 
 
 class StandIns:
@@ -114,7 +161,7 @@ class StandIns:
         self.local_networks = tuple(local_networks)
         self.running: dict[tuple[str, str], _Serving] = {}
 
-    def serve(self, pod: JSON, wanted: dict[str, ServedTgi | ServedWebUi]) -> None:
+    def serve(self, pod: JSON, wanted: dict[str, Served]) -> None:
         """Makes the pod's stand-ins match `wanted`: starts the missing ones, closes the rest."""
         uid = pod["metadata"]["uid"]
         for key in [k for k in self.running if k[0] == uid and k[1] not in wanted]:
@@ -136,36 +183,49 @@ class StandIns:
     def close(self) -> None:
         self.keep_only(set())
 
-    def _start(
-        self, pod: JSON, settings: ServedTgi | ServedWebUi
-    ) -> TgiStandIn | WebUiStandIn | None:
+    def _start(self, pod: JSON, settings: Served) -> StandIn | None:
         if isinstance(settings, ServedWebUi):
             return self._start_webui(pod, settings)
         where = _pod_name(pod)
         api_key = settings.api_key
         if settings.api_key_secret is not None:
-            api_key = self._secret_value(pod, *settings.api_key_secret)
+            variable = "VLLM_API_KEY" if isinstance(settings, ServedVllm) else "API_KEY"
+            api_key = self._secret_value(pod, variable, *settings.api_key_secret)
         try:
-            standin = TgiStandIn(
-                settings.model_id,
-                api_key,
-                settings.host,
-                settings.port,
-                settings.max_input_tokens,
-                settings.max_total_tokens,
-                model_sha=settings.revision,
-                local_networks=self.local_networks,
-            ).start()
+            if isinstance(settings, ServedVllm):
+                engine, model = "vLLM", settings.served_model_name
+                standin: TgiStandIn | VllmStandIn = VllmStandIn(
+                    settings.served_model_name,
+                    settings.max_model_len,
+                    api_key,
+                    settings.host,
+                    settings.port,
+                    model=settings.model,
+                    local_networks=self.local_networks,
+                ).start()
+            else:
+                engine, model = "TGI", settings.model_id
+                standin = TgiStandIn(
+                    settings.model_id,
+                    api_key,
+                    settings.host,
+                    settings.port,
+                    settings.max_input_tokens,
+                    settings.max_total_tokens,
+                    model_sha=settings.revision,
+                    local_networks=self.local_networks,
+                ).start()
         except (OSError, ValueError) as error:
             log.warning(
-                "%s: no TGI stand-in on %s:%d (%s); the pod's status is simulated all the same",
+                "%s: no %s stand-in on %s:%d (%s); the pod's status is simulated all the same",
                 where,
+                "vLLM" if isinstance(settings, ServedVllm) else "TGI",
                 settings.host,
                 settings.port,
                 error,
             )
             return None
-        log.info("%s: TGI stand-in serves %s at %s", where, settings.model_id, standin.url)
+        log.info("%s: %s stand-in serves %s at %s", where, engine, model, standin.url)
         return standin
 
     def _start_webui(self, pod: JSON, settings: ServedWebUi) -> WebUiStandIn | None:
@@ -183,7 +243,7 @@ class StandIns:
         log.info("%s: Open WebUI health stand-in at %s", _pod_name(pod), standin.url)
         return standin
 
-    def _secret_value(self, pod: JSON, secret: str, key: str) -> str | None:
+    def _secret_value(self, pod: JSON, variable: str, secret: str, key: str) -> str | None:
         namespace = pod["metadata"]["namespace"]
         try:
             data = self.api.get(f"/api/v1/namespaces/{namespace}/secrets/{secret}").get("data")
@@ -196,9 +256,10 @@ class StandIns:
             else:
                 detail = str(error)
             log.warning(
-                "%s: cannot read API_KEY from key %r of Secret %s (%s); its TGI stand-in "
-                "accepts requests without an API key",
+                "%s: cannot read %s from key %r of Secret %s (%s); its stand-in accepts "
+                "requests without an API key",
                 _pod_name(pod),
+                variable,
                 key,
                 secret,
                 detail,
@@ -206,11 +267,11 @@ class StandIns:
             return None
 
     def busy(self, pod_uid: str, container: str, now: float, recent: float) -> bool:
-        """Whether the container's TGI stand-in has a request in flight or had one in the
+        """Whether the container's engine stand-in has a request in flight or had one in the
         last `recent` seconds (what makes its simulated GPUs busy)."""
         serving = self.running.get((pod_uid, container))
         standin = serving.standin if serving is not None else None
-        if not isinstance(standin, TgiStandIn):
+        if not isinstance(standin, TgiStandIn | VllmStandIn):
             return False
         metrics = standin.metrics
         return metrics.in_flight > 0 or now - metrics.last_active < recent

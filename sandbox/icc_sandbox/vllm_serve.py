@@ -190,8 +190,12 @@ def parse(args: Sequence[str]) -> tuple[str | None, dict[str, str | bool], str |
     return model, values, None
 
 
-def _failed(code: int, message: str, model: str, tp: int, length: int) -> ServeOutcome:
-    return ServeOutcome(False, REASON_ERROR, code, message, model, model, tp, length, 0.0, 0)
+def _failed(
+    code: int, message: str, model: str, tp: int, length: int, kv_cache_gib: float = 0.0
+) -> ServeOutcome:
+    return ServeOutcome(
+        False, REASON_ERROR, code, message, model, model, tp, length, kv_cache_gib, 0
+    )
 
 
 def simulate_serve(
@@ -301,6 +305,7 @@ def simulate_serve(
             model,
             tp,
             length,
+            available / GIB,
         )
     needed = math.ceil(length / BLOCK_SIZE) * BLOCK_SIZE * per_token
     if needed > available:
@@ -317,6 +322,7 @@ def simulate_serve(
             model,
             tp,
             length,
+            available / GIB,
         )
     served = str(values.get("served-model-name") or model)
     return ServeOutcome(True, "", 0, "", model, served, tp, length, available / GIB, tokens)

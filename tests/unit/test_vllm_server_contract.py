@@ -59,6 +59,12 @@ FILES = [
     "vllm/config/vllm.py",
     "vllm/platforms/cuda.py",
     "vllm/v1/core/kv_cache_utils.py",
+    "vllm/v1/metrics/loggers.py",
+    "vllm/v1/worker/gpu_worker.py",
+    "vllm/entrypoints/openai/api_server.py",
+    "vllm/entrypoints/openai/protocol.py",
+    "vllm/entrypoints/openai/serving_engine.py",
+    "vllm/entrypoints/serve/instrumentator/health.py",
     "vllm/v1/attention/backends/flash_attn.py",
     "vllm/v1/attention/backends/flashinfer.py",
     "vllm/v1/attention/backends/triton_attn.py",
@@ -76,7 +82,8 @@ def vllm_source() -> Path:
     """The pinned release's files listed in FILES, from its sdist (fetched once, then cached)."""
     assert VLLM_VERSION == "0.14.1", "pin the new release's sdist URL and sha256 here"
     root = _cache_root() / f"vllm-{VLLM_VERSION}-source"
-    if (root / ".complete").exists():
+    complete = root / ".complete"  # lists the files extracted: a longer FILES extracts again
+    if complete.exists() and set(FILES) <= set(complete.read_text().split()):
         return root
     try:
         with urllib.request.urlopen(SDIST_URL, timeout=120) as answer:
@@ -90,7 +97,7 @@ def vllm_source() -> Path:
             assert member is not None, name
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(member.read())
-    (root / ".complete").touch()
+    complete.write_text("\n".join(FILES) + "\n")
     return root
 
 
