@@ -34,6 +34,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
 from ansible_collections.haw.icc.plugins.module_utils.cluster.rights import may
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations.api_checks import (
+    ENGINE_APIS,
     GPU,
     ApiTest,
     Check,
@@ -191,6 +192,7 @@ class ActionModule(KubernetesAction):
             carries_key=carries_key,
             prompt=args["prompt"],
             max_tokens=args["max_tokens"],
+            engine=ENGINE_APIS[args["engine"]],
         )
         checks = run_api_checks(tgi, test, webui)
         checks.append(self._gpu_check(api, args, tgi_pod))

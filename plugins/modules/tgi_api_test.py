@@ -32,6 +32,10 @@ description:
     access to C(services/proxy) is needed, but the proxy removes the C(Authorization) header,
     the only place TGI reads its key from; so through it the chat and the wrong key are skipped
     with that reason. O(tgi_url) (an Ingress, a forward of your own) runs every check too.
+  - For a namespace that runs vLLM (O(engine=vllm)) the checks are named C(vllm health),
+    C(vllm version) (GET C(/version) says the release; vLLM has no C(/info)) and C(vllm models),
+    and the model list is asked with the key, since vLLM guards every path under C(/v1); through
+    the service proxy it is skipped like the chat. The rest is the same.
   - The GPU test runs C(nvidia-smi) and C(env) through the API server's exec. Where exec is not
     allowed (no C(create) on C(pods/exec)) or the node does not serve it, the check is skipped
     with that reason; a pod without GPUs skips it too.
@@ -41,6 +45,12 @@ description:
 extends_documentation_fragment:
   [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options]
 options:
+  engine:
+    description:
+      - The inference server of the namespace (the inventory's C(icc_engine)).
+    type: str
+    choices: [tgi, vllm]
+    default: tgi
   model_id:
     description:
       - The model TGI must serve (the inventory's C(tgi_model_id)); C(/info) and C(/v1/models)
@@ -218,6 +228,7 @@ msg:
 from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = action_docs.kubernetes_spec(
+    engine=dict(type="str", choices=["tgi", "vllm"], default="tgi"),
     model_id=dict(type="str", required=True),
     **action_docs.service_access_spec("tgi", service="tgi", port=3333),
     tgi_api_key=dict(type="str", no_log=True),

@@ -50,6 +50,7 @@ from icc_sandbox.container_spec import (
     launcher_args,
     plain_env,
     quantity_bytes,
+    serve_outcome,
 )
 from icc_sandbox.exec_stream import ExecOutput
 from icc_sandbox.nodes import JSON, NodeSpec, Timing
@@ -61,6 +62,9 @@ from icc_sandbox.tgi_launcher import (
     parse_parameter_count,
     weight_precision,
 )
+from icc_sandbox.vllm_serve import UTILIZATION as VLLM_GPU_MEMORY_UTILIZATION
+from icc_sandbox.vllm_serve import model_facts
+from icc_sandbox.vllm_serve import parse as parse_serve
 
 DRIVER_VERSION = "550.127.05"
 CUDA_VERSION = "12.4"  # what nvidia-smi reports for the driver (its highest CUDA)
@@ -89,6 +93,18 @@ IMAGE_ENV: dict[str, list[tuple[str, str]]] = {
         ("HF_HOME", "/data"),
         ("HF_HUB_ENABLE_HF_TRANSFER", "1"),
         ("PORT", "80"),
+    ],
+    # vllm/vllm-openai:v0.14.1 (docker/Dockerfile): nvidia/cuda:12.9.1-base-ubuntu22.04 and
+    # the vllm-base and vllm-openai stages' ENV.
+    "vllm": [
+        ("PATH", "/usr/local/nvidia/bin:/usr/local/cuda/bin:" + CONTAINERD_PATH),
+        ("NVARCH", "x86_64"),
+        ("NVIDIA_REQUIRE_CUDA", "cuda>=12.9"),
+        ("CUDA_VERSION", "12.9.1"),
+        ("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64:/usr/local/cuda/lib64"),
+        ("NVIDIA_VISIBLE_DEVICES", "all"),
+        ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility"),
+        ("VLLM_USAGE_SOURCE", "production-docker-image"),
     ],
     "open-webui": [
         ("PATH", CONTAINERD_PATH),
@@ -213,6 +229,8 @@ def _memory_used_mib(view: ContainerView, position: int, total_mib: int) -> tupl
     """(MiB used on the container's GPU number `position`, whether a process holds it)."""
     container, node = view.container, view.node
     app = app_for(container)
+    if app.kind == "vllm":
+        return _vllm_memory_used_mib(view, position, total_mib)
     if app.kind != "tgi":
         return 0, False
     outcome = launch_outcome(container, node, view.pod)
@@ -247,6 +265,25 @@ def _memory_used_mib(view: ContainerView, position: int, total_mib: int) -> tupl
     else:  # the transformers path: activations and cache grow with the batch
         used = CUDA_CONTEXT_MIB + weights_mib * (1.12 if view.busy else 1.05)
     return round(min(used, ceiling)), True
+
+
+def _vllm_memory_used_mib(view: ContainerView, position: int, total_mib: int) -> tuple[int, bool]:
+    """vLLM's worker on each tensor-parallel GPU: its context while the weights download, the
+    weights as they load, then the share of the GPU it reserves (--gpu-memory-utilization)."""
+    outcome = serve_outcome(view.container, view.node)
+    if position >= outcome.tensor_parallel:
+        return 0, False
+    values = parse_serve(view.container.get("args", []))[1]
+    share = float(values.get("gpu-memory-utilization") or VLLM_GPU_MEMORY_UTILIZATION)
+    weights_mib = model_facts(outcome.model).parameters * 2 / 2**20 / outcome.tensor_parallel
+    delay = ready_delay(view.pod, app_for(view.container), view.timing)
+    elapsed = view.now - view.started
+    if elapsed < delay * DOWNLOAD_SHARE:
+        return CUDA_CONTEXT_MIB, True
+    if elapsed < delay:
+        progress = (elapsed - delay * DOWNLOAD_SHARE) / max(delay * (1 - DOWNLOAD_SHARE), 0.001)
+        return round(min(CUDA_CONTEXT_MIB + weights_mib * progress, total_mib)), True
+    return round(total_mib * share), True
 
 
 def gpu_readings(view: ContainerView) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
 far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
-before any write, and the playbooks that do not know vLLM yet refuse it before they read or
-change anything. A TGI namespace renders exactly as before.
+before any write, deploy.yml and test.yml run both side by side, and the playbooks that do not
+know vLLM yet refuse it before they read or change anything. A TGI namespace renders exactly as
+before.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client
+from test_api_test import check_line
 from test_least_privilege import assert_hardened
 from views import FAST, tgi_pod
 
@@ -97,7 +99,7 @@ def test_deploy_judges_vllm_by_its_own_rules_and_refuses_before_writing(
 
 
 @pytest.mark.sandbox
-@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml", "test.yml", "status.yml"])
+@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml", "status.yml"])
 def test_playbooks_that_do_not_know_vllm_yet_refuse_it_before_anything(
     tmp_path, namespace, sandbox, playbook
 ):
@@ -144,6 +146,24 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     second = run_playbook("deploy.yml", inventory)
     assert second.rc == 0, second.output
     assert second.changed(tgi) == 0 and second.changed(vllm) == 0, second.output
+
+    # test.yml, as a student runs it, on both: each engine by its own API.
+    tested = run_playbook("test.yml", inventory)
+    assert tested.rc == 0, tested.output
+    vllm_report = tested.output[tested.output.index(f"[{vllm}] API test of {vllm}") :]
+    vllm_report = vllm_report[: vllm_report.index("\n\n")]
+    assert check_line(vllm_report, "ok", "vllm version").startswith("vLLM 0.14.1 in ")
+    models = check_line(vllm_report, "ok", "vllm models")
+    # Without tgi_max_total_tokens a namespace gets 4096 tokens on either engine (TGI's default).
+    assert models == "/v1/models lists Qwen/Qwen2.5-1.5B-Instruct (max_model_len 4096)", models
+    assert " tokens/s (key from Secret tgi-api-key)" in check_line(
+        vllm_report, "ok", "chat with the key"
+    )
+    assert check_line(vllm_report, "ok", "no key refused") == "401 without an API key"
+    assert check_line(vllm_report, "ok", "wrong key refused") == "401 with a wrong key"
+    assert check_line(vllm_report, "ok", "gpu").startswith("1 x GPU: Tesla V100")
+    assert "tgi info" in tested.output  # the TGI namespace's report is TGI's as before
+    assert tested.changed(tgi) == 0 and tested.changed(vllm) == 0
 
 
 @pytest.mark.sandbox

@@ -14,6 +14,11 @@ the key never reaches TGI: there the keyed checks are skipped with that reason, 
 request without a key (which must be refused) still says something true. A port-forward
 carries the request's bytes as they are, the key included.
 
+vLLM (`vllm serve`'s AuthenticationMiddleware) asks for the key on every path under /v1, its
+model list included, and answers a refusal with 401 {"error": "Unauthorized"}; /health and
+/version stay open. So for a vLLM namespace the second check reads /version instead of /info,
+and the model list is a keyed check (skipped through the proxy, like the chat).
+
 The way to TGI (a base URL, or the port a port-forward goes to) is api_route's; the GPU test
 (nvidia-smi in the TGI container) is gpu_check's.
 """
@@ -26,7 +31,23 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Names of the checks, in the order they run.
+
+@dataclass(frozen=True)
+class EngineApi:
+    """What the checks must know of an engine's HTTP API."""
+
+    name: str  # as the check names have it: "tgi", "vllm"
+    label: str  # as the messages have it: "TGI", "vLLM"
+    key_variable: str  # the container's environment variable the key comes from
+    about: str  # the open route that says what runs: "/info" or "/version"
+    models_need_key: bool  # whether /v1/models is behind the key
+
+
+TGI_API = EngineApi("tgi", "TGI", "API_KEY", "/info", False)
+VLLM_API = EngineApi("vllm", "vLLM", "VLLM_API_KEY", "/version", True)
+ENGINE_APIS = {api.name: api for api in (TGI_API, VLLM_API)}
+
+# Names of the checks, in the order they run (TGI's; an engine's own: engine_checks).
 HEALTH = "tgi health"
 INFO = "tgi info"
 MODELS = "tgi models"
@@ -35,9 +56,21 @@ NO_KEY = "no key refused"
 WRONG_KEY = "wrong key refused"
 WEBUI = "open-webui health"
 GPU = "gpu"
-# Not a check of its own: the line that says why TGI could not be reached at all.
-PORT_FORWARD = "tgi port-forward"
-TGI_CHECKS = (HEALTH, INFO, MODELS, CHAT, NO_KEY, WRONG_KEY)
+
+
+def engine_checks(engine: EngineApi) -> tuple[str, str, str, str, str, str]:
+    """The names of the engine's checks, in the order they run (when the way to the engine
+    fails, "<engine> port-forward" says why in their stead)."""
+    about = "info" if engine.about == "/info" else engine.about.strip("/")
+    return (
+        f"{engine.name} health",
+        f"{engine.name} {about}",
+        f"{engine.name} models",
+        CHAT,
+        NO_KEY,
+        WRONG_KEY,
+    )
+
 
 PROXY_DROPS_KEY = (
     "not testable through the API server's proxy (it removes the Authorization header): "
@@ -129,12 +162,15 @@ def _took(reply: Reply) -> str:
     return f"in {reply.seconds:.2f}s"
 
 
-def check_health(reply: Reply) -> Check:
+def check_health(reply: Reply, engine: EngineApi = TGI_API) -> Check:
+    name = engine_checks(engine)[0]
     if reply.status == 200:
-        return passed(HEALTH, f"200 {_took(reply)}", reply.seconds)
+        return passed(name, f"200 {_took(reply)}", reply.seconds)
     if reply.status == 503 and (reply.json() or {}).get("error") == "unhealthy":
-        return failed(HEALTH, "TGI says it is unhealthy (503): the model is not serving")
-    return failed(HEALTH, why_not(reply), reply.seconds)
+        return failed(name, "TGI says it is unhealthy (503): the model is not serving")
+    if reply.status == 503 and engine is VLLM_API:
+        return failed(name, "vLLM says its engine is dead (503): the model is not serving")
+    return failed(name, why_not(reply), reply.seconds)
 
 
 def check_info(reply: Reply, model_id: str) -> Check:
@@ -162,19 +198,34 @@ def check_info(reply: Reply, model_id: str) -> Check:
     )
 
 
-def check_models(reply: Reply, model_id: str) -> Check:
+def check_version(reply: Reply) -> Check:
+    """vLLM's /version: which release answers (the model is the model list's to say)."""
+    name = engine_checks(VLLM_API)[1]
+    about = reply.json()
+    if reply.status != 200 or not isinstance(about, dict) or "version" not in about:
+        return failed(name, why_not(reply), reply.seconds)
+    return passed(name, f"vLLM {about['version']} {_took(reply)}", reply.seconds)
+
+
+def check_models(reply: Reply, model_id: str, engine: EngineApi = TGI_API) -> Check:
+    name = engine_checks(engine)[2]
     listing = reply.json()
+    if reply.status == 401 and engine.models_need_key:
+        return failed(name, f"{engine.label} refused the API key (401) for /v1/models")
     if reply.status != 200 or not isinstance(listing, dict):
-        return failed(MODELS, why_not(reply), reply.seconds)
-    ids = [m.get("id") for m in listing.get("data") or [] if isinstance(m, dict)]
+        return failed(name, why_not(reply), reply.seconds)
+    models = [m for m in listing.get("data") or [] if isinstance(m, dict)]
+    ids = [m.get("id") for m in models]
     if model_id not in ids:
         return failed(
-            MODELS,
+            name,
             f"/v1/models lists {ids or 'nothing'}, not the inventory's {model_id!r}: "
             "Open WebUI would offer the wrong model",
             reply.seconds,
         )
-    return passed(MODELS, f"/v1/models lists {model_id}", reply.seconds)
+    length = next((m.get("max_model_len") for m in models if m.get("id") == model_id), None)
+    told = f" (max_model_len {length})" if isinstance(length, int) else ""
+    return passed(name, f"/v1/models lists {model_id}{told}", reply.seconds)
 
 
 def chat_body(model_id: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -186,13 +237,13 @@ def chat_body(model_id: str, prompt: str, max_tokens: int) -> dict[str, Any]:
     }
 
 
-def check_chat(reply: Reply, key_source: str) -> Check:
+def check_chat(reply: Reply, key_source: str, engine: EngineApi = TGI_API) -> Check:
     """The chat completion with the key: latency and tokens per second, from its usage."""
     if reply.status == 401:
         return failed(
             CHAT,
-            f"TGI refused the API key from {key_source} (401): it is not the key TGI was "
-            "started with",
+            f"{engine.label} refused the API key from {key_source} (401): it is not the key "
+            f"{engine.label} was started with",
             reply.seconds,
         )
     answer = reply.json()
@@ -214,14 +265,15 @@ def check_chat(reply: Reply, key_source: str) -> Check:
     )
 
 
-def check_refused(name: str, reply: Reply, what: str) -> Check:
+def check_refused(name: str, reply: Reply, what: str, engine: EngineApi = TGI_API) -> Check:
     """A generation request sent `what` (without a key, with a wrong one) must get 401."""
     if reply.status == 401:
         return passed(name, f"401 {what}", reply.seconds)
     if reply.status == 200:
         return failed(
             name,
-            f"TGI answered 200 {what}: anyone who reaches it can use it (is API_KEY set?)",
+            f"{engine.label} answered 200 {what}: anyone who reaches it can use it (is "
+            f"{engine.key_variable} set?)",
             reply.seconds,
         )
     return failed(name, f"expected 401 {what}, got {why_not(reply)}", reply.seconds)
@@ -251,34 +303,56 @@ class ApiTest:
     url_variable: str = "icc_test_tgi_url"
     prompt: str = "Say hello in one short sentence."
     max_tokens: int = 32
+    engine: EngineApi = TGI_API
 
 
 def run_api_checks(tgi: Transport, test: ApiTest, webui: Transport | None = None) -> list[Check]:
-    """Every HTTP check, in order; one failing does not stop the others. When the way to TGI
-    fails (Unreachable), one line says why and the checks not yet run are skipped."""
+    """Every HTTP check, in order; one failing does not stop the others. When the way to the
+    engine fails (Unreachable), one line says why and the checks not yet run are skipped."""
+    engine = test.engine
+    names = engine_checks(engine)
     body = chat_body(test.model_id, test.prompt, test.max_tokens)
     path = "/v1/chat/completions"
     dropped = PROXY_DROPS_KEY.format(variable=test.url_variable)
 
-    def chat() -> Check:
+    def keyed(name: str, run: Callable[[], Check]) -> Check:
         if not test.carries_key:
-            return skipped(CHAT, dropped)
+            return skipped(name, dropped)
         if not test.api_key:
-            return failed(CHAT, f"no API key: {test.key_source} is empty")
-        return check_chat(tgi("POST", path, body, test.api_key), test.key_source)
+            return failed(name, f"no API key: {test.key_source} is empty")
+        return run()
+
+    def about() -> Check:
+        if engine is VLLM_API:
+            return check_version(tgi("GET", "/version", None, None))
+        return check_info(tgi("GET", "/info", None, None), test.model_id)
+
+    def models() -> Check:
+        def listed() -> Check:
+            key = test.api_key if engine.models_need_key else None
+            return check_models(tgi("GET", "/v1/models", None, key), test.model_id, engine)
+
+        return keyed(names[2], listed) if engine.models_need_key else listed()
+
+    def chat() -> Check:
+        return keyed(
+            CHAT,
+            lambda: check_chat(tgi("POST", path, body, test.api_key), test.key_source, engine),
+        )
 
     def wrong_key() -> Check:
         if not test.carries_key:
             return skipped(WRONG_KEY, dropped)
-        return check_refused(WRONG_KEY, tgi("POST", path, body, test.wrong_key), "with a wrong key")
+        answer = tgi("POST", path, body, test.wrong_key)
+        return check_refused(WRONG_KEY, answer, "with a wrong key", engine)
 
     steps: list[Callable[[], Check]] = [
-        lambda: check_health(tgi("GET", "/health", None, None)),
-        lambda: check_info(tgi("GET", "/info", None, None), test.model_id),
-        lambda: check_models(tgi("GET", "/v1/models", None, None), test.model_id),
+        lambda: check_health(tgi("GET", "/health", None, None), engine),
+        about,
+        models,
         chat,
         # Through the proxy no request carries a key, so this one tells the truth there as well.
-        lambda: check_refused(NO_KEY, tgi("POST", path, body, None), "without an API key"),
+        lambda: check_refused(NO_KEY, tgi("POST", path, body, None), "without an API key", engine),
         wrong_key,
     ]
     checks: list[Check] = []
@@ -286,8 +360,10 @@ def run_api_checks(tgi: Transport, test: ApiTest, webui: Transport | None = None
         try:
             checks.append(step())
         except Unreachable as error:
-            checks.append(failed(PORT_FORWARD, str(error)))
-            checks += [skipped(name, "TGI not reached") for name in TGI_CHECKS[len(checks) - 1 :]]
+            checks.append(failed(f"{engine.name} port-forward", str(error)))
+            checks += [
+                skipped(name, f"{engine.label} not reached") for name in names[len(checks) - 1 :]
+            ]
             break
     if webui is not None:
         try:

@@ -1,5 +1,5 @@
-"""The API smoke test's checks (module_utils/operations/api_checks.py), against the TGI stand-in on
-loopback and against replies made up to show each failure."""
+"""The API smoke test's checks (module_utils/operations/api_checks.py), against the TGI and vLLM
+stand-ins on loopback and against replies made up to show each failure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from ansible_collections.haw.icc.plugins.module_utils.operations import api_checks as t
 from icc_sandbox.tgi_standin import TgiStandIn
+from icc_sandbox.vllm_standin import VllmStandIn
 
 MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 KEY = "the-right-key"
@@ -226,3 +227,63 @@ def test_report_and_summary():
         "  skip  gpu         turned off",
     ]
     assert t.summary(checks) == "1 of 3 checks failed: tgi info: TGI serves 'a', but ..."
+
+
+# --- a vLLM namespace: /version, and the model list behind the key ------------------------------
+
+
+@pytest.fixture(scope="module")
+def vllm():
+    with VllmStandIn(MODEL, 64, api_key=KEY) as server:
+        yield server
+
+
+def vllm_test(key: str | None = KEY, carries_key: bool = True) -> t.ApiTest:
+    return t.ApiTest(
+        MODEL, key, "Secret tgi-api-key", "wrong", carries_key, max_tokens=4, engine=t.VLLM_API
+    )
+
+
+def test_a_vllm_namespace_passes_its_own_checks(vllm):
+    checks = by_name(t.run_api_checks(loopback(vllm.url), vllm_test()))
+    assert list(checks) == [
+        "vllm health",
+        "vllm version",
+        "vllm models",
+        "chat with the key",
+        "no key refused",
+        "wrong key refused",
+    ]
+    assert all(c.ok and not c.skipped for c in checks.values()), checks
+    assert checks["vllm version"].detail.startswith("vLLM 0.14.1 in ")
+    assert checks["vllm models"].detail == f"/v1/models lists {MODEL} (max_model_len 64)"
+    assert ": 4 tokens, " in checks[t.CHAT].detail
+
+
+def test_through_the_proxy_vllms_model_list_is_a_keyed_check_and_skipped(vllm):
+    checks = by_name(
+        t.run_api_checks(without_authorization(loopback(vllm.url)), vllm_test(None, False))
+    )
+    dropped = t.PROXY_DROPS_KEY.format(variable="icc_test_tgi_url")
+    assert [(c.skipped, c.detail) for c in (checks["vllm models"], checks[t.CHAT])] == [
+        (True, dropped),
+        (True, dropped),
+    ]
+    assert checks[t.NO_KEY].ok and not checks[t.NO_KEY].skipped
+    assert checks["vllm health"].ok and checks["vllm version"].ok
+
+
+def test_a_vllm_without_a_key_is_caught_and_a_wrong_key_named():
+    with VllmStandIn(MODEL, 64) as open_server:
+        checks = by_name(t.run_api_checks(loopback(open_server.url), vllm_test()))
+    assert checks[t.NO_KEY].detail == (
+        "vLLM answered 200 without an API key: anyone who reaches it can use it (is "
+        "VLLM_API_KEY set?)"
+    )
+    with VllmStandIn(MODEL, 64, api_key="another-key-entirely") as keyed:
+        checks = by_name(t.run_api_checks(loopback(keyed.url), vllm_test()))
+    assert checks["vllm models"].detail == "vLLM refused the API key (401) for /v1/models"
+    assert checks[t.CHAT].detail == (
+        "vLLM refused the API key from Secret tgi-api-key (401): it is not the key vLLM was "
+        "started with"
+    )
