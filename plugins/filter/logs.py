@@ -1,13 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Filters of logs.yml: the known failures in TGI's and Open WebUI's logs, with their fix."""
+"""Filters of logs.yml: the known failures in TGI's, vLLM's and Open WebUI's logs, with their
+fix."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from ansible_collections.haw.icc.plugins.module_utils.operations import open_webui_logs, tgi_logs
+from ansible_collections.haw.icc.plugins.module_utils.operations import (
+    open_webui_logs,
+    tgi_logs,
+    vllm_logs,
+)
 
 # The Status object's message inside the client's exception text: "...HTTP response body:
 # {"kind":"Status",...,"message":"previous terminated container ... not found",...}".
@@ -25,6 +30,10 @@ def _described(failures):
 
 def tgi_log_failures(lines):
     return _described(tgi_logs.known_failures(list(lines or [])))
+
+
+def vllm_log_failures(lines):
+    return _described(vllm_logs.vllm_failures(list(lines or [])))
 
 
 def open_webui_log_failures(lines):
@@ -47,6 +56,7 @@ class FilterModule:
     def filters(self):
         return {
             "tgi_log_failures": tgi_log_failures,
+            "vllm_log_failures": vllm_log_failures,
             "open_webui_log_failures": open_webui_log_failures,
             "log_read_problem": log_read_problem,
         }

@@ -1,8 +1,8 @@
 """A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
 far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
-before any write, deploy.yml and test.yml run both side by side, and the playbooks that do not
-know vLLM yet refuse it before they read or change anything. A TGI namespace renders exactly as
-before.
+before any write, deploy.yml, test.yml, status.yml and logs.yml run both side by side, and the
+playbooks that do not know vLLM yet refuse it before they read or change anything. A TGI
+namespace renders exactly as before.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 from test_api_test import check_line
 from test_least_privilege import assert_hardened
+from test_status import until_status_says
 from views import FAST, tgi_pod
 
 from playbooks import run_playbook, write_inventory
@@ -99,7 +100,7 @@ def test_deploy_judges_vllm_by_its_own_rules_and_refuses_before_writing(
 
 
 @pytest.mark.sandbox
-@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml", "status.yml"])
+@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml"])
 def test_playbooks_that_do_not_know_vllm_yet_refuse_it_before_anything(
     tmp_path, namespace, sandbox, playbook
 ):
@@ -165,6 +166,19 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     assert "tgi info" in tested.output  # the TGI namespace's report is TGI's as before
     assert tested.changed(tgi) == 0 and tested.changed(vllm) == 0
 
+    # status.yml: each namespace under its engine's name, the course table says which is vLLM.
+    seen = run_playbook("status.yml", inventory)
+    assert seen.rc == 0, seen.output
+    assert seen.output.count("TGI: READY") == 1 and seen.output.count("vLLM: READY") == 1
+    assert "model Qwen/Qwen2.5-1.5B-Instruct; 1 x gpu-tesla-v100 (single-gpu)" in seen.output
+    assert "Qwen/Qwen2.5-1.5B-Instruct (vLLM)" in seen.output
+    assert seen.changed(tgi) == 0 and seen.changed(vllm) == 0
+    logs = run_playbook("logs.yml", inventory, extra_vars={"icc_logs_app": "tgi"})
+    assert logs.rc == 0, logs.output
+    assert "GPU KV cache size: " in logs.output  # vLLM's start-up, in the vLLM namespace
+    assert "Connected" in logs.output  # TGI's router, in the TGI namespace
+    assert logs.output.count("No known failure line in the log of tgi.") == 2
+
 
 @pytest.mark.sandbox
 def test_a_vllm_start_up_the_check_was_told_to_ignore_fails_with_vllms_words_and_rolls_back(
@@ -187,3 +201,30 @@ def test_a_vllm_start_up_the_check_was_told_to_ignore_fails_with_vllms_words_and
     deployment = client.AppsV1Api(core.api_client).read_namespaced_deployment("tgi", namespace)
     args = deployment.spec.template.spec.containers[0].args
     assert args[args.index("--dtype") + 1] == "half"  # the float16 revision is back
+
+
+@pytest.mark.sandbox
+def test_status_names_a_vllm_start_up_error_with_its_fix(tmp_path, namespace, sandbox, core):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    vllm = {"icc_engine": "vllm", "tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"}
+    assert run_playbook("deploy.yml", inventory, extra_vars=vllm).rc == 0
+    # A hand edit (as the admin) to bfloat16, which vLLM refuses on a V100.
+    apps = client.AppsV1Api(core.api_client)
+    args = apps.read_namespaced_deployment("tgi", namespace).spec.template.spec.containers[0].args
+    args[args.index("--dtype") + 1] = "bfloat16"
+    template = {"spec": {"containers": [{"name": "tgi", "args": args}]}}
+    apps.patch_namespaced_deployment("tgi", namespace, {"spec": {"template": template}})
+
+    run = until_status_says(inventory, "vLLM: FAILED", **vllm)
+    assert "problem: pod tgi-" in run.output and ": bfloat16-on-v100 (restart " in run.output
+    assert "cause: vLLM was told to run in bfloat16" in run.output
+    assert "fix: leave tgi_dtype unset (the collection passes --dtype half" in run.output
+    assert "seen: ValueError: Bfloat16 is only supported on GPUs with compute capability" in (
+        run.output
+    )
+    # logs.yml reads the run that crashed and names the same failure with its fix.
+    logs = run_playbook("logs.yml", inventory, extra_vars={**vllm, "icc_logs_previous": True})
+    assert logs.rc == 0, logs.output
+    assert "vLLM API server version 0.14.1" in logs.output
+    assert "bfloat16-on-v100: vLLM was told to run in bfloat16" in logs.output
+    assert "Fix: leave tgi_dtype unset" in logs.output

@@ -19,6 +19,9 @@ flag here against the pinned release's argument definitions when its sdist can b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 VLLM_VERSION = "0.14.1"
 VLLM_REPOSITORY = "docker.io/vllm/vllm-openai"
 VLLM_IMAGE = f"{VLLM_REPOSITORY}:v{VLLM_VERSION}"  # ENTRYPOINT ["vllm", "serve"]
@@ -77,6 +80,17 @@ VLLM_QUANTIZATION = {
     "bitsandbytes-nf4": "bitsandbytes",
     "bitsandbytes-fp4": "bitsandbytes",
 }
+
+
+def runs_vllm(container: Mapping[str, Any]) -> bool:
+    """Whether a container of the collection's inference Deployment runs vLLM: vllm_workload
+    gives it its key as VLLM_API_KEY, which a TGI container never has."""
+    return any(entry.get("name") == API_KEY_ENV for entry in container.get("env") or [])
+
+
+def served_model(args: list[str]) -> str | None:
+    """The model `vllm serve` was given: its first, positional argument."""
+    return args[0] if args and not str(args[0]).startswith("-") else None
 
 
 def attention_backend(capability: tuple[int, int]) -> str:

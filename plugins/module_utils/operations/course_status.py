@@ -36,7 +36,8 @@ def status_row(status: JSON) -> JSON:
     return {
         "namespace": status.get("namespace", "?"),
         "tgi": tgi.get("state", "?"),
-        "model": tgi.get("model") or "",
+        # A vLLM namespace says so beside its model; a TGI namespace's row is as it always was.
+        "model": (tgi.get("model") or "") + (" (vLLM)" if tgi.get("engine") == "vllm" else ""),
         "gpus": f"{gpu.get('count')} x {gpu.get('type')}" if gpu.get("count") else "",
         "open_webui": webui.get("state", "?"),
         "problem": problem,

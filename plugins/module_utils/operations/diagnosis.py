@@ -21,6 +21,7 @@ from ansible_collections.haw.icc.plugins.module_utils.operations import (
     pod_progress,
     progress,
     tgi_logs,
+    vllm_logs,
 )
 
 JSON = Dict[str, Any]  # noqa: UP006
@@ -39,6 +40,8 @@ _QUOTA = re.compile(
 )
 GPU_QUOTA = "requests.nvidia.com/gpu"
 CUDA_OOM = "cuda-out-of-memory"
+# The inference server's name in the words of a diagnosis, by engine (icc_engine).
+ENGINE_LABELS = {"tgi": "TGI", "vllm": "vLLM"}
 
 
 @dataclass
@@ -181,13 +184,16 @@ def _crash(
     log_lines: list[str],
     capacity: JSON | None,
     namespace: str | None,
+    engine: str = "tgi",
 ) -> tuple[str, str, list[str], list[str]]:
     """(problem kind, cause, fixes, evidence) for a container that crashed.
 
     CUDA out of memory is the GPUs' memory: the capacity check's estimate explains it. OOMKilled
     without it is the container's own memory limit (host RAM), which the kernel enforces."""
     message = terminated.get("message") or ""
-    failures = tgi_logs.known_failures([*message.splitlines(), *log_lines])
+    read = vllm_logs.vllm_failures if engine == "vllm" else tgi_logs.known_failures
+    failures = read([*message.splitlines(), *log_lines])
+    label = ENGINE_LABELS.get(engine, "TGI")
     evidence = [pod_progress.first_useful_line(message)] if message.strip() else []
     cuda = next((f for f in failures if f["kind"] == CUDA_OOM), None)
     if cuda is not None:
@@ -209,8 +215,9 @@ def _crash(
         cause = (
             "the container used more memory than its limit"
             + (f" ({limit})" if limit else "")
-            + " and the kernel killed it: host memory, not the GPUs' (TGI loads the weights "
-            "through it)"
+            + " and the kernel killed it: host memory, not the GPUs' ("
+            + label
+            + " loads the weights through it)"
         )
         return (
             "OOMKilled",
@@ -222,7 +229,7 @@ def _crash(
         first = failures[0]
         return first["kind"], first["cause"], [first["fix"]], _unique([*evidence, first["line"]])
     code = terminated.get("exitCode")
-    cause = f"TGI exited with code {code}" + (f": {evidence[0]}" if evidence else "")
+    cause = f"{label} exited with code {code}" + (f": {evidence[0]}" if evidence else "")
     return "Crashed", cause, [f"read the whole log: {playbook('logs', namespace)}"], evidence
 
 
@@ -248,6 +255,7 @@ def diagnose(
     total_bytes: int | None = None,
     namespace: str | None = None,
     gpus_per_node: int | None = None,
+    engine: str = "tgi",
 ) -> Diagnosis:
     """The state of one application and, when it is not healthy, why and what to do.
 
@@ -256,7 +264,7 @@ def diagnose(
     gpu_capacity_check's result for the deployed settings, used to explain an out-of-memory
     kill; `total_bytes` the model's weights on the Hub, for download progress; `namespace` goes
     into the commands of the fixes; `gpus_per_node` is the catalog's figure for the pod's GPU
-    type.
+    type; `engine` the inference server the pod runs (tgi or vllm), whose log is read.
     """
     if deployment is None:
         return Diagnosis(
@@ -311,13 +319,13 @@ def diagnose(
         result.evidence = [view.summary]
     elif view is not None and (view.failed or int(status.get("restartCount") or 0) > 0):
         kind, cause, fixes, evidence = _crash(
-            _terminated(status), spec, log_lines, capacity, namespace
+            _terminated(status), spec, log_lines, capacity, namespace, engine
         )
         result.state = "failed"
         result.problem = f"pod {view.name}: {kind} (restart {view.restarts})"
         result.cause, result.fix, result.evidence = cause, fixes, evidence
     elif app == "tgi" and view is not None and status.get("state", {}).get("running"):
-        _starting(result, view.name, log_lines, total_bytes, namespace)
+        _starting(result, view.name, log_lines, total_bytes, namespace, engine)
     else:
         result.problem = rollout.summary
         if rollout.failed:
@@ -332,9 +340,11 @@ def _starting(
     log_lines: list[str],
     total_bytes: int | None,
     namespace: str | None,
+    engine: str = "tgi",
 ) -> None:
-    """A TGI container that runs but does not serve yet: downloading (how far) or loading."""
-    if tgi_logs.startup_phase(log_lines) == "downloading":
+    """An inference container that runs but does not serve yet: downloading (how far, from
+    TGI's log; vLLM does not log its download file by file) or loading."""
+    if engine == "tgi" and tgi_logs.startup_phase(log_lines) == "downloading":
         progress = tgi_logs.download_progress(log_lines, total_bytes)
         result.state, result.download = "downloading", progress
         result.problem = f"pod {pod} is downloading the model"
@@ -346,7 +356,7 @@ def _starting(
         result.fix = ["nothing to do but wait (status.yml shows the progress)"]
     else:
         result.problem = f"pod {pod} is loading the model"
-        result.cause = "the startup probe waits until TGI serves"
+        result.cause = f"the startup probe waits until {ENGINE_LABELS.get(engine, 'TGI')} serves"
         result.fix = [f"wait; past tgi_startup_timeout_seconds: {playbook('logs', namespace)}"]
 
 

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The status of a namespace (haw.icc.deployment_status): is TGI and Open WebUI up, and if not,
-why and what to do.
+"""The status of a namespace (haw.icc.deployment_status): is the inference server (TGI or vLLM)
+and Open WebUI up, and if not, why and what to do.
 
 `read_status` reads the namespace's objects (and the newest log lines of a container that is
 not ready) through ClusterApi, has diagnosis judge each application, adds what the status shows
@@ -15,11 +15,18 @@ from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError, resource_path
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import (
+    runs_vllm,
+    served_model,
+)
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations import diagnosis
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
     flag_value,
     mode_of,
+)
+from ansible_collections.haw.icc.plugins.module_utils.workload.vllm_workload import (
+    TENSOR_PARALLEL,
 )
 
 GIB = 2**30
@@ -99,6 +106,8 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         total_bytes = int(float(sizing["weights_gib"]) * GIB)
     template = ((deployment or {}).get("spec") or {}).get("template") or {}
     gpu_type = diagnosis.gpu_type_of(template.get("spec"))
+    container = _main_container(deployment or {}, container_name)
+    engine = "vllm" if app == "tgi" and runs_vllm(container) else "tgi"
     found = diagnosis.diagnose(
         app,
         deployment,
@@ -112,10 +121,10 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         total_bytes,
         reader.namespace,
         (catalog.get(gpu_type) or {}).get("gpus_per_node"),
+        engine,
     ).as_dict()
     if deployment is None:
         return found
-    container = _main_container(deployment, container_name)
     args = list(container.get("args") or [])
     count = pod_gpus({"spec": {"containers": [container]}})
     serving = [
@@ -128,8 +137,20 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         node=(serving[0]["spec"].get("nodeName") if serving else None),
         ready_since=_ready_since(serving[0]) if serving else None,
     )
-    if app == "tgi":
+    if app == "tgi" and engine == "vllm":
         found.update(
+            engine="vllm",
+            model=served_model(args),
+            revision=flag_value(args, "--revision"),
+            gpu={
+                "type": gpu_type,
+                "count": count,
+                "mode": TENSOR_PARALLEL if count > 1 else "single-gpu",
+            },
+        )
+    elif app == "tgi":
+        found.update(
+            engine="tgi",
             model=flag_value(args, "--model-id"),
             revision=flag_value(args, "--revision"),
             gpu={
@@ -145,7 +166,9 @@ def block(namespace, tgi, webui, expected_model):
     """The readable status of one namespace."""
     lines = [f"namespace {namespace}"]
     for app in (tgi, webui):
-        title = "TGI" if app["app"] == "tgi" else "Open WebUI"
+        title = "Open WebUI"
+        if app["app"] == "tgi":
+            title = diagnosis.ENGINE_LABELS[app.get("engine", "tgi")]
         lines.append(f"{title}: {app['state'].upper()} - {app['summary']}")
         if app["state"] == "absent":
             lines.append(f"  fix: {app['fix'][0]}")
