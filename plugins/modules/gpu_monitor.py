@@ -28,6 +28,15 @@ extends_documentation_fragment:
   [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
    haw.icc.tgi_server]
 options:
+  engine:
+    description:
+      - The inference server of the namespace (the inventory's C(icc_engine)). For V(vllm) the
+        figures come from vLLM's C(/metrics) under the same columns (waiting requests as the
+        queue, running ones as the batch, finished requests, prompt and generated tokens), and
+        each line adds vLLM's KV cache usage.
+    type: str
+    choices: [tgi, vllm]
+    default: tgi
   service_port:
     description:
       - Port of TGI's Service for the proxy, by name or number (the role names it V(http)).
@@ -139,6 +148,7 @@ problems:
 from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = action_docs.kubernetes_spec(
+    engine=dict(type="str", choices=["tgi", "vllm"], default="tgi"),
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     service_port=dict(type="str", default="http"),

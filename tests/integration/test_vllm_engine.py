@@ -1,11 +1,13 @@
 """A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
 far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
-before any write, deploy.yml, test.yml, status.yml and logs.yml run both side by side, and the
-playbooks that do not know vLLM yet refuse it before they read or change anything. A TGI
-namespace renders exactly as before.
+before any write, deploy.yml, test.yml, status.yml, logs.yml, monitor.yml and access.yml run
+both side by side, and the playbooks that do not know vLLM yet (change_model.yml, scale.yml)
+refuse it before they read or change anything. A TGI namespace renders exactly as before.
 """
 
 from __future__ import annotations
+
+import re
 
 import kubernetes_validate
 import pytest
@@ -178,6 +180,25 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     assert "GPU KV cache size: " in logs.output  # vLLM's start-up, in the vLLM namespace
     assert "Connected" in logs.output  # TGI's router, in the TGI namespace
     assert logs.output.count("No known failure line in the log of tgi.") == 2
+
+    # monitor.yml: the sandbox's nvidia-smi in each pod, and each engine's /metrics.
+    extra = {"icc_monitor_interval": "1", "icc_monitor_samples": "2"}
+    watched = run_playbook("monitor.yml", inventory, extra_vars=extra, cwd=tmp_path)
+    assert watched.rc == 0, watched.output
+    # vLLM holds 0.9 of the GPU: 0.9 x 16384 MiB = 14,746 MiB = 14.4 GiB of the sandbox's 16.0.
+    # test.yml's one chat generated 7 tokens ("Echo: " and the 6 words of the prompt).
+    assert re.search(
+        rf"\[{vllm}\] sample 2/2: GPU0 \d+% 14\.4/16\.0 GiB .*; vLLM waiting 0, running 0, "
+        r"1 requests, 7 tokens \(0\.0/s\), KV cache 0% used",
+        watched.output,
+    ), watched.output
+    assert re.search(rf"\[{tgi}\] sample 2/2: GPU0 .*; TGI queue 0, batch ", watched.output)
+
+    # access.yml prints the way to each, named by its engine (the same Service and /v1 path).
+    ways = run_playbook("access.yml", inventory)
+    assert ways.rc == 0, ways.output
+    assert f"vLLM API: kubectl -n {vllm} port-forward svc/tgi 3333:3333" in ways.output
+    assert f"TGI API: kubectl -n {tgi} port-forward svc/tgi 3333:3333" in ways.output
 
 
 @pytest.mark.sandbox

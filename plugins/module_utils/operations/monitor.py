@@ -38,6 +38,7 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.nvidia_smi impo
 from ansible_collections.haw.icc.plugins.module_utils.operations.tgi_metrics import (
     read_samples,
     tgi_server_figures,
+    vllm_server_figures,
 )
 
 # The CSV file's columns: one row per sample and GPU (one row without GPU figures).
@@ -60,6 +61,9 @@ TGI_COLUMNS = {
     "tgi_mean_time_per_token_seconds": "mean_time_per_token_seconds",
 }
 COLUMNS = ("time", "seconds", "gpu", "gpu_name", *GPU_COLUMNS, *TGI_COLUMNS)
+# By engine (icc_engine): its label and how its /metrics become the figures of TGI_COLUMNS (a
+# vLLM namespace's tgi_* columns hold vLLM's equivalents: waiting requests as the queue...).
+ENGINE_FIGURES = {"tgi": ("TGI", tgi_server_figures), "vllm": ("vLLM", vllm_server_figures)}
 EXEC_TIMEOUT = 30  # seconds nvidia-smi may take in the pod (it usually needs well under one)
 
 
@@ -108,7 +112,10 @@ class Sampler:
         self.metrics_path = proxy_path(
             self.namespace, args["name"], args["service_port"], "/metrics"
         )
-        self.gpu_source = f"command {shlex.join(command)}" if command else "exec into the TGI pod"
+        self.engine, self.read_figures = ENGINE_FIGURES[args.get("engine") or "tgi"]
+        self.gpu_source = (
+            f"command {shlex.join(command)}" if command else f"exec into the {self.engine} pod"
+        )
 
     def run(self, directory: str) -> dict[str, Any]:
         """Samples into <directory>/<namespace>-<time>.csv, draws the plot beside it; returns
@@ -140,9 +147,8 @@ class Sampler:
                 handle.flush()
                 rows.extend(sample_rows)
                 gpus_seen = len(gpus) if gpus else gpus_seen
-                self.show(
-                    f"sample {number}/{self.args['samples']}: {describe(gpus, figures, rate)}"
-                )
+                line = describe(gpus, figures, rate, self.engine)
+                self.show(f"sample {number}/{self.args['samples']}: {line}")
         result = dict(
             changed=True,  # it wrote files
             csv=csv_path,
@@ -179,9 +185,11 @@ class Sampler:
             return parse_gpu_csv(text)
         except SourceProblem as problem:
             source = f"exec into pod {pod}" if pod else self.gpu_source
-            self.exec_failed = f"{source} failed ({problem}); TGI metrics only"
+            self.exec_failed = f"{source} failed ({problem}); {self.engine} metrics only"
         except ValueError as error:
-            self.exec_failed = f"{self.gpu_source} gave no GPU figures ({error}); TGI metrics only"
+            self.exec_failed = (
+                f"{self.gpu_source} gave no GPU figures ({error}); {self.engine} metrics only"
+            )
         self._problem(f"GPU figures: {self.exec_failed}")
         return None
 
@@ -200,7 +208,7 @@ class Sampler:
             and not pod["metadata"].get("deletionTimestamp")
         ]
         if not running:
-            raise SourceProblem(f"no running TGI pod ({selector})")
+            raise SourceProblem(f"no running {self.engine} pod ({selector})")
         # RFC 3339 times in UTC, as the API server writes them, sort as text.
         newest = max(running, key=lambda pod: pod["metadata"].get("creationTimestamp") or "")
         return newest["metadata"]["name"]
@@ -246,11 +254,13 @@ class Sampler:
             if not response.ok:
                 raise self.api.refusal(response)
             text = response.data.decode("utf-8", errors="replace")
-            return tgi_server_figures(read_samples(text))
+            return self.read_figures(read_samples(text))
         except ApiError as error:  # a refusal, a timeout or a dropped connection: next sample
-            self._problem(f"TGI metrics: {self.metrics_path}: {error.said}")
+            self._problem(f"{self.engine} metrics: {self.metrics_path}: {error.said}")
         except ValueError as error:
-            self._problem(f"TGI metrics: {self.metrics_path} is not Prometheus text ({error})")
+            self._problem(
+                f"{self.engine} metrics: {self.metrics_path} is not Prometheus text ({error})"
+            )
         return None
 
     def _problem(self, message: str) -> None:
@@ -305,9 +315,12 @@ def _plain(value: Any) -> str:
 
 
 def describe(
-    gpus: list[dict[str, Any]] | None, figures: dict[str, Any] | None, rate: float | None
+    gpus: list[dict[str, Any]] | None,
+    figures: dict[str, Any] | None,
+    rate: float | None,
+    engine: str = "TGI",
 ) -> str:
-    """One sample in a line: each GPU's figures, then TGI's."""
+    """One sample in a line: each GPU's figures, then the inference server's (`engine`)."""
     parts = []
     for gpu in gpus or []:
         used, total = gpu.get("memory.used"), gpu.get("memory.total")
@@ -323,17 +336,20 @@ def describe(
     if not gpus:
         parts.append("no GPU figures")
     if figures is None:
-        parts.append("no TGI metrics")
+        parts.append(f"no {engine} metrics")
     else:
         tokens = figures.get("generated_tokens_total")
         per_token = figures.get("mean_time_per_token_seconds")
+        waiting, running = ("queue", "batch") if engine == "TGI" else ("waiting", "running")
+        kv_cache = figures.get("kv_cache_usage_percent")
         parts.append(
-            f"TGI queue {_figure(figures.get('queue_size'), '')}, "
-            f"batch {_figure(figures.get('batch_size'), '')}, "
+            f"{engine} {waiting} {_figure(figures.get('queue_size'), '')}, "
+            f"{running} {_figure(figures.get('batch_size'), '')}, "
             f"{_figure(figures.get('requests_total'), '')} requests, "
             f"{_figure(tokens, '')} tokens"
             + (f" ({rate:.1f}/s)" if rate is not None else "")
             + (f", {per_token * 1000:.1f} ms/token" if per_token is not None else "")
+            + (f", KV cache {kv_cache:.0f}% used" if kv_cache is not None else "")
         )
     return "; ".join(parts)
 

@@ -1,11 +1,14 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""TGI's /metrics: the figures the monitor needs, out of Prometheus' text exposition format.
+"""TGI's and vLLM's /metrics: the figures the monitor needs, out of Prometheus' text exposition
+format.
 
 The format is read by prometheus_client's parser (`text_string_to_metric_families`: HELP/TYPE
 lines, escaped label values, `+Inf`/`NaN`, timestamps; histograms arrive as their
 `_bucket`/`_sum`/`_count` samples). `tgi_server_figures` picks TGI's own figures out of the
 samples (metric names from TGI's router: queue, requests, generated tokens, time per token,
-batch). No Ansible, no network.
+batch); `vllm_server_figures` the same figures from vLLM's (0.14 v1/metrics/loggers.py: waiting
+and running requests, finished requests, prompt and generation tokens, inter-token latency) and
+its KV cache usage. No Ansible, no network.
 """
 
 from __future__ import annotations
@@ -83,6 +86,36 @@ def tgi_server_figures(samples: list[Any]) -> dict[str, Any]:
             totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     figures: dict[str, Any] = {key: totals.get(name) for key, name in _SUMMED.items()}
     for key, name in _MEANS.items():
+        total, count = totals.get(f"{name}_sum"), totals.get(f"{name}_count")
+        figures[key] = total / count if total is not None and count else None
+    return figures
+
+
+# The same figures from vLLM's metrics (vLLM's scheduler: waiting = TGI's queue, running = the
+# batch; vLLM counts finished requests by reason, none of them as failed).
+_VLLM_SUMMED = {
+    "queue_size": "vllm:num_requests_waiting",
+    "batch_size": "vllm:num_requests_running",
+    "requests_total": "vllm:request_success",
+    "requests_succeeded": "vllm:request_success",
+    "generated_tokens_total": "vllm:generation_tokens",
+    "input_tokens_total": "vllm:prompt_tokens",
+    "kv_cache_usage_percent": "vllm:kv_cache_usage_perc",
+}
+_VLLM_MEANS = {"mean_time_per_token_seconds": "vllm:inter_token_latency_seconds"}
+
+
+def vllm_server_figures(samples: list[Any]) -> dict[str, Any]:
+    """vLLM's figures under TGI's names (None for a metric not exported yet), and its KV cache
+    usage in percent (vLLM exports the fraction used)."""
+    totals: dict[str, float] = {}
+    for sample in samples:
+        if not math.isnan(sample.value):
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    figures: dict[str, Any] = {key: totals.get(name) for key, name in _VLLM_SUMMED.items()}
+    if figures["kv_cache_usage_percent"] is not None:
+        figures["kv_cache_usage_percent"] *= 100
+    for key, name in _VLLM_MEANS.items():
         total, count = totals.get(f"{name}_sum"), totals.get(f"{name}_count")
         figures[key] = total / count if total is not None and count else None
     return figures

@@ -12,6 +12,7 @@ from ansible_collections.haw.icc.plugins.module_utils.operations.tgi_metrics imp
     TGI_FIGURES,
     read_samples,
     tgi_server_figures,
+    vllm_server_figures,
 )
 
 DATA = Path(__file__).parents[1] / "data"
@@ -158,3 +159,55 @@ def test_figures_edge_cases(text, expected):
     figures = tgi_server_figures(read_samples(text))
     wanted = dict.fromkeys(TGI_FIGURES) | expected
     assert figures == wanted
+
+
+# --- vLLM's /metrics ---------------------------------------------------------------------------
+
+# As vLLM 0.14 exposes them (prometheus_client's text format 0.0.4: a counter's TYPE line and
+# samples named <name>_total, its creation time a gauge <name>_created; labels engine and
+# model_name), after 3 finished requests with 12 prompt and 30 generated tokens, one
+# request running, two waiting, 42.5 % of the KV cache in use and an inter-token latency
+# histogram of 27 gaps summing to 1.35 s.
+VLLM_METRICS = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="qwen"} 1.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="qwen"} 2.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="qwen"} 0.425
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="qwen"} 12.0
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{engine="0",model_name="qwen"} 1.7648e+09
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{engine="0",model_name="qwen"} 30.0
+# TYPE vllm:request_success_total counter
+vllm:request_success_total{engine="0",finished_reason="stop",model_name="qwen"} 2.0
+vllm:request_success_total{engine="0",finished_reason="length",model_name="qwen"} 1.0
+vllm:request_success_total{engine="0",finished_reason="abort",model_name="qwen"} 0.0
+# TYPE vllm:inter_token_latency_seconds histogram
+vllm:inter_token_latency_seconds_bucket{engine="0",le="0.1",model_name="qwen"} 27.0
+vllm:inter_token_latency_seconds_bucket{engine="0",le="+Inf",model_name="qwen"} 27.0
+vllm:inter_token_latency_seconds_count{engine="0",model_name="qwen"} 27.0
+vllm:inter_token_latency_seconds_sum{engine="0",model_name="qwen"} 1.35
+"""
+
+
+def test_vllms_figures_under_tgis_names():
+    figures = vllm_server_figures(read_samples(VLLM_METRICS))
+    assert figures == {
+        "queue_size": 2.0,
+        "batch_size": 1.0,
+        "requests_total": 3.0,
+        "requests_succeeded": 3.0,
+        "generated_tokens_total": 30.0,
+        "input_tokens_total": 12.0,
+        "kv_cache_usage_percent": 42.5,
+        "mean_time_per_token_seconds": pytest.approx(1.35 / 27),
+    }
+
+
+def test_a_fresh_vllm_has_no_figures_yet():
+    figures = vllm_server_figures(read_samples(""))
+    assert set(figures.values()) == {None}
