@@ -4,9 +4,10 @@
 A new model (change_model.yml) or another number of GPUs (the gpu_scale role) are both new
 settings of the same pod. It runs on the controller so that it can print what the new pod does
 while it starts. The work is in module_utils: the pod from workload/tgi_workload.py (the function
-the tgi_server role renders its Deployment with), the part of it the switch owns and the JSON
-patch in workload/tgi_pod_spec.py, the switch itself (write, wait, roll back, the messages) in
-operations/model_switch.py. This file types the settings, connects, and prints what happens.
+the tgi_server role renders its Deployment with; vllm_workload.py for a vLLM namespace), the part
+of it the switch owns and the JSON patch in workload/tgi_pod_spec.py, the switch itself (write,
+wait, roll back, the messages) in operations/model_switch.py. This file types the settings,
+connects, and prints what happens.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_pod_spec impo
 )
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_settings import TgiSettingsError
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import tgi_workload
+from ansible_collections.haw.icc.plugins.module_utils.workload.vllm_workload import vllm_workload
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
     JSON,
     KubernetesAction,
@@ -37,7 +39,8 @@ class ActionModule(KubernetesAction):
             return self._fail(result, problem)
         where = f"Deployment {args['name']} in namespace {args['namespace']}"
         try:
-            workload = tgi_workload(args["settings"], args["catalog"] or None)
+            make = vllm_workload if args["engine"] == "vllm" else tgi_workload
+            workload = make(args["settings"], args["catalog"] or None)
         except TgiSettingsError as error:
             problems = "\n".join(f"- {problem}" for problem in error.errors)
             return self._fail(result, f"Refusing to change {where}:\n{problems}")

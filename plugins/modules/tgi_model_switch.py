@@ -39,6 +39,14 @@ extends_documentation_fragment:
   [haw.icc.controller_action, haw.icc.kubernetes, kubernetes.core.k8s_auth_options,
    haw.icc.tgi_server]
 options:
+  engine:
+    description:
+      - The inference server of the namespace (the inventory's C(icc_engine)), which decides
+        whose function makes the new pod from O(settings), TGI's or vLLM's (the same settings
+        for both; for vLLM C(tgi_gpu_count) is the tensor-parallel size).
+    type: str
+    choices: [tgi, vllm]
+    default: tgi
   settings:
     description:
       - All TGI settings, keyed by the C(tgi_server) role's variable names, the new values
@@ -286,6 +294,7 @@ msg:
 from ansible_collections.haw.icc.plugins.module_utils import action_docs
 
 ARGUMENT_SPEC = action_docs.kubernetes_spec(
+    engine=dict(type="str", choices=["tgi", "vllm"], default="tgi"),
     name=dict(type="str", default="tgi"),
     container=dict(type="str", default="tgi"),
     settings=dict(type="dict", required=True),

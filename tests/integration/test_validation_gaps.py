@@ -11,20 +11,19 @@ mirror, so that the playbook asks "the Hub" exactly as on the ICC.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from kubernetes import client
+from recorded_hub import RECORDED_HUB
+from recorded_hub import recorded_hub as serve_recorded_hub
 from views import FAST, TOO_BIG_MODEL
 
-from playbooks import REPO_ROOT, run_playbook, write_inventory
+from playbooks import run_playbook, write_inventory
 
 TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"  # its config.json: max_position_embeddings 2048
-RECORDED = REPO_ROOT / "tests" / "unit" / "data" / "hub" / TINYLLAMA.replace("/", "__")
+RECORDED = RECORDED_HUB / TINYLLAMA.replace("/", "__")
 
 
 @pytest.fixture
@@ -82,43 +81,10 @@ def test_a_short_key_is_refused_before_any_write_without_showing_it(
     assert sandbox.student_writes(namespace) == []
 
 
-class _RecordedHub(BaseHTTPRequestHandler):
-    """The two requests hub.hub_fetcher sends for TinyLlama, answered from the recording."""
-
-    asked: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.asked.append(self.path)
-        if self.path.startswith(f"/api/models/{TINYLLAMA}?"):
-            body = (RECORDED / "model_info.json").read_bytes()
-        elif self.path == f"/{TINYLLAMA}/resolve/main/config.json":
-            body = (RECORDED / "config.json").read_bytes()
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def recorded_hub() -> Iterator[tuple[dict[str, str], list[str]]]:
-    """(the environment that sends huggingface_hub to the recorded answers, the paths asked)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordedHub)
-    _RecordedHub.asked = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        env = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_HUB_OFFLINE": "0"}
-        yield env, _RecordedHub.asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_recorded_hub() as served:
+        yield served
 
 
 @pytest.mark.sandbox

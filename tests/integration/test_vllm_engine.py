@@ -1,8 +1,10 @@
 """A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
 far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
 before any write, deploy.yml, test.yml, status.yml, logs.yml, monitor.yml and access.yml run
-both side by side, and the playbooks that do not know vLLM yet (change_model.yml, scale.yml)
-refuse it before they read or change anything. A TGI namespace renders exactly as before.
+both side by side, scale.yml (1 -> 2 -> 1 GPUs, tensor parallel) and change_model.yml change a
+vLLM namespace, with a refusal writing nothing and a failed switch rolled back, and a namespace
+switches its engine both ways in one deploy each (a failed switch rolled back). A TGI namespace
+renders exactly as before.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client
+from recorded_hub import recorded_hub
 from test_api_test import check_line
 from test_least_privilege import assert_hardened
 from test_status import until_status_says
@@ -101,21 +104,85 @@ def test_deploy_judges_vllm_by_its_own_rules_and_refuses_before_writing(
     assert len(sandbox.student_writes(namespace)) == writes
 
 
+def inference_container(core, namespace: str):
+    pod = client.AppsV1Api(core.api_client).read_namespaced_deployment("tgi", namespace)
+    return pod.spec.template.spec.containers[0]
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
 @pytest.mark.sandbox
-@pytest.mark.parametrize("playbook", ["change_model.yml", "scale.yml"])
-def test_playbooks_that_do_not_know_vllm_yet_refuse_it_before_anything(
-    tmp_path, namespace, sandbox, playbook
+def test_a_vllm_namespace_scales_1_2_1_in_tensor_parallel_and_switches_its_model(
+    tmp_path, namespace, sandbox, core
 ):
     inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    host_vars = tmp_path / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    (host_vars / f"{namespace}.yml").write_text("icc_engine: vllm\n")
+    assert run_playbook("deploy.yml", inventory).rc == 0
+    # Tensor parallelism needs the model's heads: the config from "the Hub" (recorded).
+    with recorded_hub() as (hub, asked):
+        lookup = {"icc_hub_lookup": True}
+        two = run_playbook(
+            "scale.yml", inventory, extra_vars={"tgi_gpu_count": 2} | lookup, env=hub
+        )
+        assert two.rc == 0, two.output
+        assert "/Qwen/Qwen2.5-1.5B-Instruct/resolve/main/config.json" in asked
+        again = run_playbook(
+            "scale.yml", inventory, extra_vars={"tgi_gpu_count": 2} | lookup, env=hub
+        )
+    assert again.rc == 0 and again.changed(namespace) == 0, again.output
+    container = inference_container(core, namespace)
+    assert flag(container.args, "--tensor-parallel-size") == "2"
+    assert "--disable-custom-all-reduce" in container.args  # V100s with tensor parallelism
+    assert container.resources.limits["nvidia.com/gpu"] == "2"
+    assert any(e.name.startswith("NCCL_") for e in container.env)
+    seen = run_playbook("status.yml", inventory)
+    assert "1.5B-Instruct; 2 x gpu-tesla-v100 (tensor-parallel)" in seen.output, seen.output
+
+    # Without the config the heads are unknown: tensor parallelism is refused, nothing written.
     writes = len(sandbox.student_writes(namespace))
-    extra = {
-        "change_model.yml": {"tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"},
-        "scale.yml": {"tgi_gpu_count": 2},
-    }.get(playbook, {}) | {"icc_engine": "vllm"}
-    run = run_playbook(playbook, inventory, extra_vars=extra)
-    assert run.rc != 0, run.output
-    assert "runs vLLM (icc_engine: vllm)" in run.output and "knows only TGI so far" in run.output
+    four = run_playbook("scale.yml", inventory, extra_vars={"tgi_gpu_count": 4})
+    assert four.rc != 0, four.output
+    assert "vllm-tensor-parallel: tensor parallel over 4 GPUs needs the model's attention" in (
+        four.output
+    )
     assert len(sandbox.student_writes(namespace)) == writes
+
+    one = run_playbook("scale.yml", inventory, extra_vars={"tgi_gpu_count": 1})
+    assert one.rc == 0, one.output
+    container = inference_container(core, namespace)
+    assert flag(container.args, "--tensor-parallel-size") == "1"
+    assert "--disable-custom-all-reduce" not in container.args
+
+    small = "Qwen/Qwen2.5-0.5B-Instruct"
+    switched = run_playbook("change_model.yml", inventory, extra_vars={"tgi_model_id": small})
+    assert switched.rc == 0, switched.output
+    container = inference_container(core, namespace)
+    assert container.args[0] == small and flag(container.args, "--served-model-name") == small
+    assert f"changing from model Qwen/Qwen2.5-1.5B-Instruct to {small}" in switched.output
+    tested = run_playbook("test.yml", inventory)
+    assert tested.rc == 0, tested.output
+    assert f"/v1/models lists {small} (max_model_len 4096)" in tested.output
+
+
+@pytest.mark.sandbox
+def test_a_vllm_model_switch_that_fails_is_rolled_back(tmp_path, namespace, sandbox, core):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    vllm = {"icc_engine": "vllm"}
+    assert run_playbook("deploy.yml", inventory, extra_vars=vllm).rc == 0
+    # Llama 3.1 8B's 16 GB of weights leave no KV cache in one V100's 0.9: the check says so,
+    # and is told to let it through; vLLM itself then refuses, and the switch is undone.
+    big = {"tgi_model_id": "meta-llama/Llama-3.1-8B-Instruct", "tgi_ignore_rules": "vllm-memory"}
+    run = run_playbook("change_model.yml", inventory, extra_vars=vllm | big)
+    assert run.rc != 0, run.output
+    assert "No available memory for the cache blocks" in run.output, run.output
+    assert "so it was rolled back: model Qwen/Qwen2.5-1.5B-Instruct on 1 GPU serves again" in (
+        run.output
+    )
+    assert inference_container(core, namespace).args[0] == "Qwen/Qwen2.5-1.5B-Instruct"
 
 
 @pytest.fixture
@@ -249,3 +316,30 @@ def test_status_names_a_vllm_start_up_error_with_its_fix(tmp_path, namespace, sa
     assert "vLLM API server version 0.14.1" in logs.output
     assert "bfloat16-on-v100: vLLM was told to run in bfloat16" in logs.output
     assert "Fix: leave tgi_dtype unset" in logs.output
+
+
+@pytest.mark.sandbox
+def test_switching_the_engine_is_one_deploy_and_a_failed_switch_is_rolled_back(
+    tmp_path, namespace, sandbox, core
+):
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig, **FAST)
+    assert run_playbook("deploy.yml", inventory).rc == 0  # TGI, the default
+    tgi_image = inference_container(core, namespace).image
+    # To vLLM with a setting vLLM refuses on a V100 (the check told to let it through): the
+    # new pod crash-loops, and deploy.yml puts TGI back.
+    failing = {"icc_engine": "vllm", "tgi_dtype": "bfloat16", "tgi_ignore_rules": "vllm-dtype"}
+    failed = run_playbook("deploy.yml", inventory, extra_vars=failing)
+    assert failed.rc != 0, failed.output
+    assert "Rolled back: tgi revision 1 serves again" in failed.output, failed.output
+    assert inference_container(core, namespace).image == tgi_image
+    # The same switch without it: one deploy, and the namespace answers as vLLM.
+    switched = run_playbook("deploy.yml", inventory, extra_vars={"icc_engine": "vllm"})
+    assert switched.rc == 0, switched.output
+    assert inference_container(core, namespace).image == "docker.io/vllm/vllm-openai:v0.14.1"
+    tested = run_playbook("test.yml", inventory, extra_vars={"icc_engine": "vllm"})
+    assert tested.rc == 0 and "vllm version" in tested.output, tested.output
+    again = run_playbook("deploy.yml", inventory, extra_vars={"icc_engine": "vllm"})
+    assert again.rc == 0 and again.changed(namespace) == 0, again.output
+    back = run_playbook("deploy.yml", inventory)
+    assert back.rc == 0, back.output
+    assert inference_container(core, namespace).image == tgi_image

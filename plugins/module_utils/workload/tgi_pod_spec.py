@@ -1,6 +1,7 @@
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""The part of a running TGI pod that a change of settings owns: read from the live Deployment,
-compared with what tgi_workload gives for the new settings, and the JSON patch between them.
+"""The part of a running TGI (or vLLM) pod that a change of settings owns: read from the live
+Deployment, compared with what tgi_workload (or vllm_workload) gives for the new settings, and
+the JSON patch between them.
 
 The owned part is what tgi_workload computes: the container's image, args, env and resources,
 the pod's tolerations, the size of the in-memory /dev/shm and the annotations the caller manages
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import quantity_value
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import served_model
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import container_gpus
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import flag_value
 
@@ -215,7 +217,8 @@ def annotation_ops(
 def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
     """What --diff shows: the model and GPUs, then the owned parts (Secrets by reference)."""
     view = {
-        "model_id": flag_value(spec["args"], "--model-id"),
+        # TGI's --model-id, else vLLM's positional model.
+        "model_id": flag_value(spec["args"], "--model-id") or served_model(spec["args"]),
         "gpus": container_gpus({"resources": spec["resources"]}),
         **spec,
         "env": normalize_env(spec["env"]),
