@@ -1,10 +1,10 @@
 """A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
 far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
-before any write, deploy.yml, test.yml, status.yml, logs.yml, monitor.yml and access.yml run
-both side by side, scale.yml (1 -> 2 -> 1 GPUs, tensor parallel) and change_model.yml change a
-vLLM namespace, with a refusal writing nothing and a failed switch rolled back, and a namespace
-switches its engine both ways in one deploy each (a failed switch rolled back). A TGI namespace
-renders exactly as before.
+before any write, deploy.yml, test.yml, status.yml, logs.yml, monitor.yml, access.yml and
+cleanup.yml run both side by side, scale.yml (1 -> 2 -> 1 GPUs, tensor parallel) and
+change_model.yml change a vLLM namespace, with a refusal writing nothing and a failed switch
+rolled back, and a namespace switches its engine both ways in one deploy each (a failed switch
+rolled back). A TGI namespace renders exactly as before.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def second_namespace(sandbox, core, namespace):
 
 
 @pytest.mark.sandbox
-def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes_nothing(
+def test_a_vllm_and_a_tgi_namespace_side_by_side_through_every_playbook(
     sandbox, core, tmp_path, namespace, second_namespace
 ):
     tgi, vllm = namespace, second_namespace
@@ -216,8 +216,12 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     second = run_playbook("deploy.yml", inventory)
     assert second.rc == 0, second.output
     assert second.changed(tgi) == 0 and second.changed(vllm) == 0, second.output
+    for step in (checked_through_the_api, seen_side_by_side, watched_side_by_side, cleaned_up):
+        step(inventory, tgi, vllm, tmp_path, core)
 
-    # test.yml, as a student runs it, on both: each engine by its own API.
+
+def checked_through_the_api(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
+    """test.yml on both: each engine by its own API."""
     tested = run_playbook("test.yml", inventory)
     assert tested.rc == 0, tested.output
     vllm_report = tested.output[tested.output.index(f"[{vllm}] API test of {vllm}") :]
@@ -235,7 +239,10 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     assert "tgi info" in tested.output  # the TGI namespace's report is TGI's as before
     assert tested.changed(tgi) == 0 and tested.changed(vllm) == 0
 
-    # status.yml: each namespace under its engine's name, the course table says which is vLLM.
+
+def seen_side_by_side(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
+    """status.yml (each under its engine's name; the course table says which is vLLM) and
+    logs.yml on both."""
     seen = run_playbook("status.yml", inventory)
     assert seen.rc == 0, seen.output
     assert seen.output.count("TGI: READY") == 1 and seen.output.count("vLLM: READY") == 1
@@ -248,7 +255,9 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     assert "Connected" in logs.output  # TGI's router, in the TGI namespace
     assert logs.output.count("No known failure line in the log of tgi.") == 2
 
-    # monitor.yml: the sandbox's nvidia-smi in each pod, and each engine's /metrics.
+
+def watched_side_by_side(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
+    """monitor.yml (nvidia-smi in each pod, each engine's /metrics) and access.yml on both."""
     extra = {"icc_monitor_interval": "1", "icc_monitor_samples": "2"}
     watched = run_playbook("monitor.yml", inventory, extra_vars=extra, cwd=tmp_path)
     assert watched.rc == 0, watched.output
@@ -266,6 +275,18 @@ def test_a_vllm_and_a_tgi_namespace_deploy_side_by_side_and_a_second_run_changes
     assert ways.rc == 0, ways.output
     assert f"vLLM API: kubectl -n {vllm} port-forward svc/tgi 3333:3333" in ways.output
     assert f"TGI API: kubectl -n {tgi} port-forward svc/tgi 3333:3333" in ways.output
+
+
+def cleaned_up(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
+    """cleanup.yml removes both; a second run finds nothing left to remove."""
+    cleaned = run_playbook("cleanup.yml", inventory, extra_vars={"icc_cleanup_purge": True})
+    assert cleaned.rc == 0, cleaned.output
+    apps = client.AppsV1Api(core.api_client)
+    for name in (tgi, vllm):
+        assert apps.list_namespaced_deployment(name).items == []
+        assert core.list_namespaced_persistent_volume_claim(name).items == []
+    again = run_playbook("cleanup.yml", inventory, extra_vars={"icc_cleanup_purge": True})
+    assert again.rc == 0 and again.changed(tgi) == 0 and again.changed(vllm) == 0, again.output
 
 
 @pytest.mark.sandbox
