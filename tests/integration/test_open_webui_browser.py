@@ -7,9 +7,10 @@ and kube-proxy, on the TGI stand-in of the Service's ready pod. Headless Chromiu
 at its Service's ClusterIP, as a port-forward would, logs in as the bootstrapped admin, picks the
 model and chats; Chromium runs inside the sandbox's network namespace, where the ClusterIPs are,
 and the test itself reaches Open WebUI as a user on the machine does, through the sandbox's
-gateway on 127.0.0.1. Then the model is switched, Open WebUI restarted and the API key rotated, and
-the chat must still reach the right model. Last, the base URL's path or the key is broken on
-purpose (in the Deployment, not in the role) and the same check must fail.
+gateway on 127.0.0.1. Then the model is switched, Open WebUI restarted, the namespace switched
+to vLLM and back (one deploy each) and the API key rotated, and the chat must still reach the
+right model. Last, the base URL's path or the key is broken on purpose (in the Deployment, not
+in the role) and the same check must fail.
 
 The scenario runs in order on one namespace: each step starts where the previous one ended.
 """
@@ -51,6 +52,7 @@ OPEN_WEBUI = "app.kubernetes.io/name=open-webui"
 # Open WebUI's start (database migrations, imports) takes 10-30 s on a loaded 2-core machine.
 READY_TIMEOUT = 240
 REQUEST_COUNT = re.compile(r"^tgi_request_count(?:\{[^}]*\})? (\S+)$", re.MULTILINE)
+VLLM_REQUEST_COUNT = re.compile(r"^vllm:request_success_total(?:\{[^}]*\})? (\S+)$", re.MULTILINE)
 ARTEFACTS = Path(os.environ.get("ICC_TEST_ARTEFACTS", REPO_ROOT / "test-artefacts"))
 
 
@@ -254,6 +256,29 @@ def test_after_a_model_switch_and_a_restart_the_picker_offers_only_the_new_model
     # The new pod has the same database: the chats are still there (the claim's volume).
     assert chat_ids(core, chat_namespace) == chats
     check_chat(core, chat_namespace, ARTEFACTS, SMALLER_MODEL)
+
+
+def vllm_requests(core: client.CoreV1Api, namespace: str) -> float:
+    """How many requests the vLLM pod has finished (its vllm:request_success_total)."""
+    url = tgi_url(core, namespace, "/metrics")
+    _status, text = views.SANDBOX.inside(lambda: fetch_text(url))
+    return sum(float(value) for value in VLLM_REQUEST_COUNT.findall(text))
+
+
+def test_after_a_switch_to_vllm_the_chat_is_answered_by_vllm(inventory, chat_namespace, core):
+    """One deploy switches the namespace's engine; Open WebUI keeps its URL and key (the same
+    Service, the same OpenAI API under /v1) and chats with vLLM; then back to TGI."""
+    old = ready_open_webui_pods(core, chat_namespace)
+    run = run_playbook("deploy.yml", inventory, extra_vars={"icc_engine": "vllm"})
+    assert run.rc == 0, run.output
+    assert f"{SMALLER_MODEL} on 1 x gpu-tesla-v100 (vllm, single-gpu, ready)" in run.output
+    assert ready_open_webui_pods(core, chat_namespace) == old  # nothing of Open WebUI changed
+    before = vllm_requests(core, chat_namespace)
+    check_chat(core, chat_namespace, ARTEFACTS, SMALLER_MODEL, screenshot="answer-from-vllm")
+    wait_until(lambda: vllm_requests(core, chat_namespace) - before >= 1, 30, "vLLM's answer")
+    back = run_playbook("deploy.yml", inventory)
+    assert back.rc == 0, back.output
+    assert f"{SMALLER_MODEL} on 1 x gpu-tesla-v100 (single-gpu, ready)" in back.output
 
 
 def test_a_rotated_api_key_reaches_tgi_and_open_webui(inventory, chat_namespace, core):

@@ -134,6 +134,7 @@ def test_a_vllm_namespace_scales_1_2_1_in_tensor_parallel_and_switches_its_model
             "scale.yml", inventory, extra_vars={"tgi_gpu_count": 2} | lookup, env=hub
         )
     assert again.rc == 0 and again.changed(namespace) == 0, again.output
+    assert f"ok {namespace}: 2 x gpu-tesla-v100 (vllm, tensor-parallel)" in again.output
     container = inference_container(core, namespace)
     assert flag(container.args, "--tensor-parallel-size") == "2"
     assert "--disable-custom-all-reduce" in container.args  # V100s with tensor parallelism
@@ -163,6 +164,7 @@ def test_a_vllm_namespace_scales_1_2_1_in_tensor_parallel_and_switches_its_model
     container = inference_container(core, namespace)
     assert container.args[0] == small and flag(container.args, "--served-model-name") == small
     assert f"changing from model Qwen/Qwen2.5-1.5B-Instruct to {small}" in switched.output
+    assert f"Qwen/Qwen2.5-1.5B-Instruct → {small} on vLLM (switched, revision " in switched.output
     tested = run_playbook("test.yml", inventory)
     assert tested.rc == 0, tested.output
     assert f"/v1/models lists {small} (max_model_len 4096)" in tested.output
@@ -208,6 +210,7 @@ def test_a_vllm_and_a_tgi_namespace_side_by_side_through_every_playbook(
     assert first.rc == 0, first.output
     summary = f"Namespace {vllm}: Qwen/Qwen2.5-1.5B-Instruct on 1 x gpu-tesla-v100"
     assert f"{summary} (vllm, single-gpu, ready)" in first.output, first.output
+    assert f"vLLM API (OpenAI-compatible): kubectl -n {vllm} port-forward" in first.output
     image = {ns: tgi_pod(core, ns).spec.containers[0].image for ns in (tgi, vllm)}
     assert image == {
         tgi: "ghcr.io/huggingface/text-generation-inference:3.3.0",
