@@ -1,0 +1,450 @@
+# Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
+"""The idle proxy of a namespace (icc_idle_minutes): it stands in front of the inference server
+(TGI or vLLM), forwards every request to it, and after the idle time scales the server's
+Deployment to 0 replicas, which gives its GPUs back; the next request that needs the model
+scales it back to 1, is held until the server is ready, and is then answered.
+
+It runs in a stock Python image (standard library only, nothing installed at start), with its
+own ServiceAccount that may get and patch exactly that Deployment's scale and read the pods and
+endpoints of the namespace.
+
+What wakes the server, and why: only requests that need the model - every POST (generation,
+chat, completions, tokenize) - count as use and wake a sleeping server. Health checks, the model
+list, /info, /version and /metrics (what Open WebUI, probes and monitors ask over and over) are
+forwarded while it is awake without counting as use, so they never keep it awake; while it
+sleeps they are answered here (/v1/models from the last list the server gave) and never wake it.
+
+A request that would wake the server waits for it (up to WAKE_TIMEOUT_SECONDS, the start-up
+budget the probes have) unless it says it cannot (`Prefer: wait=0`); then it gets 503 with
+`Retry-After` and "waking up, about N s". When the woken pod cannot be scheduled because no node
+has the GPUs free, the answer says so. GET /idle-proxy/status gives the state as JSON.
+
+Settings (environment): UPSTREAM (http://host:port of the server's Service), DEPLOYMENT,
+NAMESPACE (else the ServiceAccount's), IDLE_SECONDS, WAKE_TIMEOUT_SECONDS, WAKE_ESTIMATE_SECONDS
+(what "about N s" says before the first wake was measured), PORT (8080), KUBERNETES_API (else
+the in-cluster address), POLL_SECONDS (1).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Routes answered here while the server sleeps, and never counted as use.
+QUIET_GET = ("/health", "/ping", "/info", "/version", "/metrics", "/v1/models", "/")
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+CHUNK = 16384
+
+
+def now_iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+class Kubernetes:
+    """The few API calls the proxy makes, with its ServiceAccount's token."""
+
+    def __init__(self, api: str, token: str | None, ca_file: str | None, namespace: str):
+        self.api, self.token, self.namespace = api.rstrip("/"), token, namespace
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+    def request(self, method: str, path: str, body: dict | None = None, patch: bool = False):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.api + path, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            kind = "application/merge-patch+json" if patch else "application/json"
+            request.add_header("Content-Type", kind)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context)
+        )
+        with opener.open(request, timeout=15) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def _apps(self, name: str, sub: str = "") -> str:
+        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}{sub}"
+
+    def replicas(self, deployment: str) -> int:
+        scale = self.request("GET", self._apps(deployment, "/scale"))
+        return int((scale.get("spec") or {}).get("replicas") or 0)
+
+    def scale(self, deployment: str, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        self.request("PATCH", self._apps(deployment, "/scale"), body, patch=True)
+
+    def pods(self, selector: str) -> list[dict]:
+        query = urllib.parse.urlencode({"labelSelector": selector})
+        path = f"/api/v1/namespaces/{self.namespace}/pods?{query}"
+        return self.request("GET", path).get("items") or []
+
+    def selector(self, deployment: str) -> str:
+        found = self.request("GET", self._apps(deployment))
+        labels = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+class IdleProxy:
+    """The state: awake or asleep, the last use, requests in flight, the wakes."""
+
+    def __init__(self, kube: Kubernetes, settings: dict) -> None:
+        self.kube, self.settings = kube, settings
+        self.lock = threading.Condition()
+        self.in_flight = 0
+        self.last_use = time.time()
+        self.asleep_since: float | None = None
+        self.waking_since: float | None = None
+        self.wake_problem: str | None = None
+        self.wakes = 0
+        self.requests = 0
+        self.last_wake_seconds: float | None = None
+        self.models_body: bytes | None = None
+        self.stop = threading.Event()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        with self.lock:
+            state = "waking" if self.waking_since else "asleep" if self.asleep_since else "awake"
+            return {
+                "state": state,
+                "asleep_since": now_iso(self.asleep_since) if self.asleep_since else None,
+                "last_request": now_iso(self.last_use),
+                "idle_seconds": self.settings["idle_seconds"],
+                "requests": self.requests,
+                "wakes": self.wakes,
+                "last_wake_seconds": self.last_wake_seconds,
+                "problem": self.wake_problem,
+            }
+
+    def estimate(self) -> int:
+        known = self.last_wake_seconds or self.settings["wake_estimate_seconds"]
+        started = self.waking_since
+        left = known - (time.time() - started) if started else known
+        return max(round(left), 1)
+
+    def start_use(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.requests += 1
+            self.last_use = time.time()
+
+    def end_use(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.last_use = time.time()
+
+    # -- sleeping and waking ----------------------------------------------------------------------
+
+    def watch_idle(self) -> None:
+        """Puts the server to sleep once nothing used it for the idle time."""
+        poll = self.settings["poll_seconds"]
+        while not self.stop.wait(poll):
+            with self.lock:
+                idle = time.time() - self.last_use
+                due = (
+                    self.asleep_since is None
+                    and self.waking_since is None
+                    and self.in_flight == 0
+                    and idle >= self.settings["idle_seconds"]
+                )
+            if due:
+                self.sleep()
+
+    def sleep(self) -> None:
+        try:
+            self.kube.scale(self.settings["deployment"], 0)
+        except (OSError, urllib.error.URLError, ValueError) as error:
+            log(f"cannot scale {self.settings['deployment']} to 0: {error}")
+            return
+        with self.lock:
+            self.asleep_since = time.time()
+        log(f"asleep: {self.settings['deployment']} scaled to 0, its GPUs given back")
+
+    def wake_async(self) -> None:
+        """Starts waking the server (once, whoever asks first) without waiting for it."""
+        with self.lock:
+            if self.asleep_since is None or self.waking_since is not None:
+                return
+            self.waking_since, self.wake_problem = time.time(), None
+        threading.Thread(target=self._wake, daemon=True).start()
+
+    def wake(self) -> str | None:
+        """Wakes the server and waits until it is ready: None, or why it is not (at once when
+        no node has its GPUs free: the wake goes on, the request need not hang)."""
+        self.wake_async()
+        deadline = time.time() + self.settings["wake_timeout_seconds"]
+        with self.lock:
+            while (
+                self.waking_since is not None
+                and self.wake_problem is None
+                and time.time() < deadline
+            ):
+                self.lock.wait(timeout=1)
+            if self.asleep_since is None:
+                return None
+            return self.wake_problem or "the server did not become ready in time"
+
+    def _wake(self) -> None:
+        began = time.time()
+        deployment = self.settings["deployment"]
+        problem = None
+        try:
+            self.kube.scale(deployment, 1)
+            log(f"waking: {deployment} scaled to 1")
+            selector = self.kube.selector(deployment)
+            problem = self._until_ready(selector, began)
+        except (OSError, urllib.error.URLError, ValueError) as error:
+            problem = f"cannot wake {deployment}: {error}"
+        if problem is not None:  # back to sleep: a pod left Pending would take GPUs unasked
+            log(f"did not wake: {problem}")
+            try:
+                self.kube.scale(deployment, 0)
+            except (OSError, urllib.error.URLError, ValueError) as error:
+                log(f"cannot scale {deployment} back to 0: {error}")
+        with self.lock:
+            self.waking_since = None
+            if problem is None:
+                self.asleep_since = None
+                self.wakes += 1
+                self.last_wake_seconds = round(time.time() - began, 1)
+                self.last_use = time.time()
+                log(f"awake after {self.last_wake_seconds} s")
+            self.wake_problem = problem
+            self.lock.notify_all()
+
+    def _until_ready(self, selector: str, began: float) -> str | None:
+        deadline = began + self.settings["wake_timeout_seconds"]
+        while time.time() < deadline and not self.stop.is_set():
+            pods = [
+                p for p in self.kube.pods(selector) if not p["metadata"].get("deletionTimestamp")
+            ]
+            for pod in pods:
+                conditions = {
+                    c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []
+                }
+                if (conditions.get("Ready") or {}).get("status") == "True":
+                    return None
+                scheduled = conditions.get("PodScheduled") or {}
+                if (
+                    scheduled.get("status") == "False"
+                    and scheduled.get("reason") == "Unschedulable"
+                ):
+                    with self.lock:
+                        self.wake_problem = (
+                            "no node has the GPUs free for this server right now ("
+                            + (scheduled.get("message") or "unschedulable")
+                            + "); ask again in a few minutes"
+                        )
+                        self.lock.notify_all()
+            time.sleep(self.settings["poll_seconds"])
+        return (
+            None
+            if self.stop.is_set()
+            else (self.wake_problem or "the server did not become ready in time")
+        )
+
+
+def log(message: str) -> None:
+    print(f"{now_iso(time.time())} idle-proxy: {message}", file=sys.stderr, flush=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ThreadingHTTPServer
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    @property
+    def proxy(self) -> IdleProxy:
+        return self.server.proxy  # type: ignore[attr-defined]
+
+    def _handle(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if path == "/idle-proxy/status":
+            return self._json(200, self.proxy.status())
+        if method == "GET" and path in QUIET_GET:
+            return self._quiet(method, body)
+        self.proxy.start_use()
+        try:
+            if self.proxy.status()["state"] != "awake":
+                if "wait=0" in (self.headers.get("Prefer") or ""):
+                    self.proxy.wake_async()
+                    return self._waking()
+                problem = self.proxy.wake()
+                if problem:
+                    return self._json(
+                        503, {"error": f"the server is asleep and did not wake: {problem}"}
+                    )
+            self._forward(method, body)
+        finally:
+            self.proxy.end_use()
+        return None
+
+    def _quiet(self, method: str, body: bytes) -> None:
+        """A health check or the model list: forwarded while awake, answered here otherwise."""
+        state = self.proxy.status()
+        if state["state"] == "awake":
+            return self._forward(method, body, keep_models=self.path.startswith("/v1/models"))
+        if self.path.startswith("/v1/models") and self.proxy.models_body is not None:
+            return self._raw(200, self.proxy.models_body, "application/json")
+        message = (
+            f"the server is {state['state']} (idle since {state['asleep_since']}); the next "
+            "generation request wakes it"
+        )
+        return self._json(503, {"error": message, "idle_proxy": state})
+
+    def _waking(self) -> None:
+        seconds = self.proxy.estimate()
+        self.send_response(503)
+        body = json.dumps({"error": f"waking up, about {seconds} s", "retry_after": seconds})
+        self.send_header("Retry-After", str(seconds))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def _forward(self, method: str, body: bytes, keep_models: bool = False) -> None:
+        upstream = urllib.parse.urlsplit(self.proxy.settings["upstream"])
+        connection = http.client.HTTPConnection(
+            upstream.hostname,
+            upstream.port or 80,
+            timeout=self.proxy.settings["wake_timeout_seconds"],
+        )
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        try:
+            connection.request(method, self.path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+        except OSError as error:
+            connection.close()
+            return self._json(502, {"error": f"the server did not answer: {error}"})
+        try:
+            self.send_response(answer.status, answer.reason)
+            for key, value in answer.getheaders():
+                if key.lower() not in HOP_BY_HOP:
+                    self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            kept = bytearray() if keep_models and answer.status == 200 else None
+            while True:
+                piece = answer.read1(CHUNK)
+                if not piece:
+                    break
+                if kept is not None:
+                    kept += piece
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            if kept is not None:
+                self.proxy.models_body = bytes(kept)
+        finally:
+            connection.close()
+        return None
+
+    def _json(self, status: int, document: dict) -> None:
+        self._raw(status, json.dumps(document).encode(), "application/json")
+
+    def _raw(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def settings_from(environ: dict) -> dict:
+    return {
+        "upstream": environ["UPSTREAM"],
+        "deployment": environ["DEPLOYMENT"],
+        "idle_seconds": float(environ["IDLE_SECONDS"]),
+        "wake_timeout_seconds": float(environ.get("WAKE_TIMEOUT_SECONDS") or 900),
+        "wake_estimate_seconds": float(environ.get("WAKE_ESTIMATE_SECONDS") or 60),
+        "poll_seconds": float(environ.get("POLL_SECONDS") or 1),
+        "port": int(environ.get("PORT") or 8080),
+    }
+
+
+def kubernetes_from(environ: dict) -> Kubernetes:
+    api = environ.get("KUBERNETES_API")
+    token, ca_file = None, None
+    if os.path.exists(f"{ACCOUNT}/token"):
+        with open(f"{ACCOUNT}/token", encoding="utf-8") as handle:
+            token = handle.read().strip()
+        ca_file = f"{ACCOUNT}/ca.crt"
+    if not api:
+        host, port = environ["KUBERNETES_SERVICE_HOST"], environ["KUBERNETES_SERVICE_PORT"]
+        api = f"https://{host}:{port}"
+    namespace = environ.get("NAMESPACE")
+    if not namespace:
+        with open(f"{ACCOUNT}/namespace", encoding="utf-8") as handle:
+            namespace = handle.read().strip()
+    return Kubernetes(api, environ.get("KUBERNETES_TOKEN") or token, ca_file, namespace)
+
+
+def serve(proxy: IdleProxy, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, proxy.settings["port"]), Handler)
+    server.daemon_threads = True
+    server.proxy = proxy  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=proxy.watch_idle, daemon=True).start()
+    return server
+
+
+def main() -> int:
+    settings = settings_from(dict(os.environ))
+    proxy = IdleProxy(kubernetes_from(dict(os.environ)), settings)
+    try:
+        if proxy.kube.replicas(settings["deployment"]) == 0:
+            proxy.asleep_since = time.time()  # a restart while asleep stays asleep
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        log(f"cannot read {settings['deployment']}'s replicas: {error}")
+    server = serve(proxy)
+    log(f"listening on {settings['port']}, forwarding to {settings['upstream']}")
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    done.wait()
+    proxy.stop.set()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The idle proxy the tgi_server role ships (roles/tgi_server/files/idle_proxy.py), run for real
+on loopback in front of the sandbox's TGI stand-in, with a Kubernetes API that keeps the
+Deployment's replicas in memory (the proxy's four calls: scale, pods, selector, replicas)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from icc_sandbox.tgi_standin import TgiStandIn
+
+SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "tgi_server" / "files" / "idle_proxy.py"
+spec = importlib.util.spec_from_file_location("idle_proxy", SCRIPT)
+idle_proxy = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(idle_proxy)
+
+MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+KEY = "a-key-of-twenty-chars"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 8}
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class FakeKubernetes:
+    """One Deployment: its pod is Ready `ready_after` seconds after a scale to 1, or never
+    scheduled (no GPU free) when `schedulable` is false."""
+
+    def __init__(self, ready_after: float = 0.2, schedulable: bool = True) -> None:
+        self.replica_count, self.scaled, self.woken = 1, [], 0.0
+        self.ready_after, self.schedulable = ready_after, schedulable
+
+    def replicas(self, _deployment):
+        return self.replica_count
+
+    def scale(self, _deployment, replicas):
+        self.scaled.append(replicas)
+        self.replica_count = replicas
+        self.woken = time.time()
+
+    def selector(self, _deployment):
+        return "app.kubernetes.io/name=tgi"
+
+    def pods(self, _selector):
+        if self.replica_count == 0:
+            return []
+        if not self.schedulable:
+            message = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu."
+            scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+            return [{"metadata": {}, "status": {"conditions": [scheduled | {"message": message}]}}]
+        ready = time.time() - self.woken >= self.ready_after
+        condition = {"type": "Ready", "status": "True" if ready else "False"}
+        return [{"metadata": {}, "status": {"conditions": [condition]}}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def upstream():
+    with TgiStandIn(MODEL, api_key=KEY) as server:
+        yield server
+
+
+def start(upstream, kube, idle=0.5, wake_timeout=10.0):
+    settings = {
+        "upstream": upstream.url,
+        "deployment": "tgi",
+        "idle_seconds": idle,
+        "wake_timeout_seconds": wake_timeout,
+        "wake_estimate_seconds": 45.0,
+        "poll_seconds": 0.05,
+        "port": free_port(),
+    }
+    proxy = idle_proxy.IdleProxy(kube, settings)
+    server = idle_proxy.serve(proxy, host="127.0.0.1")
+    return proxy, server, f"http://127.0.0.1:{settings['port']}"
+
+
+@pytest.fixture
+def running(upstream):
+    started = []
+
+    def run(kube, **options):
+        proxy, server, url = start(upstream, kube, **options)
+        started.append((proxy, server))
+        return proxy, url
+
+    yield run
+    for proxy, server in started:
+        proxy.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def call(url, body=None, key=KEY, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with DIRECT.open(request, timeout=20) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def until(condition, seconds=5.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_it_forwards_chats_and_streams_as_they_come(running, upstream):
+    _proxy, url = running(FakeKubernetes(), idle=60)
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["content"] == "Echo: hi there"
+    streamed = call(f"{url}/v1/chat/completions", {**CHAT, "stream": True})[2]
+    direct = call(f"{upstream.url}/v1/chat/completions", {**CHAT, "stream": True})[2]
+    strip = [json.loads(e[5:])["choices"] for e in direct.decode().split("\n\n") if e[5:6] == "{"]
+    through = [
+        json.loads(e[5:])["choices"] for e in streamed.decode().split("\n\n") if e[5:6] == "{"
+    ]
+    assert through == strip and streamed.decode().endswith("data:[DONE]\n\n")
+    assert call(f"{url}/v1/chat/completions", CHAT, key="wrong")[0] == 401  # TGI's own refusal
+
+
+def test_idle_it_sleeps_and_health_checks_neither_keep_it_awake_nor_wake_it(running):
+    kube = FakeKubernetes()
+    _proxy, url = running(kube, idle=0.3)
+    assert call(f"{url}/v1/models")[0] == 200  # remembered for while it sleeps
+    for _ in range(15):  # probes and Open WebUI's model list, every 0.1 s for 1.5 s
+        call(f"{url}/health")
+        call(f"{url}/v1/models")
+        time.sleep(0.1)
+    assert kube.scaled == [0]  # asleep while they went on: they are not use
+    status = json.loads(call(f"{url}/idle-proxy/status")[2])
+    assert status["state"] == "asleep" and status["asleep_since"]
+    health = call(f"{url}/health")
+    assert health[0] == 503 and "the next generation request wakes it" in health[2].decode()
+    models = call(f"{url}/v1/models")
+    assert models[0] == 200 and json.loads(models[2])["data"][0]["id"] == MODEL
+    assert kube.scaled == [0]  # nothing of that woke it
+
+
+def test_the_next_chat_wakes_it_and_is_answered_once_it_is_ready(running):
+    kube = FakeKubernetes(ready_after=0.3)
+    proxy, url = running(kube, idle=0.2)
+    assert until(lambda: kube.scaled == [0])
+    began = time.time()
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    waited = time.time() - began
+    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"]
+    assert kube.scaled[:2] == [0, 1] and waited >= 0.3
+    state = proxy.status()
+    assert state["wakes"] == 1 and state["last_wake_seconds"] >= 0.3
+
+
+def test_a_request_that_cannot_wait_gets_503_with_the_estimate(running):
+    kube = FakeKubernetes(ready_after=2.0)
+    _proxy, url = running(kube, idle=0.2)
+    assert until(lambda: kube.scaled == [0])
+    status, headers, body = call(f"{url}/v1/chat/completions", CHAT, headers={"Prefer": "wait=0"})
+    assert status == 503 and headers["Retry-After"] == "45"  # no wake measured yet: the estimate
+    assert json.loads(body)["error"] == "waking up, about 45 s"
+    assert kube.scaled == [0, 1]  # the wake began all the same
+
+
+def test_when_no_node_has_the_gpus_free_the_answer_says_so_and_it_goes_back_to_sleep(running):
+    kube = FakeKubernetes(schedulable=False)
+    proxy, url = running(kube, idle=0.2, wake_timeout=1.0)
+    assert until(lambda: kube.scaled == [0])
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    assert status == 503
+    said = json.loads(body)["error"]
+    assert "no node has the GPUs free for this server right now" in said
+    assert "Insufficient nvidia.com/gpu" in said
+    assert until(lambda: kube.scaled == [0, 1, 0])  # the pending pod is taken back
+    assert proxy.status()["state"] == "asleep"
