@@ -1,11 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 haw.icc developers; MIT License (see LICENSE)
-"""Filters of status.yml: the course table and the JSON document (operations/course_status.py)."""
+"""Filters of status.yml: the course table, the JSON document and the HTML page
+(operations/course_status.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ansible_collections.haw.icc.plugins.module_utils.operations.course_status import (
+    course_page as _page,
+)
 from ansible_collections.haw.icc.plugins.module_utils.operations.course_status import (
     status_document as _document,
 )
@@ -29,11 +33,22 @@ def status_table(by_namespace):
     return _table(_statuses(by_namespace))
 
 
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+
+
 def status_document(by_namespace):
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
-    return _document(_statuses(by_namespace), generated)
+    return _document(_statuses(by_namespace), _now())
+
+
+def status_page(by_namespace):
+    return _page(_statuses(by_namespace), _now())
 
 
 class FilterModule:
     def filters(self):
-        return {"status_table": status_table, "status_document": status_document}
+        return {
+            "status_table": status_table,
+            "status_document": status_document,
+            "status_page": status_page,
+        }

@@ -65,3 +65,15 @@ def namespace(sandbox: cluster.Sandbox, core: client.CoreV1Api, request) -> Iter
     yield name
     # The namespace controller deletes what is inside; the node agent finishes the pods.
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def second_namespace(sandbox: cluster.Sandbox, core: client.CoreV1Api, namespace) -> Iterator[str]:
+    """A second namespace beside `namespace` (a course of two), deleted after the test as that
+    one is. Its name is not `namespace`'s with something added: files named after one must not
+    match the other's."""
+    name = f"{namespace.rsplit('-', 1)[0]}-b-{secrets.token_hex(3)}"
+    sandbox.create_namespace(name)
+    sandbox.wait_until_usable(name)
+    yield name
+    core.delete_namespace(name)

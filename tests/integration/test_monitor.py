@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-import secrets
 import stat
 from pathlib import Path
 
@@ -24,15 +23,6 @@ GPU_COLUMNS = (
     "temperature_c",
     "power_w",
 )
-
-
-@pytest.fixture
-def second_namespace(sandbox, core):
-    name = f"t-monitor-b-{secrets.token_hex(3)}"
-    sandbox.create_namespace(name)
-    sandbox.wait_until_usable(name)
-    yield name
-    core.delete_namespace(name)
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""A namespace on vLLM (icc_engine: vllm) beside one on TGI, as far as the collection knows vLLM so
-far: render.yml writes its pod, deploy.yml's capacity check judges it by vLLM's rules and refuses
-before any write, deploy.yml, test.yml, status.yml, logs.yml, monitor.yml, access.yml and
-cleanup.yml run both side by side, scale.yml (1 -> 2 -> 1 GPUs, tensor parallel) and
-change_model.yml change a vLLM namespace, with a refusal writing nothing and a failed switch
-rolled back, and a namespace switches its engine both ways in one deploy each (a failed switch
-rolled back). A TGI namespace renders exactly as before.
+"""A namespace on vLLM (icc_engine: vllm) beside one on TGI: render.yml writes its pod,
+deploy.yml's capacity check judges it by vLLM's rules and refuses before any write; one course
+inventory runs deploy.yml, test.yml, status.yml, logs.yml, monitor.yml, access.yml, scale.yml
+(1 -> 2 -> 1: TGI's layer split beside vLLM's tensor parallelism), change_model.yml and
+cleanup.yml on both side by side, a second run of each changing nothing; a refusal writes
+nothing, a failed switch is rolled back, and a namespace switches its engine both ways in one
+deploy each. A TGI namespace renders exactly as before.
 """
 
 from __future__ import annotations
@@ -187,16 +187,6 @@ def test_a_vllm_model_switch_that_fails_is_rolled_back(tmp_path, namespace, sand
     assert inference_container(core, namespace).args[0] == "Qwen/Qwen2.5-1.5B-Instruct"
 
 
-@pytest.fixture
-def second_namespace(sandbox, core, namespace):
-    """A second namespace beside `namespace`, deleted after the test as that one is."""
-    name = f"{namespace[:50]}-b"
-    sandbox.create_namespace(name)
-    sandbox.wait_until_usable(name)
-    yield name
-    core.delete_namespace(name)
-
-
 @pytest.mark.sandbox
 def test_a_vllm_and_a_tgi_namespace_side_by_side_through_every_playbook(
     sandbox, core, tmp_path, namespace, second_namespace
@@ -219,7 +209,13 @@ def test_a_vllm_and_a_tgi_namespace_side_by_side_through_every_playbook(
     second = run_playbook("deploy.yml", inventory)
     assert second.rc == 0, second.output
     assert second.changed(tgi) == 0 and second.changed(vllm) == 0, second.output
-    for step in (checked_through_the_api, seen_side_by_side, watched_side_by_side, cleaned_up):
+    for step in (
+        checked_through_the_api,
+        seen_side_by_side,
+        watched_side_by_side,
+        scaled_and_switched,
+        cleaned_up,
+    ):
         step(inventory, tgi, vllm, tmp_path, core)
 
 
@@ -278,6 +274,31 @@ def watched_side_by_side(inventory, tgi: str, vllm: str, tmp_path, core) -> None
     assert ways.rc == 0, ways.output
     assert f"vLLM API: kubectl -n {vllm} port-forward svc/tgi 3333:3333" in ways.output
     assert f"TGI API: kubectl -n {tgi} port-forward svc/tgi 3333:3333" in ways.output
+
+
+def scaled_and_switched(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
+    """scale.yml 1 -> 2 -> 1 and change_model.yml on the course: TGI splits the layers, vLLM
+    goes tensor parallel (the heads from the recorded Hub config); a second run changes nothing."""
+    with recorded_hub() as (hub, _asked):
+        two = {"tgi_gpu_count": 2, "icc_hub_lookup": True}
+        scaled = run_playbook("scale.yml", inventory, extra_vars=two, env=hub)
+        assert scaled.rc == 0, scaled.output
+        assert f"ok {vllm}: 2 x gpu-tesla-v100 (vllm, tensor-parallel)" in scaled.output
+        assert f"ok {tgi}: 2 x gpu-tesla-v100" in scaled.output
+        again = run_playbook("scale.yml", inventory, extra_vars=two, env=hub)
+        assert again.rc == 0 and again.changed(tgi) == 0 and again.changed(vllm) == 0
+    args = {ns: inference_container(core, ns).args for ns in (tgi, vllm)}
+    assert flag(args[vllm], "--tensor-parallel-size") == "2"
+    assert flag(args[tgi], "--num-shard") == "1"  # TGI: one shard over both GPUs (layer split)
+    one = run_playbook("scale.yml", inventory, extra_vars={"tgi_gpu_count": 1})
+    assert one.rc == 0, one.output
+    small = "Qwen/Qwen2.5-0.5B-Instruct"
+    switched = run_playbook("change_model.yml", inventory, extra_vars={"tgi_model_id": small})
+    assert switched.rc == 0, switched.output
+    assert inference_container(core, vllm).args[0] == small
+    assert flag(inference_container(core, tgi).args, "--model-id") == small
+    again = run_playbook("change_model.yml", inventory, extra_vars={"tgi_model_id": small})
+    assert again.rc == 0 and again.changed(tgi) == 0 and again.changed(vllm) == 0, again.output
 
 
 def cleaned_up(inventory, tgi: str, vllm: str, tmp_path, core) -> None:
