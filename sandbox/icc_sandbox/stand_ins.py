@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from icc_sandbox.container_spec import (
     DEFAULT_TOKEN_LIMITS,
+    App,
     api_key_source,
     app_for,
     flag_value,
@@ -48,15 +49,21 @@ class ServedTgi:
     api_key_secret: tuple[str, str] | None = None  # (Secret, key) that API_KEY comes from
 
 
-def served_tgi(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi]:
-    """The stand-ins a pod should have, by container name: one per TGI container, once Ready."""
+def ready_apps(pod: JSON, view: PodView, kind: str) -> Iterator[tuple[JSON, App]]:
+    """(container, what it serves) of each container of `kind` with a port, once the pod is
+    Ready (none before)."""
     if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
-        return {}
-    served = {}
+        return
     for container in pod["spec"]["containers"]:
         app = app_for(container)
-        if app.kind != "tgi" or app.port is None:
-            continue
+        if app.kind == kind and app.port is not None:
+            yield container, app
+
+
+def served_tgi(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedTgi]:
+    """The stand-ins a pod should have, by container name: one per TGI container, once Ready."""
+    served = {}
+    for container, app in ready_apps(pod, view, "tgi"):
         args, env = launcher_args(container), plain_env(container)
         max_input, max_total = token_limits(container)
         literal_key, key_secret = api_key_source(container)
@@ -89,13 +96,8 @@ class ServedVllm:
 
 def served_vllm(pod: JSON, node: NodeSpec, view: PodView) -> dict[str, ServedVllm]:
     """The vLLM stand-ins a pod should have, by container name, once Ready."""
-    if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
-        return {}
     served = {}
-    for container in pod["spec"]["containers"]:
-        app = app_for(container)
-        if app.kind != "vllm" or app.port is None:
-            continue
+    for container, app in ready_apps(pod, view, "vllm"):
         # A Ready vLLM container is one whose start-up succeeded: these are its settings.
         outcome = serve_outcome(container, node)
         literal_key, key_secret = api_key_source(container, "VLLM_API_KEY")
@@ -122,14 +124,10 @@ class ServedWebUi:
 def served_webui(pod: JSON, view: PodView, live: Iterable[str] = ()) -> dict[str, ServedWebUi]:
     """The Open WebUI health stand-ins a pod should have, by container name, once Ready (none
     for the containers in `live`, where the real Open WebUI answers)."""
-    if {"type": "Ready", "status": "True"} not in view.status["conditions"]:
-        return {}
     return {
         container["name"]: ServedWebUi(view.status["podIP"], app.port)
-        for container in pod["spec"]["containers"]
-        if (app := app_for(container)).kind == "open-webui"
-        and app.port is not None
-        and container["name"] not in live
+        for container, app in ready_apps(pod, view, "open-webui")
+        if container["name"] not in live
     }
 
 

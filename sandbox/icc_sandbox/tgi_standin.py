@@ -257,7 +257,7 @@ class _Metrics:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    standin: TgiStandIn
+    standin: Any  # the ApiStandIn it serves
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind() calls socket.getfqdn(), which may query DNS: just bind.
@@ -631,8 +631,45 @@ class BackgroundServer:
         self.stop()
 
 
-class TgiStandIn(BackgroundServer):
+class ApiStandIn(BackgroundServer):
+    """An engine's API stand-in: listens at `_ip`:`_port` (IPv4 or IPv6), its handler class
+    `handler` reaching it as `server.standin`."""
+
+    _ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    _port: int
+    handler: type[BaseHTTPRequestHandler]
+    thread_name: str
+
+    def start(self) -> Any:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        cls = _Server6 if self._ip.version == 6 else _Server
+        server = cls((str(self._ip), self._port), self.handler)
+        server.standin = self
+        self._serve(server, f"{self.thread_name}-{server.server_address[1]}")
+        return self
+
+    @property
+    def host(self) -> str:
+        return str(self._ip)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._ip}]" if self._ip.version == 6 else str(self._ip)
+        return f"http://{host}:{self.port}"
+
+
+class TgiStandIn(ApiStandIn):
     """A TGI look-alike HTTP server on loopback; use as a context manager or start()/stop()."""
+
+    handler = _Handler
+    thread_name = "tgi-standin"
 
     def __init__(
         self,
@@ -663,32 +700,6 @@ class TgiStandIn(BackgroundServer):
         self.set_ready(ready)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> TgiStandIn:
-        if self._server is not None:
-            raise RuntimeError("already started")
-        cls = _Server6 if self._ip.version == 6 else _Server
-        server = cls((str(self._ip), self._port), _Handler)
-        server.standin = self
-        self._serve(server, f"tgi-standin-{server.server_address[1]}")
-        return self
-
-    @property
-    def host(self) -> str:
-        return str(self._ip)
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = f"[{self._ip}]" if self._ip.version == 6 else str(self._ip)
-        return f"http://{host}:{self.port}"
 
     # --- behaviour ---------------------------------------------------------------------------
 

@@ -35,12 +35,10 @@ from typing import Any
 from icc_sandbox.tgi_standin import (
     _PIECE,
     MAX_PAYLOAD,
-    BackgroundServer,
+    ApiStandIn,
     _Gen,
     _Handler,
     _Metrics,
-    _Server,
-    _Server6,
     _template,
     listen_address,
 )
@@ -262,8 +260,11 @@ def _chat_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-class VllmStandIn(BackgroundServer):
+class VllmStandIn(ApiStandIn):
     """vLLM's OpenAI server, as a stand-in on loopback or the pod network."""
+
+    handler = _VllmHandler
+    thread_name = "vllm-standin"
 
     def __init__(
         self,
@@ -286,26 +287,6 @@ class VllmStandIn(BackgroundServer):
         self._api_key = api_key.encode() if api_key else None
         self._port = port
         self._created = int(time.time())
-
-    def start(self) -> VllmStandIn:
-        if self._server is not None:
-            raise RuntimeError("already started")
-        cls = _Server6 if self._ip.version == 6 else _Server
-        server = cls((str(self._ip), self._port), _VllmHandler)
-        server.standin = self
-        self._serve(server, f"vllm-standin-{server.server_address[1]}")
-        return self
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = f"[{self._ip}]" if self._ip.version == 6 else str(self._ip)
-        return f"http://{host}:{self.port}"
 
     def authorized(self, header: str | None) -> bool:
         """vLLM's AuthenticationMiddleware: `Bearer` in any case, then the key exactly."""
