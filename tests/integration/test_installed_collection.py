@@ -141,7 +141,8 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     # The operating playbooks by name: what they write lands where they run, never in the
     # installed collection (a folder named "logs" there once shadowed haw.icc.logs).
     for name, options, written in (
-        ("haw.icc.status", ["-e", "icc_status_file=status.json"], "status.json"),
+        ("haw.icc.status", ["-e", "icc_status_file=status.json", "-e", "icc_status_html=c.html"],
+         "status.json"),
         ("haw.icc.logs", ["-e", "icc_logs_dir=logs"], "logs"),
         ("haw.icc.monitor", ["-e", "icc_monitor_samples=1", "-e", "icc_monitor_dir=monitor"],
          "monitor"),
@@ -152,6 +153,7 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
         assert run.rc == 0, run.output
         if written:
             assert (workdir / written).exists(), run.output
+    assert "Course status" in (workdir / "c.html").read_text()  # the page, beside status.json
     assert not list((installed / "ansible_collections/haw/icc/playbooks").glob("*.json"))
     assert not (installed / "ansible_collections/haw/icc/playbooks/logs").exists()
     again = run_ansible([*playbook, "haw.icc.logs"], env=env, cwd=workdir, config=None)

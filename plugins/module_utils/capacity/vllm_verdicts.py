@@ -29,6 +29,7 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import 
     attention_backend,
     dtype_for,
     heads_error,
+    parallel_mode,
     quantization_error,
 )
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import compute_capability
@@ -270,7 +271,7 @@ def assess(
     if sizing:
         warnings += [note for note in sizing["notes"] if "unknown" in note]
     verdicts = {entry["id"]: entry["verdict"] for entry in rules}
-    mode = "tensor-parallel" if count > 1 else "single-gpu"
+    mode = parallel_mode(count)
     memory = None
     if sizing:
         need = sizing["weights_per_gpu_gib"] + sizing["activations_gib"] + sizing["non_torch_gib"]

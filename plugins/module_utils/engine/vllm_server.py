@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.engine.tgi_multi_gpu import SINGLE
+
 VLLM_VERSION = "0.14.1"
 VLLM_REPOSITORY = "docker.io/vllm/vllm-openai"
 VLLM_IMAGE = f"{VLLM_REPOSITORY}:v{VLLM_VERSION}"  # ENTRYPOINT ["vllm", "serve"]
@@ -82,10 +84,21 @@ VLLM_QUANTIZATION = {
 }
 
 
-def runs_vllm(container: Mapping[str, Any]) -> bool:
-    """Whether a container of the collection's inference Deployment runs vLLM: vllm_workload
-    gives it its key as VLLM_API_KEY, which a TGI container never has."""
-    return any(entry.get("name") == API_KEY_ENV for entry in container.get("env") or [])
+# The engines (icc_engine) in words, for what the collection says to users.
+ENGINE_LABELS = {"tgi": "TGI", "vllm": "vLLM"}
+TENSOR_PARALLEL = "tensor-parallel"  # vLLM's use of several GPUs: every layer split over all
+
+
+def engine_of(container: Mapping[str, Any]) -> str:
+    """The engine a container of the collection's inference Deployment runs: vllm_workload
+    gives vLLM its key as VLLM_API_KEY, which a TGI container never has."""
+    env = container.get("env") or []
+    return "vllm" if any(entry.get("name") == API_KEY_ENV for entry in env) else "tgi"
+
+
+def parallel_mode(gpu_count: int) -> str:
+    """vLLM's multi-GPU mode, in the words of TGI's modes: one GPU, or tensor parallel."""
+    return TENSOR_PARALLEL if gpu_count > 1 else SINGLE
 
 
 def served_model(args: list[str]) -> str | None:

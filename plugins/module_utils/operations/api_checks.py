@@ -31,6 +31,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import (
+    API_KEY_ENV,
+    ENGINE_LABELS,
+)
+
 
 @dataclass(frozen=True)
 class EngineApi:
@@ -43,8 +48,8 @@ class EngineApi:
     models_need_key: bool  # whether /v1/models is behind the key
 
 
-TGI_API = EngineApi("tgi", "TGI", "API_KEY", "/info", False)
-VLLM_API = EngineApi("vllm", "vLLM", "VLLM_API_KEY", "/version", True)
+TGI_API = EngineApi("tgi", ENGINE_LABELS["tgi"], "API_KEY", "/info", False)
+VLLM_API = EngineApi("vllm", ENGINE_LABELS["vllm"], API_KEY_ENV, "/version", True)
 ENGINE_APIS = {api.name: api for api in (TGI_API, VLLM_API)}
 
 # Names of the checks, in the order they run (TGI's; an engine's own: engine_checks).
@@ -61,10 +66,9 @@ GPU = "gpu"
 def engine_checks(engine: EngineApi) -> tuple[str, str, str, str, str, str]:
     """The names of the engine's checks, in the order they run (when the way to the engine
     fails, "<engine> port-forward" says why in their stead)."""
-    about = "info" if engine.about == "/info" else engine.about.strip("/")
     return (
         f"{engine.name} health",
-        f"{engine.name} {about}",
+        f"{engine.name} {engine.about.strip('/')}",
         f"{engine.name} models",
         CHAT,
         NO_KEY,

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional  # noqa: UP035
 
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import ENGINE_LABELS
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations import (
     pod_progress,
@@ -40,8 +41,6 @@ _QUOTA = re.compile(
 )
 GPU_QUOTA = "requests.nvidia.com/gpu"
 CUDA_OOM = "cuda-out-of-memory"
-# The inference server's name in the words of a diagnosis, by engine (icc_engine).
-ENGINE_LABELS = {"tgi": "TGI", "vllm": "vLLM"}
 
 
 @dataclass
@@ -193,7 +192,7 @@ def _crash(
     message = terminated.get("message") or ""
     read = vllm_logs.vllm_failures if engine == "vllm" else tgi_logs.known_failures
     failures = read([*message.splitlines(), *log_lines])
-    label = ENGINE_LABELS.get(engine, "TGI")
+    label = ENGINE_LABELS[engine]
     evidence = [pod_progress.first_useful_line(message)] if message.strip() else []
     cuda = next((f for f in failures if f["kind"] == CUDA_OOM), None)
     if cuda is not None:
@@ -356,7 +355,7 @@ def _starting(
         result.fix = ["nothing to do but wait (status.yml shows the progress)"]
     else:
         result.problem = f"pod {pod} is loading the model"
-        result.cause = f"the startup probe waits until {ENGINE_LABELS.get(engine, 'TGI')} serves"
+        result.cause = f"the startup probe waits until {ENGINE_LABELS[engine]} serves"
         result.fix = [f"wait; past tgi_startup_timeout_seconds: {playbook('logs', namespace)}"]
 
 

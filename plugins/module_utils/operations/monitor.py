@@ -27,6 +27,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.api import (
     proxy_path,
     resource_path,
 )
+from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import ENGINE_LABELS
 from ansible_collections.haw.icc.plugins.module_utils.operations.monitor_plot import (
     MIB_PER_GIB,
     draw_plot,
@@ -61,9 +62,9 @@ TGI_COLUMNS = {
     "tgi_mean_time_per_token_seconds": "mean_time_per_token_seconds",
 }
 COLUMNS = ("time", "seconds", "gpu", "gpu_name", *GPU_COLUMNS, *TGI_COLUMNS)
-# By engine (icc_engine): its label and how its /metrics become the figures of TGI_COLUMNS (a
-# vLLM namespace's tgi_* columns hold vLLM's equivalents: waiting requests as the queue...).
-ENGINE_FIGURES = {"tgi": ("TGI", tgi_server_figures), "vllm": ("vLLM", vllm_server_figures)}
+# By engine (icc_engine): how its /metrics become the figures of TGI_COLUMNS (a vLLM
+# namespace's tgi_* columns hold vLLM's equivalents: waiting requests as the queue...).
+ENGINE_FIGURES = {"tgi": tgi_server_figures, "vllm": vllm_server_figures}
 EXEC_TIMEOUT = 30  # seconds nvidia-smi may take in the pod (it usually needs well under one)
 
 
@@ -112,7 +113,8 @@ class Sampler:
         self.metrics_path = proxy_path(
             self.namespace, args["name"], args["service_port"], "/metrics"
         )
-        self.engine, self.read_figures = ENGINE_FIGURES[args.get("engine") or "tgi"]
+        engine = args.get("engine") or "tgi"
+        self.engine, self.read_figures = ENGINE_LABELS[engine], ENGINE_FIGURES[engine]
         self.gpu_source = (
             f"command {shlex.join(command)}" if command else f"exec into the {self.engine} pod"
         )

@@ -16,17 +16,16 @@ from typing import Any
 from ansible_collections.haw.icc.plugins.module_utils.capacity.cluster_reader import ClusterReader
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError, resource_path
 from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import (
-    runs_vllm,
-    served_model,
+    ENGINE_LABELS,
+    engine_of,
+    parallel_mode,
 )
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
 from ansible_collections.haw.icc.plugins.module_utils.operations import diagnosis
+from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_pod_spec import model_of
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
     flag_value,
     mode_of,
-)
-from ansible_collections.haw.icc.plugins.module_utils.workload.vllm_workload import (
-    TENSOR_PARALLEL,
 )
 
 GIB = 2**30
@@ -107,7 +106,7 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     template = ((deployment or {}).get("spec") or {}).get("template") or {}
     gpu_type = diagnosis.gpu_type_of(template.get("spec"))
     container = _main_container(deployment or {}, container_name)
-    engine = "vllm" if app == "tgi" and runs_vllm(container) else "tgi"
+    engine = engine_of(container) if app == "tgi" else "tgi"
     found = diagnosis.diagnose(
         app,
         deployment,
@@ -137,27 +136,13 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         node=(serving[0]["spec"].get("nodeName") if serving else None),
         ready_since=_ready_since(serving[0]) if serving else None,
     )
-    if app == "tgi" and engine == "vllm":
+    if app == "tgi":
+        mode = parallel_mode(count) if engine == "vllm" else mode_of(args, count)
         found.update(
-            engine="vllm",
-            model=served_model(args),
+            engine=engine,
+            model=model_of(args),
             revision=flag_value(args, "--revision"),
-            gpu={
-                "type": gpu_type,
-                "count": count,
-                "mode": TENSOR_PARALLEL if count > 1 else "single-gpu",
-            },
-        )
-    elif app == "tgi":
-        found.update(
-            engine="tgi",
-            model=flag_value(args, "--model-id"),
-            revision=flag_value(args, "--revision"),
-            gpu={
-                "type": gpu_type,
-                "count": count,
-                "mode": mode_of(args, count),
-            },
+            gpu={"type": gpu_type, "count": count, "mode": mode},
         )
     return found
 
@@ -168,7 +153,7 @@ def block(namespace, tgi, webui, expected_model):
     for app in (tgi, webui):
         title = "Open WebUI"
         if app["app"] == "tgi":
-            title = diagnosis.ENGINE_LABELS[app.get("engine", "tgi")]
+            title = ENGINE_LABELS[app.get("engine", "tgi")]
         lines.append(f"{title}: {app['state'].upper()} - {app['summary']}")
         if app["state"] == "absent":
             lines.append(f"  fix: {app['fix'][0]}")

@@ -214,11 +214,16 @@ def annotation_ops(
     return ops
 
 
+def model_of(args: list[Any]) -> str | None:
+    """The model a live pod's command line serves: TGI's --model-id, else vLLM's positional
+    model."""
+    return flag_value(args, "--model-id") or served_model(args)
+
+
 def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
     """What --diff shows: the model and GPUs, then the owned parts (Secrets by reference)."""
     view = {
-        # TGI's --model-id, else vLLM's positional model.
-        "model_id": flag_value(spec["args"], "--model-id") or served_model(spec["args"]),
+        "model_id": model_of(spec["args"]),
         "gpus": container_gpus({"resources": spec["resources"]}),
         **spec,
         "env": normalize_env(spec["env"]),

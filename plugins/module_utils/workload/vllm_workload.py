@@ -21,6 +21,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.values import quan
 from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import (
     API_KEY_ENV,
     VLLM_QUANTIZATION,
+    parallel_mode,
     serve_args,
 )
 from ansible_collections.haw.icc.plugins.module_utils.gpu.catalog import (
@@ -40,8 +41,6 @@ from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload impo
     pod_resources,
     secret_env,
 )
-
-TENSOR_PARALLEL = "tensor-parallel"
 
 
 def vllm_workload(
@@ -108,7 +107,7 @@ def vllm_workload(
         "shm_size": quantity_times(values["tgi_shm_size_per_gpu"], count),
         "gpu_count": count,
         "multi_gpu": {
-            "mode": TENSOR_PARALLEL if count > 1 else "single-gpu",
+            "mode": parallel_mode(count),
             "works": True,
             "reason": f"vLLM splits the model over {count} GPU(s) by tensor parallelism",
         },
