@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from icc_sandbox.open_webui_runtime import installed_server, pinned_version
+from icc_sandbox.process_runtime import installed_server, pinned_version
 
 SCRIPT = Path(__file__).resolve().parents[1] / "sandbox" / "install-open-webui.sh"
 

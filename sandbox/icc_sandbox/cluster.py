@@ -31,7 +31,7 @@ from icc_sandbox import pod_network
 from icc_sandbox.gateway import service_key
 from icc_sandbox.kubeapi import ApiError, KubeApi
 from icc_sandbox.node_agent import STORAGE_PROVISIONER
-from icc_sandbox.open_webui_runtime import REAL_OPEN_WEBUI_LABEL
+from icc_sandbox.process_runtime import REAL_OPEN_WEBUI_LABEL
 from icc_sandbox.service_network import service_range
 
 DEFAULT_SERVICE_RANGE = "10.96.0.0/16"  # without a pod network (not root): no kube-proxy either
@@ -251,7 +251,7 @@ class Sandbox:
     ) -> None:
         """Creates a namespace; with grant_student the student gets there exactly the rights of
         the collection's Role (rbac/haw-icc-deployer.yml), the least every playbook needs.
-        With real_open_webui its Open WebUI pods run the real Open WebUI (open_webui_runtime)."""
+        With real_open_webui its Open WebUI pods run the real Open WebUI (process_runtime)."""
         api = self.admin_api()
         api.ensure("/api/v1/namespaces", {"metadata": {"name": name}})
         if real_open_webui:

@@ -190,7 +190,9 @@ def exec_view(
         now=now,
         timing=timing,
         gpu_slots=slots,
-        env=container_env(pod, container, node, slots, object_lookup(api), _kubernetes_ip(api)),
+        env=container_env(
+            pod, container, node, slots, object_lookup(api), kubernetes_service_ip(api)
+        ),
         busy=busy(pod["metadata"]["uid"], container["name"], now, BUSY_SECONDS),
     )
 
@@ -245,7 +247,7 @@ def object_lookup(api: KubeApi):
     return lookup
 
 
-def _kubernetes_ip(api: KubeApi) -> str | None:
+def kubernetes_service_ip(api: KubeApi) -> str | None:
     try:
         return api.get("/api/v1/namespaces/default/services/kubernetes")["spec"]["clusterIP"]
     except (ApiError, KeyError):

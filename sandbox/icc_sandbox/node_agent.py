@@ -10,7 +10,7 @@ StorageClass. What a container "does" is chosen by its image:
   Ready after a delay (download and load) if its probes aim at what TGI serves. While it is Ready,
   a TGI stand-in (icc_sandbox.tgi_standin) answers on podIP:port with the model the launcher
   would load, so tests can ask a pod what it serves;
-- Open WebUI: in a namespace labelled for it, the real Open WebUI runs (open_webui_runtime) and
+- Open WebUI: in a namespace labelled for it, the real Open WebUI runs (process_runtime) and
   its probe decides; elsewhere Ready after a short delay if its probes aim at port 8080 (or
   $PORT), with a health stand-in;
 - anything else: runs and is Ready.
@@ -35,8 +35,8 @@ from pathlib import Path
 
 from icc_sandbox.kubeapi import STRATEGIC_MERGE_PATCH, ApiError, KubeApi
 from icc_sandbox.nodes import GPU_RESOURCE, JSON, NodeSpec, Timing, iso, parse_iso
-from icc_sandbox.open_webui_runtime import OpenWebUiRuntime
 from icc_sandbox.pod_simulation import simulate_pod, status_differs, with_transition_times
+from icc_sandbox.process_runtime import ProcessRuntime
 from icc_sandbox.service_network import ServiceNetwork
 from icc_sandbox.stand_ins import StandIns, served_apps
 
@@ -55,7 +55,7 @@ class NodeAgent:
         kubelet_ports: dict[str, int] | None = None,
         work_dir: Path | None = None,
         network: ServiceNetwork | None = None,
-        runtime: OpenWebUiRuntime | None = None,
+        runtime: ProcessRuntime | None = None,
     ) -> None:
         self.api = api
         self.volumes_dir = (work_dir or Path(tempfile.gettempdir()) / "haw-icc-agent") / "volumes"
@@ -338,7 +338,7 @@ def persistent_volume(claim: JSON, volumes_dir: Path) -> JSON:
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": spec["storageClassName"],
             "volumeMode": spec.get("volumeMode", "Filesystem"),
-            # The real Open WebUI keeps its data here (open_webui_runtime); other pods only
+            # The real Open WebUI keeps its data here (process_runtime); other pods only
             # simulate their use of it.
             "hostPath": {"path": str(volumes_dir / f"pvc-{meta['uid']}")},
             "claimRef": {

@@ -14,13 +14,14 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 from icc_sandbox.kubeapi import ApiError, KubeApi
 from icc_sandbox.kubelet import Kubelets, object_lookup
 from icc_sandbox.node_agent import NodeAgent
 from icc_sandbox.nodes import Timing, load_nodes
-from icc_sandbox.open_webui_runtime import OpenWebUiRuntime
+from icc_sandbox.process_runtime import ProcessRuntime
 from icc_sandbox.service_network import ServiceNetwork
 
 log = logging.getLogger("node-agent")
@@ -28,13 +29,14 @@ log = logging.getLogger("node-agent")
 
 def _service_network_and_runtime(
     api: KubeApi, pod_network: str | None, work_dir: Path, kubelets: Kubelets
-) -> tuple[ServiceNetwork | None, OpenWebUiRuntime | None]:
+) -> tuple[ServiceNetwork | None, ProcessRuntime | None]:
     """The simulated kube-proxy and DNS, and the real Open WebUI with its logs at the kubelets:
     only with a pod network (ClusterIPs and pod IPs bindable on this machine)."""
     if pod_network is None:
         return None, None
-    network = ServiceNetwork(pod_network, work_dir / "dns")
-    runtime = OpenWebUiRuntime(api, work_dir, network, object_lookup(api))
+    server = urllib.parse.urlsplit(api.server)
+    network = ServiceNetwork(pod_network, work_dir / "dns", (server.hostname, server.port or 443))
+    runtime = ProcessRuntime(api, work_dir, network, object_lookup(api))
     kubelets.real_logs = runtime.log_lines
     return network, runtime
 

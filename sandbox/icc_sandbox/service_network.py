@@ -16,6 +16,7 @@ nothing the process looks up is asked of the machine's real resolver, so nothing
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -125,9 +126,12 @@ def write_in_place(path: Path, text: str) -> None:
 class ServiceNetwork:
     """kube-proxy and DNS files for the sandbox; `sync` with the API's Services and Endpoints."""
 
-    def __init__(self, pod_network: str, dns_dir: Path) -> None:
+    def __init__(self, pod_network: str, dns_dir: Path, api_server: Backend | None = None) -> None:
         self.pod_network = pod_network
         self.dns_dir = dns_dir
+        # The API server, behind default/kubernetes: it advertises 127.0.0.1, which Endpoints
+        # may not hold, so that Service has none; a pod's in-cluster client reaches it here.
+        self.api_server = api_server
         dns_dir.mkdir(parents=True, exist_ok=True)
         self.listeners: dict[tuple[str, int], Relay] = {}
         self.services: list[JSON] = []
@@ -135,6 +139,9 @@ class ServiceNetwork:
     def sync(self, services: list[JSON], endpoints: list[JSON]) -> None:
         self.services = services
         wanted = {(p.cluster_ip, p.port): p for p in service_ports(services, endpoints)}
+        for key, port in wanted.items():
+            if (port.namespace, port.service) == ("default", "kubernetes") and self.api_server:
+                wanted[key] = dataclasses.replace(port, backends=(self.api_server,))
         for key in [k for k in self.listeners if k not in wanted]:
             self.listeners.pop(key).close()
         for key, port in wanted.items():

@@ -3,7 +3,7 @@
 Open WebUI (FastAPI) answers `GET /health` and `GET /health/db` with `{"status": true}` once it
 runs; unknown routes get FastAPI's `{"detail": "Not Found"}` with 404. That is all this serves:
 enough for a health check through the API server's service proxy, in the namespaces that do not
-run the real Open WebUI (icc_sandbox.open_webui_runtime: about 0.8 GB and 10-30 s a pod).
+run the real Open WebUI (icc_sandbox.process_runtime: about 0.8 GB and 10-30 s a pod).
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def test_the_sandbox_reads_as_a_graph_of_its_modules(graph: dict[str, set[str]])
     # A guard on the reading itself: arrows the sandbox certainly has.
     assert {"nodes", "node_agent", "kubelet", "node_agent_main"} <= set(graph)
     assert {"nodes", "container_exec", "container_logs"} <= graph["kubelet"]
-    assert {"node_agent", "kubelet", "open_webui_runtime"} <= graph["node_agent_main"]
+    assert {"node_agent", "kubelet", "process_runtime"} <= graph["node_agent_main"]
 
 
 def test_the_sandbox_has_no_import_circle(graph: dict[str, set[str]]) -> None:

@@ -1,4 +1,5 @@
-"""The real Open WebUI for Open WebUI pods: the node agent's container runtime for that image.
+"""The node agent's container runtime for the containers that really run here: the real Open
+WebUI, and a script in the stock Python image (the tgi_server role's idle proxy).
 
 In a namespace labelled `sandbox.haw.icc/open-webui=real`, each Open WebUI container of a pod the
 agent runs is the real server (`open-webui serve` from PyPI, the version the role deploys, in a
@@ -15,6 +16,18 @@ would start it:
 - in a private mount namespace whose /etc/hosts and /etc/resolv.conf are the pod's cluster DNS
   (icc_sandbox.service_network): Service names resolve to ClusterIPs, everything else fails.
 
+In every namespace, a container of the stock Python image (`python:<tag>`) whose command is
+`python3 [flags] SCRIPT [args]` runs that script with this machine's python3 (standard library
+only, as in the image), as the image would run it:
+
+- its volumes (ConfigMaps, Secrets - the ServiceAccount token the API server's admission put
+  there among them -, emptyDirs, claims) mounted at their paths in its mount namespace, over a
+  tmpfs where the path does not exist on this machine;
+- with the in-cluster API address (KUBERNETES_SERVICE_HOST) in its environment, as the user of
+  securityContext.runAsUser;
+- listening on the pod's IP where it binds 0.0.0.0: all pods share the sandbox's one network
+  namespace, in which a pod of its own would have only its own address.
+
 The container is Ready when its readiness probe, sent to the real server, answers 2xx/3xx. A
 server that exits is restarted after the kubelet's back-off; its log's tail becomes the last
 termination message (the role's FallbackToLogsOnError). Elsewhere the health stand-in still
@@ -23,9 +36,11 @@ answers for Open WebUI: the real one costs about 0.8 GB and 12 s per pod.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -40,11 +55,12 @@ from icc_sandbox.container_exec import Lookup, container_env
 from icc_sandbox.container_logs import LogLine, LogsUnavailable
 from icc_sandbox.container_spec import app_for, probe_port
 from icc_sandbox.kubeapi import ApiError, KubeApi
+from icc_sandbox.kubelet import kubernetes_service_ip
 from icc_sandbox.nodes import JSON, NodeSpec, pod_address
 from icc_sandbox.pod_simulation import MAX_BACKOFF_SECONDS, LiveContainer
 from icc_sandbox.service_network import ServiceNetwork
 
-log = logging.getLogger("open-webui-runtime")
+log = logging.getLogger("process-runtime")
 
 REAL_OPEN_WEBUI_LABEL = "sandbox.haw.icc/open-webui"
 SANDBOX_DIR = Path(__file__).resolve().parents[1]
@@ -109,18 +125,86 @@ def probe_url(container: JSON, pod_ip: str, port: int) -> str | None:
     return f"http://{pod_ip}:{probe_port(container, probe) or port}{probe.get('path', '/')}"
 
 
-# --- one server -----------------------------------------------------------------------------------
+# --- what runs for real -----------------------------------------------------------------------
 
-# Binds the pod's DNS files over the machine's, then becomes the server (same PID).
-_WITH_POD_DNS = (
-    'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"'
-)
+# The python3 of this machine stands for the stock image's: standard library only.
+MACHINE_PYTHON = "/usr/bin/python3"
+# Runs the script (argv[2]) with its arguments, binding the pod's IP (argv[1]) where it binds
+# 0.0.0.0: in its own pod network namespace, that would be its only address.
+_BIND_IN_POD = """
+import runpy, socket, sys
+pod_ip = sys.argv[1]
+machine_bind = socket.socket.bind
+def bind_in_pod(sock, address):
+    if isinstance(address, tuple) and address[0] in ("", "0.0.0.0"):
+        address = (pod_ip, *address[1:])
+    return machine_bind(sock, address)
+socket.socket.bind = bind_in_pod
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def script_command(container: JSON) -> list[str] | None:
+    """`python3 [flags] SCRIPT [args]` of a container of the stock Python image, or None."""
+    image = container.get("image", "").split("@")[0].split("/")[-1].split(":")[0]
+    command = [*container.get("command", []), *container.get("args", [])]
+    if image != "python" or not command or Path(command[0]).name not in ("python", "python3"):
+        return None
+    script_at = next((i for i, arg in enumerate(command[1:], 1) if not arg.startswith("-")), None)
+    return command if script_at is not None else None
+
+
+def container_port(container: JSON) -> int | None:
+    ports = container.get("ports") or []
+    return int(ports[0]["containerPort"]) if ports else None
+
+
+def run_as(pod: JSON, container: JSON) -> tuple[int, int] | None:
+    """(uid, gid) of securityContext.runAsUser/runAsGroup (the container's over the pod's)."""
+    merged = (pod["spec"].get("securityContext") or {}) | (container.get("securityContext") or {})
+    if merged.get("runAsUser") is None:
+        return None
+    return int(merged["runAsUser"]), int(merged.get("runAsGroup", merged["runAsUser"]))
+
+
+def mount_steps(binds: list[tuple[Path, str]]) -> list[str]:
+    """Shell steps that mount each (directory here, path in the container), over a tmpfs on the
+    deepest existing directory where the path does not exist on this machine."""
+    steps, covered = [], []
+    for source, target in binds:
+        path = Path(target)
+        if not path.exists():
+            root = path
+            while not root.exists():
+                root = root.parent
+            root = root.resolve()
+            if root == Path("/"):
+                raise ValueError(f"cannot mount a volume at {target}: not below a directory here")
+            if not any(root == c or c in root.parents for c in covered):
+                steps.append(f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(str(root))}")
+                covered.append(root)
+            steps.append(f"mkdir -p {shlex.quote(target)}")
+        steps.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
+    return steps
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a container runs here: the real Open WebUI, or a script in the stock Python image."""
+
+    kind: str  # "open-webui" or "python-script"
+    port: int
+    program: Path
+
+
+# --- one server -----------------------------------------------------------------------------------
 
 
 @dataclass
 class _Server:
     pod_ip: str
-    port: int
+    launch: Launch
     probe: str | None
     directory: Path
     process: subprocess.Popen | None = None
@@ -143,8 +227,8 @@ class _Server:
 
 
 @dataclass
-class OpenWebUiRuntime:
-    """Starts, probes and stops the real Open WebUI servers of labelled namespaces' pods."""
+class ProcessRuntime:
+    """Starts, probes and stops the containers that really run here (see the module)."""
 
     api: KubeApi
     work_dir: Path
@@ -162,32 +246,43 @@ class OpenWebUiRuntime:
         self.namespaces = {item["metadata"]["name"] for item in found}
 
     def live(self, pod: JSON, node: NodeSpec, now: float) -> dict[str, LiveContainer]:
-        """The state of the pod's real Open WebUI containers, starting those not yet running."""
+        """The state of the pod's containers that run here, starting those not yet running."""
         meta = pod["metadata"]
-        if meta["namespace"] not in self.namespaces or meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):
             return {}
         states = {}
         for container in pod["spec"]["containers"]:
-            app = app_for(container)
-            if app.kind != "open-webui" or app.port is None:
-                continue
             key = (meta["uid"], container["name"])
             server = self.servers.get(key)
             if server is None:
-                command = self.server_command()
-                if command is None:
-                    self._warn_once(meta["namespace"])
-                    return {}
+                launch = self._launch(pod, container)
+                if launch is None:
+                    continue
                 pod_ip = pod_address(pod, node)
                 server = self.servers[key] = _Server(
                     pod_ip,
-                    app.port,
-                    probe_url(container, pod_ip, app.port),
+                    launch,
+                    probe_url(container, pod_ip, launch.port),
                     self.work_dir / "pods" / meta["uid"] / container["name"],
                 )
-                self._start(server, pod, container, node, command, now)
+                self._start(server, pod, container, node, now)
             states[container["name"]] = self._observe(server, pod, container, node, now)
         return states
+
+    def _launch(self, pod: JSON, container: JSON) -> Launch | None:
+        app = app_for(container)
+        if app.kind == "open-webui" and app.port is not None:
+            if pod["metadata"]["namespace"] not in self.namespaces:
+                return None
+            command = self.server_command()
+            if command is None:
+                self._warn_once(pod["metadata"]["namespace"])
+                return None
+            return Launch("open-webui", app.port, command)
+        port = container_port(container)
+        if script_command(container) is not None and port is not None:
+            return Launch("python-script", port, Path(MACHINE_PYTHON))
+        return None
 
     def log_lines(self, uid: str, pod: str, container: str, previous: bool) -> list[LogLine] | None:
         """What the kubelet shows for a real container: its current run's log, or with
@@ -226,8 +321,68 @@ class OpenWebUiRuntime:
             )
 
     def _start(
-        self, server: _Server, pod: JSON, container: JSON, node: NodeSpec, command: Path, now: float
+        self, server: _Server, pod: JSON, container: JSON, node: NodeSpec, now: float
     ) -> None:
+        if server.launch.kind == "open-webui":
+            argv, env, cwd, where = self._open_webui(server, pod, container, node)
+        else:
+            argv, env, cwd, where = self._script(server, pod, container, node)
+        # setpriv: SIGKILL when the agent dies, so that no server outlives a killed agent.
+        server.process = subprocess.Popen(
+            ["setpriv", "--pdeathsig", "KILL", "--", *argv],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server.log_writer = threading.Thread(
+            target=_keep_log,
+            args=(server.process.stdout, server.log_file()),
+            name=f"{server.launch.kind}-log-{server.process.pid}",
+            daemon=True,
+        )
+        server.log_writer.start()
+        server.started_at, server.ready, server.last_probe = now, False, 0.0
+        log.info(
+            "pod %s/%s: %s (pid %d) starting on %s:%d, %s",
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            server.launch.kind,
+            server.process.pid,
+            server.pod_ip,
+            server.launch.port,
+            where,
+        )
+
+    def _in_pod_mounts(self, pod: JSON, steps: list[str], argv: list[str]) -> list[str]:
+        """`argv` in a private mount namespace with the pod's DNS files and `steps` mounted."""
+        hosts, resolv = self.network.dns_files(pod["metadata"]["namespace"])
+        script = " && ".join(
+            [
+                f"mount --bind {shlex.quote(str(hosts))} /etc/hosts",
+                f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf",
+                *steps,
+                'exec "$@"',
+            ]
+        )
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *argv,
+        ]
+
+    def _open_webui(
+        self, server: _Server, pod: JSON, container: JSON, node: NodeSpec
+    ) -> tuple[list[str], dict[str, str], Path, str]:
         env = dict(container_env(pod, container, node, (), self.lookup))
         data_dir = env.get("DATA_DIR", "")
         host_data = None
@@ -248,43 +403,42 @@ class OpenWebUiRuntime:
         home, app_dir = server.directory / "home", server.directory / "app"
         for directory in (host_data, home, app_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        command = server.launch.program
         env |= {
             "DATA_DIR": str(host_data),
             "HOME": str(home),
             "PATH": f"{command.parent}:/usr/local/bin:/usr/bin:/bin",
         }
-        hosts, resolv = self.network.dns_files(pod["metadata"]["namespace"])
-        # setpriv: SIGKILL when the agent dies, so that no server outlives a killed agent.
-        argv = ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount"]
-        argv += ["--propagation", "private", "--", "sh", "-c", _WITH_POD_DNS]
-        argv += ["sh", str(hosts), str(resolv), str(command), "serve"]
-        argv += ["--host", server.pod_ip, "--port", str(server.port)]
-        server.process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=app_dir,  # where the image's start script keeps a generated secret key
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        server.log_writer = threading.Thread(
-            target=_keep_log,
-            args=(server.process.stdout, server.log_file()),
-            name=f"open-webui-log-{server.process.pid}",
-            daemon=True,
-        )
-        server.log_writer.start()
-        server.started_at, server.ready, server.last_probe = now, False, 0.0
-        log.info(
-            "pod %s/%s: real Open WebUI (pid %d) starting on %s:%d, data in %s",
-            pod["metadata"]["namespace"],
-            pod["metadata"]["name"],
-            server.process.pid,
-            server.pod_ip,
-            server.port,
-            host_data,
-        )
+        argv = [str(command), "serve", "--host", server.pod_ip, "--port", str(server.launch.port)]
+        # cwd: where the image's start script keeps a generated secret key
+        return self._in_pod_mounts(pod, [], argv), env, app_dir, f"data in {host_data}"
+
+    def _script(
+        self, server: _Server, pod: JSON, container: JSON, node: NodeSpec
+    ) -> tuple[list[str], dict[str, str], Path, str]:
+        kubernetes_ip = kubernetes_service_ip(self.api)
+        env = dict(container_env(pod, container, node, (), self.lookup, kubernetes_ip))
+        env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+        volumes = {volume["name"]: volume for volume in pod["spec"].get("volumes", [])}
+        binds = []
+        for mount in container.get("volumeMounts", []):
+            source = self._volume_dir(pod, volumes.get(mount["name"]) or {})
+            if source is not None:
+                binds.append((source / mount.get("subPath", ""), mount["mountPath"]))
+        command = script_command(container) or []
+        flags = list(itertools.takewhile(lambda arg: arg.startswith("-"), command[1:]))
+        script_and_args = command[1 + len(flags) :]
+        argv = [str(server.launch.program), *flags, "-c", _BIND_IN_POD, server.pod_ip]
+        argv += script_and_args
+        user = run_as(pod, container)
+        if user is not None:  # after the mounts, which need root; a new user clears pdeathsig
+            uid, gid = map(str, user)
+            as_user = ["setpriv", "--reuid", uid, "--regid", gid, "--clear-groups"]
+            argv = [*as_user, "--pdeathsig", "KILL", "--", *argv]
+        home = server.directory / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        mounted = ", ".join(target for _source, target in binds) or "no volumes"
+        return self._in_pod_mounts(pod, mount_steps(binds), argv), env, home, f"mounted {mounted}"
 
     def _observe(
         self, server: _Server, pod: JSON, container: JSON, node: NodeSpec, now: float
@@ -298,17 +452,16 @@ class OpenWebUiRuntime:
             server.restart_at = now + min(10.0 * 2**server.restarts, MAX_BACKOFF_SECONDS)
             server.process, server.ready = None, False
             log.warning(
-                "pod %s/%s: Open WebUI exited with %s: %s",
+                "pod %s/%s: %s exited with %s: %s",
                 pod["metadata"]["namespace"],
                 pod["metadata"]["name"],
+                server.launch.kind,
                 process.returncode,
                 tail.splitlines()[-1:] or "no output",
             )
         if server.process is None and now >= server.restart_at:
-            command = self.server_command()
-            if command is not None:
-                server.restarts += 1
-                self._start(server, pod, container, node, command, now)
+            server.restarts += 1
+            self._start(server, pod, container, node, now)
         if server.process is not None and now - server.last_probe >= (
             PROBE_PERIOD_SECONDS if server.ready else 0.0
         ):
@@ -323,9 +476,29 @@ class OpenWebUiRuntime:
         )
 
     def _volume_dir(self, pod: JSON, volume: JSON) -> Path | None:
-        """Where a pod volume lives here: a claim's provisioned directory, an emptyDir's own."""
+        """Where a pod volume lives here: a claim's provisioned directory, an emptyDir's own, a
+        ConfigMap's or Secret's keys written as files (as the kubelet does, mode 0644)."""
+        own = self.work_dir / "pods" / pod["metadata"]["uid"] / "volumes" / volume.get("name", "")
         if "emptyDir" in volume:
-            return self.work_dir / "pods" / pod["metadata"]["uid"] / "volumes" / volume["name"]
+            own.mkdir(parents=True, exist_ok=True)
+            return own
+        for kind, key in (("configMap", "name"), ("secret", "secretName")):
+            source = volume.get(kind)
+            if source is None:
+                continue
+            data = self.lookup(kind, pod["metadata"]["namespace"], source.get(key, ""))
+            if data is None:
+                return None
+            own.mkdir(parents=True, exist_ok=True)
+            own.chmod(0o755)
+            items = source.get("items") or [{"key": name, "path": name} for name in data]
+            for item in items:
+                if item["key"] in data:
+                    path = own / item["path"]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(data[item["key"]])
+                    path.chmod(0o644)
+            return own
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         if claim is None:
             return None
@@ -351,7 +524,7 @@ def _stop(servers: list[_Server], grace: float = 8.0) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        log.info("stopped the real Open WebUI (pid %d)", process.pid)
+        log.info("stopped pid %d", process.pid)
 
 
 def _keep_log(stream, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The node agent's runtime for the real Open WebUI, with a small server in its place.
+"""The node agent's runtime for the containers that really run here: the real Open WebUI, with a
+small server in its place, and a script of the stock Python image.
 
 The server here is a script named like `open-webui` that records what it was started with (its
 environment, the /etc/hosts and /etc/resolv.conf it sees, its directory) and answers /health:
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,15 @@ import yaml
 from icc_sandbox.container_logs import LogsUnavailable
 from icc_sandbox.kubeapi import ApiError
 from icc_sandbox.nodes import NodeSpec, Timing
-from icc_sandbox.open_webui_runtime import (
+from icc_sandbox.pod_simulation import simulate_pod
+from icc_sandbox.process_runtime import (
     ROLE_DEFAULTS,
-    OpenWebUiRuntime,
+    ProcessRuntime,
     host_path_of,
     pinned_version,
     probe_url,
+    script_command,
 )
-from icc_sandbox.pod_simulation import simulate_pod
 from icc_sandbox.service_network import ServiceNetwork
 
 pytestmark = pytest.mark.skipif(
@@ -115,7 +118,7 @@ def webui_pod(uid: str, *extra_env: dict) -> dict:
     }
 
 
-def make_runtime(tmp_path: Path) -> OpenWebUiRuntime:
+def make_runtime(tmp_path: Path) -> ProcessRuntime:
     """A runtime whose `open-webui` is FAKE_SERVER, with one claim bound to a directory."""
     server = tmp_path / "venv" / "bin" / "open-webui"
     server.parent.mkdir(parents=True)
@@ -125,7 +128,7 @@ def make_runtime(tmp_path: Path) -> OpenWebUiRuntime:
     network.services = [
         {"metadata": {"namespace": NAMESPACE, "name": "tgi"}, "spec": {"clusterIP": "10.201.0.7"}}
     ]
-    runtime = OpenWebUiRuntime(
+    runtime = ProcessRuntime(
         FakeApi(tmp_path / "volumes" / "pvc-1"),
         tmp_path / "agent",
         network,
@@ -245,7 +248,7 @@ def test_the_pinned_version_is_the_roles_image_tag():
 AGENT_THAT_DIES = """
 import sys, time
 sys.path[:0] = {paths!r}
-import test_open_webui_runtime as t
+import test_process_runtime as t
 from pathlib import Path
 runtime = t.make_runtime(Path({tmp!r}))
 pod = t.webui_pod("b8c9d0e1-orphan")
@@ -271,3 +274,95 @@ def test_a_killed_agent_takes_its_servers_with_it(tmp_path):
     while Path(f"/proc/{server_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{server_pid}").exists(), "the server outlived its agent"
+
+
+# A script as the tgi_server role ships its idle proxy: it answers what it sees.
+SEEING_SCRIPT = """
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+class Seen(BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen = {"uid": os.getuid(), "argv": sys.argv, "bound": self.server.server_address[0],
+                "token": open(ACCOUNT + "/token").read(),
+                "api": os.environ.get("KUBERNETES_SERVICE_HOST"), "port": os.environ["PORT"],
+                "hosts": open("/etc/hosts").read()}
+        body = json.dumps(seen).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("listening", flush=True)
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Seen).serve_forever()
+"""
+
+
+def script_pod(uid: str) -> dict:
+    container = {
+        "name": "idle-proxy",
+        "image": "docker.io/library/python:3.12.8-slim-bookworm",
+        "command": ["python3", "-u", "/opt/haw-icc/seeing.py", "--an-arg"],
+        "env": [{"name": "PORT", "value": "18089"}],
+        "ports": [{"name": "http", "containerPort": 18089}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+        "securityContext": {"runAsUser": 65534},
+        "volumeMounts": [
+            {"name": "script", "mountPath": "/opt/haw-icc", "readOnly": True},
+            {"name": "token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+        ],
+    }
+    return {
+        "metadata": {"namespace": "elsewhere", "name": f"proxy-{uid}", "uid": uid},
+        "spec": {
+            "nodeName": NODE.name,
+            "containers": [container],
+            "volumes": [
+                {"name": "script", "configMap": {"name": "seeing"}},
+                {"name": "token", "secret": {"secretName": "proxy-token-abcde"}},
+            ],
+        },
+        "status": {},
+    }
+
+
+def test_a_script_of_the_stock_python_image_runs_with_its_volumes_user_and_api(tmp_path):
+    objects = {
+        ("configMap", "elsewhere", "seeing"): {"seeing.py": SEEING_SCRIPT},
+        ("secret", "elsewhere", "proxy-token-abcde"): {"token": "the-token", "ca.crt": "PEM"},
+    }
+    runtime = make_runtime(tmp_path)
+    runtime.lookup = lambda kind, namespace, name: objects.get((kind, namespace, name))
+    runtime.api.objects["/api/v1/namespaces/default/services/kubernetes"] = {
+        "spec": {"clusterIP": "10.201.0.1"}
+    }
+    pod = script_pod("c9d0e1f2-script")
+    try:
+        state = runtime.live(pod, NODE, time.time())["idle-proxy"]
+        assert state.running and not state.ready
+        deadline = time.monotonic() + 20
+        while not state.ready and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = runtime.live(pod, NODE, time.time())["idle-proxy"]
+        assert state.ready, runtime.log_lines("c9d0e1f2-script", "p", "idle-proxy", False)
+        pod_ip = NODE.pod_ip("c9d0e1f2-script")
+        with urllib.request.urlopen(f"http://{pod_ip}:18089/", timeout=5) as answer:
+            seen = json.loads(answer.read())
+    finally:
+        runtime.close()
+    assert seen["uid"] == 65534  # securityContext.runAsUser
+    assert seen["argv"] == ["/opt/haw-icc/seeing.py", "--an-arg"]  # from the ConfigMap volume
+    assert seen["bound"] == pod_ip  # 0.0.0.0 in its own pod network: the pod's address here
+    assert seen["token"] == "the-token"  # the ServiceAccount's Secret, at the in-cluster path
+    assert seen["api"] == "10.201.0.1" and seen["port"] == "18089"
+    assert "10.201.0.7\ttgi.chat.svc.cluster.local" in seen["hosts"]  # the cluster's DNS
+    assert not Path("/opt/haw-icc").exists()  # only the container's view has it
+
+
+def test_other_images_and_commands_are_not_run_as_scripts():
+    container = script_pod("d0e1f2a3-not")["spec"]["containers"][0]
+    assert script_command(container) == ["python3", "-u", "/opt/haw-icc/seeing.py", "--an-arg"]
+    assert script_command(container | {"image": "ghcr.io/x/python-tools:1"}) is None
+    assert script_command(container | {"command": ["sh", "-c", "python3 x.py"]}) is None
+    assert script_command(container | {"command": ["python3", "-u"]}) is None  # no script
