@@ -10,6 +10,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.apply import (
     ObjectProblem,
     carry_out,
     describe,
+    object_path,
     plan_objects,
 )
 from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
@@ -31,6 +32,14 @@ class ActionModule(KubernetesAction):
             )
         api = self._cluster_api(args)
         manager = args["field_manager"]
+        group = args["absent_group"]
+        if group:
+            try:
+                found = api.get(object_path(group[0], args["namespace"]), missing_ok=True)
+            except (ObjectProblem, ApiError) as problem:
+                return self._fail(result, f"{describe(group[0])}: {problem}")
+            if found is not None:
+                wanted += [(d, "absent") for d in group]
         # Everything read and dry-run first: a refusal stops the task before any write.
         plans = plan_objects(api, args["namespace"], wanted, manager)
         diffs = []

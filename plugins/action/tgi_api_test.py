@@ -195,7 +195,11 @@ class ActionModule(KubernetesAction):
             engine=ENGINE_APIS[args["engine"]],
         )
         checks = run_api_checks(tgi, test, webui)
-        checks.append(self._gpu_check(api, args, tgi_pod))
+        server = args["server_service"] or args["tgi_service"]
+        server_pod = (
+            tgi_pod if server == args["tgi_service"] else self._ready_pod(api, namespace, server)
+        )
+        checks.append(self._gpu_check(api, args, server_pod))
 
         host = to_text(task_vars.get("inventory_hostname") or namespace)
         display.display(report(f"[{host}] API test of {namespace} through {via}", checks))

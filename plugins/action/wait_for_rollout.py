@@ -16,7 +16,10 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiError
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
-from ansible_collections.haw.icc.plugins.module_utils.operations.progress import ProgressLog
+from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
+    ASLEEP_SINCE_ANNOTATION,
+    ProgressLog,
+)
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
     RolloutWatcher,
     undo_rollout,
@@ -35,6 +38,8 @@ from ansible_collections.haw.icc.plugins.plugin_utils.kubernetes_action import (
 )
 
 display = Display()
+# Who woke a sleeping server, in its managedFields (the idle proxy follows the replicas).
+WAKE_FIELD_MANAGER = "haw.icc-wake"
 
 
 class ActionModule(KubernetesAction):
@@ -84,11 +89,34 @@ class ActionModule(KubernetesAction):
                 warn=lambda message: display.warning(f"{host}: {message}"),
             )
 
+        asleep = self._wake(watcher, names, prefix) if args["wake"] else []
         outcome = wait(names, args["timeout"])
         self._finish(result, outcome, watcher)
+        if asleep and outcome.ready:
+            result["woken"] = {name: outcome.elapsed for name in asleep}
+            woken = ", ".join(asleep)
+            result["msg"] = f"woken ({woken}), ready after {format_duration(outcome.elapsed)}"
         if outcome.ready or not args["rollback"] or outcome.status not in (FAILED, TIMED_OUT):
             return result
         return self._roll_back(result, outcome, watcher, wait, prefix, args["rollback_timeout"])
+
+    @staticmethod
+    def _wake(watcher: RolloutWatcher, names: list[str], prefix: str) -> list[str]:
+        """Scales each Deployment that sleeps (0 replicas) to 1; the names of those woken."""
+        woken = []
+        for name in names:
+            deployment = watcher.deployment(name)
+            if (deployment.get("spec") or {}).get("replicas") != 0:
+                continue
+            display.display(f"{prefix}{name}: asleep (0 replicas); waking it")
+            notes = (deployment.get("metadata") or {}).get("annotations") or {}
+            patch = [{"op": "replace", "path": "/spec/replicas", "value": 1}]
+            if ASLEEP_SINCE_ANNOTATION in notes:
+                key = ASLEEP_SINCE_ANNOTATION.replace("~", "~0").replace("/", "~1")
+                patch.append({"op": "remove", "path": f"/metadata/annotations/{key}"})
+            watcher.patch_deployment(name, patch, WAKE_FIELD_MANAGER)
+            woken.append(name)
+        return woken
 
     def _roll_back(
         self,

@@ -32,6 +32,15 @@ options:
     type: list
     elements: dict
     default: []
+  absent_group:
+    description:
+      - Objects that exist together and are deleted together, only when the first of them
+        exists; the others are not read otherwise. For objects of kinds a user without them
+        may not read (a Role), named after one every user of the collection may read (a
+        Service).
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -40,7 +49,8 @@ attributes:
     support: full
     details: Each changed object before and after.
 notes:
-  - Applies Services, PersistentVolumeClaims, Deployments, NetworkPolicies and Ingresses.
+  - Applies Services, PersistentVolumeClaims, ConfigMaps, ServiceAccounts, Deployments, Roles,
+    RoleBindings, NetworkPolicies and Ingresses.
 """
 
 EXAMPLES = r"""
@@ -74,6 +84,7 @@ ARGUMENT_SPEC = action_docs.kubernetes_spec(
     field_manager=dict(type="str", default="haw.icc"),
     objects=dict(type="list", elements="dict", required=True),
     absent=dict(type="list", elements="dict", default=[]),
+    absent_group=dict(type="list", elements="dict", default=[]),
 )
 
 if __name__ == "__main__":

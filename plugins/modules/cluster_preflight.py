@@ -36,7 +36,9 @@ options:
   permissions:
     description:
       - What the user must be allowed to do in the namespace.
-      - Each item has C(resource), C(verbs), and C(group) (empty for the core API group).
+      - Each item has C(resource), C(verbs), and C(group) (empty for the core API group), and
+        optionally C(needed_for), what asks for it (a setting the user may turn off), which the
+        refusal names.
     type: list
     elements: dict
     default: []

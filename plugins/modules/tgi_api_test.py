@@ -81,6 +81,12 @@ options:
     description: The TGI Service, used for the service proxy and to find the TGI pod.
     type: str
     default: tgi
+  server_service:
+    description:
+      - The Service of the inference server's own pods, where the GPU check runs; unset, that
+        of O(tgi_service). Differs when an idle proxy (C(icc_idle_minutes)) stands behind
+        O(tgi_service).
+    type: str
   tgi_service_port:
     description: The TGI Service's port (a port-forward goes to the pod's port it targets).
     type: int
@@ -231,6 +237,7 @@ ARGUMENT_SPEC = action_docs.kubernetes_spec(
     engine=dict(type="str", choices=["tgi", "vllm"], default="tgi"),
     model_id=dict(type="str", required=True),
     **action_docs.service_access_spec("tgi", service="tgi", port=3333),
+    server_service=dict(type="str"),
     tgi_api_key=dict(type="str", no_log=True),
     tgi_api_key_secret=dict(type="str", default="tgi-api-key", no_log=False),
     open_webui=dict(type="bool", default=True),

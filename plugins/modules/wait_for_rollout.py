@@ -23,7 +23,7 @@ description:
     example a crash loop, where the message quotes the container's last output (TGI's error).
   - Runs on the Ansible controller as an action plugin, whatever the inventory host is; only
     the controller needs the C(kubernetes) Python library. It reads, never writes, except for
-    the rollback of O(rollback).
+    the rollback of O(rollback) and the wake of O(wake).
   - Works with rights in one namespace only. When pods, ReplicaSets or events may not be listed,
     it still waits on the Deployment's status and warns that the lines show less detail.
 extends_documentation_fragment:
@@ -82,6 +82,15 @@ options:
     description: Seconds the restored revision has to become ready.
     type: int
     default: 600
+  wake:
+    description:
+      - Wake a Deployment that sleeps with 0 replicas (put to sleep by the idle proxy of
+        C(icc_idle_minutes), or scaled to 0 by hand) by scaling it to 1, and wait for it, saying
+        so and how long the wake took (RV(woken)). This writes the replicas and nothing else.
+      - With V(false), a sleeping Deployment counts as done, its line says it is asleep (what a
+        deploy wants, which must not wake a server that sleeps).
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: partial
@@ -185,6 +194,11 @@ deployments:
       description: The failing container's last output (its termination message), when there is one.
       type: str
       returned: when a container failed with a termination message
+woken:
+  description: The Deployments woken from 0 replicas (O(wake)), each with the seconds until ready.
+  returned: when O(wake) woke one
+  type: dict
+  sample: {tgi: 26.4}
 rolled_back:
   description: The Deployments rolled back, with the revision that was put back.
   returned: when O(rollback) rolled something back
@@ -208,6 +222,7 @@ ARGUMENT_SPEC = action_docs.kubernetes_spec(
     unschedulable_grace=dict(type="int", default=60),
     rollback=dict(type="bool", default=False),
     rollback_timeout=dict(type="int", default=600),
+    wake=dict(type="bool", default=True),
 )
 
 if __name__ == "__main__":

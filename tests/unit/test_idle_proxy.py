@@ -31,16 +31,20 @@ class FakeKubernetes:
     scheduled (no GPU free) when `schedulable` is false."""
 
     def __init__(self, ready_after: float = 0.2, schedulable: bool = True) -> None:
-        self.replica_count, self.scaled, self.woken = 1, [], 0.0
+        self.replica_count, self.scaled, self.woken, self.annotations = 1, [], 0.0, {}
         self.ready_after, self.schedulable = ready_after, schedulable
 
     def replicas(self, _deployment):
         return self.replica_count
 
-    def scale(self, _deployment, replicas):
+    def scale(self, _deployment, replicas, annotations=None):
         self.scaled.append(replicas)
+        self.annotations = {**self.annotations, **(annotations or {})}
         self.replica_count = replicas
         self.woken = time.time()
+
+    def endpoints_ready(self, _service):
+        return self.replica_count > 0 and time.time() - self.woken >= self.ready_after
 
     def selector(self, _deployment):
         return "app.kubernetes.io/name=tgi"
@@ -69,14 +73,17 @@ def upstream():
         yield server
 
 
-def start(upstream, kube, idle=0.5, wake_timeout=10.0):
+def start(upstream, kube, idle=0.5, wake_timeout=10.0, sync=60.0):
     settings = {
         "upstream": upstream.url,
         "deployment": "tgi",
+        "served_model": MODEL,
+        "service": "tgi-server",
         "idle_seconds": idle,
         "wake_timeout_seconds": wake_timeout,
         "wake_estimate_seconds": 45.0,
         "poll_seconds": 0.05,
+        "sync_seconds": sync,
         "port": free_port(),
     }
     proxy = idle_proxy.IdleProxy(kube, settings)
@@ -154,6 +161,10 @@ def test_idle_it_sleeps_and_health_checks_neither_keep_it_awake_nor_wake_it(runn
     models = call(f"{url}/v1/models")
     assert models[0] == 200 and json.loads(models[2])["data"][0]["id"] == MODEL
     assert kube.scaled == [0]  # nothing of that woke it
+    # What status.yml reads from the Deployment: when it fell asleep, and the last use before.
+    notes = kube.annotations
+    assert notes["haw.icc/asleep-since"] == status["asleep_since"]
+    assert notes["haw.icc/last-request"] <= notes["haw.icc/asleep-since"]
 
 
 def test_the_next_chat_wakes_it_and_is_answered_once_it_is_ready(running):
@@ -167,6 +178,17 @@ def test_the_next_chat_wakes_it_and_is_answered_once_it_is_ready(running):
     assert kube.scaled[:2] == [0, 1] and waited >= 0.3
     state = proxy.status()
     assert state["wakes"] == 1 and state["last_wake_seconds"] >= 0.3
+    assert kube.annotations["haw.icc/asleep-since"] is None  # a merge patch's null removes it
+
+
+def test_it_follows_replicas_that_someone_else_changed(running):
+    kube = FakeKubernetes()
+    proxy, _url = running(kube, idle=60, sync=0.1)
+    kube.replica_count = 0  # kubectl scale --replicas 0
+    assert until(lambda: proxy.status()["state"] == "asleep")
+    kube.replica_count = 1  # test.yml woke it
+    assert until(lambda: proxy.status()["state"] == "awake")
+    assert kube.scaled == []  # it only followed: no write of its own
 
 
 def test_a_request_that_cannot_wait_gets_503_with_the_estimate(running):

@@ -40,9 +40,12 @@ CLUSTER_SCOPED = {
     "mutatingwebhookconfigurations",
     "validatingwebhookconfigurations",
 }
-# API groups the collection never touches; granting them would let the user widen their own
-# rights (rbac), run arbitrary workloads beside the Deployments (batch), or change admission.
-FORBIDDEN_GROUPS = {"rbac.authorization.k8s.io", "batch", "admissionregistration.k8s.io", "*"}
+# API groups the collection never touches; granting them would let the user run arbitrary
+# workloads beside the Deployments (batch) or change admission.
+FORBIDDEN_GROUPS = {"batch", "admissionregistration.k8s.io", "*"}
+# RBAC: Roles and RoleBindings only (the idle proxy's own), and without escalate and bind
+# (POWERFUL_VERBS), so that Kubernetes' escalation check keeps the user to the rights it holds.
+RBAC_RESOURCES = {"roles", "rolebindings"}
 
 
 def load_documents() -> dict[str, dict]:
@@ -67,7 +70,10 @@ def preflight_permissions() -> list[tuple[str, str, str, str]]:
     __icc_permissions and the lists written into a task (cleanup.yml, gpu_scale)."""
     found = []
     shared = yaml.safe_load((REPO_ROOT / "playbooks" / "vars" / "preflight.yml").read_text())
-    sources = [("playbooks/vars/preflight.yml", shared["__icc_permissions"])]
+    sources = [
+        ("playbooks/vars/preflight.yml", shared["__icc_permissions"]),
+        ("playbooks/vars/preflight.yml (icc_idle_minutes)", shared["__icc_idle_permissions"]),
+    ]
 
     def walk(node, where):
         if isinstance(node, dict):
@@ -109,6 +115,9 @@ def test_the_role_names_every_verb_and_resource_and_no_powerful_verb():
         assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule  # no resourceNames, no URLs
         assert "*" not in rule["resources"] and "*" not in rule["verbs"], rule
         assert not set(rule["apiGroups"]) & FORBIDDEN_GROUPS, rule
+        if "rbac.authorization.k8s.io" in rule["apiGroups"]:
+            assert rule["apiGroups"] == ["rbac.authorization.k8s.io"], rule
+            assert set(rule["resources"]) <= RBAC_RESOURCES, rule
         assert not set(rule["verbs"]) & POWERFUL_VERBS, rule
         assert len(set(rule["verbs"])) == len(rule["verbs"]), rule  # no verb twice
 

@@ -30,6 +30,14 @@ RESOURCES = {
     ("v1", "Secret"): "/api/v1/namespaces/{namespace}/secrets",
     ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
     ("v1", "PersistentVolumeClaim"): "/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+    ("v1", "ConfigMap"): "/api/v1/namespaces/{namespace}/configmaps",
+    ("v1", "ServiceAccount"): "/api/v1/namespaces/{namespace}/serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"): (
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles"
+    ),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): (
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings"
+    ),
     ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/{namespace}/deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): (
         "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
@@ -43,7 +51,7 @@ RESOURCES = {
 # Dependents (a Deployment's ReplicaSets and pods) go before the object itself.
 FOREGROUND = {"propagationPolicy": "Foreground"}
 SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
-# Objects planned side by side (plan_objects): a role applies five at most.
+# Objects planned side by side (plan_objects).
 PLAN_THREADS = 4
 
 
@@ -138,7 +146,16 @@ def plan_object(
     if state == "absent":
         outcome.changed = live is not None
         return outcome
-    planned = api.apply(path, definition, manager, dry_run=True)
+    try:
+        planned = api.apply(path, definition, manager, dry_run=True)
+    except ApiError as problem:
+        # A new RoleBinding to a Role of the same apply: the API server looks the Role up to
+        # check that the user holds its rights, and in a dry run it is not there yet. Applied
+        # after the Role, for real, it is.
+        if not (definition["kind"] == "RoleBinding" and live is None and problem.status == 404):
+            raise
+        outcome.changed = True
+        return outcome
     outcome.after = comparable(planned)
     if not outcome.resource_version:
         outcome.resource_version = planned.get("metadata", {}).get("resourceVersion", "")

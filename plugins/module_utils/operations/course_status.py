@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any, Dict  # noqa: UP035
 
+from ansible_collections.haw.icc.plugins.module_utils.operations.diagnosis import HEALTHY_STATES
+
 JSON = Dict[str, Any]  # noqa: UP006
 TABLE_COLUMNS = ("NAMESPACE", "TGI", "MODEL", "GPUS", "OPEN WEBUI", "PROBLEM")
 
@@ -30,7 +32,7 @@ def status_row(status: JSON) -> JSON:
         (
             f"{app.get('problem')}: {app.get('cause')}"
             for app in (tgi, webui)
-            if app and app.get("state") != "ready"
+            if app and app.get("state") not in HEALTHY_STATES
         ),
         "",
     )
@@ -144,7 +146,7 @@ def course_page(statuses: list[JSON], generated: str) -> str:
         gpus = f"{gpu.get('count')} x {gpu.get('type')}" if gpu.get("count") else ""
         fixes = next(
             (app.get("fix") or [] for app in (tgi, status.get("open_webui") or {})
-             if app and app.get("state") not in ("ready", "asleep")),
+             if app and app.get("state") not in HEALTHY_STATES),
             [],
         )  # fmt: skip
         problem = _cell(row["problem"])

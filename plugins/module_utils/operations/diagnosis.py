@@ -43,12 +43,16 @@ GPU_QUOTA = "requests.nvidia.com/gpu"
 CUDA_OOM = "cuda-out-of-memory"
 
 
+# Healthy: serving, or asleep with its GPUs given back (icc_idle_minutes).
+HEALTHY_STATES = ("ready", "asleep")
+
+
 @dataclass
 class Diagnosis:
     """One application of a namespace (TGI or Open WebUI), as the status playbook shows it."""
 
     app: str
-    state: str  # ready, starting, downloading, pending, failed, absent
+    state: str  # ready, asleep, starting, downloading, pending, failed, absent
     summary: str  # pod_progress's line, e.g. "tgi: 0/1 ready — pod ...: Running for 2m, ..."
     problem: str = ""  # what is wrong, one line ("" when healthy)
     cause: str = ""
@@ -275,6 +279,16 @@ def diagnose(
             fix=[playbook("deploy", namespace)],
         )
     rollout = progress.describe_rollout(deployment, replicasets, pods, events, now)
+    if rollout.done and rollout.desired == 0:  # healthy: asleep (icc_idle_minutes)
+        return Diagnosis(
+            app,
+            "asleep",
+            rollout.summary,
+            fix=[
+                "the next chat or API request wakes it and is answered once it is ready; "
+                f"or wake it now: {playbook('test', namespace)}"
+            ],
+        )
     pod = _pod_in_question(rollout, pods)
     view = next((v for v in rollout.pods if pod and v.name == pod["metadata"]["name"]), None)
     result = Diagnosis(

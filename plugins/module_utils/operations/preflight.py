@@ -84,6 +84,24 @@ def volume_problems(
     return problems
 
 
+def needed_for(permissions: list[dict[str, Any]], denied: list[str]) -> str:
+    """Why the denied rights are needed: all by one setting the user may leave unset (their
+    `needed_for`), or to deploy at all."""
+    setting_of = {
+        rights.label(*right): permission.get("needed_for")
+        for permission in permissions
+        for right in rights.needed([permission])
+    }
+    settings = {setting_of.get(label) for label in denied}
+    if len(settings) == 1 and None not in settings:
+        setting = settings.pop()
+        return (
+            f"{setting} needs them (rbac/haw-icc-deployer.yml grants them); without {setting} "
+            "the rest deploys."
+        )
+    return "Deploying needs these rights (on the ICC a student has them in their own namespace)."
+
+
 def check(
     api: Any,
     credentials: str,
@@ -128,7 +146,7 @@ def check(
     if result["denied"]:
         return (
             f"Not allowed in namespace {namespace}: {', '.join(result['denied'])}. "
-            "Deploying needs these rights (on the ICC a student has them in their own namespace)."
+            + needed_for(args["permissions"], result["denied"])
         )
     if result["volume_problems"]:
         return "The API server would refuse these volume sizes:\n" + "\n".join(

@@ -52,6 +52,12 @@ class RolloutProgress:
 # --- one Deployment ----------------------------------------------------------------------------
 
 
+# What the idle proxy (roles/tgi_server/files/idle_proxy.py, which runs alone and cannot import
+# this) writes on the server's Deployment when it puts it to sleep.
+ASLEEP_SINCE_ANNOTATION = "haw.icc/asleep-since"
+LAST_REQUEST_ANNOTATION = "haw.icc/last-request"
+
+
 def _revision(obj: JSON | None) -> int:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     try:
@@ -235,6 +241,8 @@ def describe_rollout(
             progress.failed, progress.reason = True, reason
 
     head = f"{name}: {progress.ready}/{desired} ready"
+    if done and desired == 0:  # the idle proxy's sleep (icc_idle_minutes), or scaled by hand
+        head = f"{name}: asleep (0 replicas, no GPU held; the next request wakes it)"
     if old_pods:
         head += f", {_plural(len(old_pods), 'pod')} of an older revision left"
     progress.summary = head + (f" — {tail}" if tail else "")

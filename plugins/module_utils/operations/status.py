@@ -21,7 +21,7 @@ from ansible_collections.haw.icc.plugins.module_utils.engine.vllm_server import 
     parallel_mode,
 )
 from ansible_collections.haw.icc.plugins.module_utils.gpu.allocation import pod_gpus
-from ansible_collections.haw.icc.plugins.module_utils.operations import diagnosis
+from ansible_collections.haw.icc.plugins.module_utils.operations import diagnosis, progress
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_pod_spec import model_of
 from ansible_collections.haw.icc.plugins.module_utils.workload.tgi_workload import (
     flag_value,
@@ -136,6 +136,12 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         node=(serving[0]["spec"].get("nodeName") if serving else None),
         ready_since=_ready_since(serving[0]) if serving else None,
     )
+    if found["state"] == "asleep":  # what the idle proxy noted when it put the server to sleep
+        notes = (deployment.get("metadata") or {}).get("annotations") or {}
+        found.update(
+            asleep_since=notes.get(progress.ASLEEP_SINCE_ANNOTATION),
+            last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
+        )
     if app == "tgi":
         mode = parallel_mode(count) if engine == "vllm" else mode_of(args, count)
         found.update(
@@ -172,6 +178,12 @@ def block(namespace, tgi, webui, expected_model):
                     "change_model.yml to apply it"
                 )
         lines.append(f"  image {app.get('image')}")
+        if app["state"] == "asleep":
+            lines.append(
+                f"  asleep since {app.get('asleep_since') or '?'} (last request "
+                f"{app.get('last_request') or '?'}): its GPUs are given back"
+            )
+            lines.extend(f"  wake: {fix}" for fix in app["fix"])
         if app.get("node") or app.get("ready_since"):
             lines.append(
                 f"  node {app.get('node') or '?'}, ready since {app.get('ready_since') or '-'}, "
@@ -219,6 +231,6 @@ def read_status(
     return dict(
         tgi=apps["tgi"],
         open_webui=apps["open_webui"],
-        healthy=all(a["state"] == "ready" for a in apps.values()),
+        healthy=all(a["state"] in diagnosis.HEALTHY_STATES for a in apps.values()),
         lines=block(namespace, apps["tgi"], apps["open_webui"], params["expected_model"]),
     )

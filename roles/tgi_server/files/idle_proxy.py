@@ -5,8 +5,13 @@ Deployment to 0 replicas, which gives its GPUs back; the next request that needs
 scales it back to 1, is held until the server is ready, and is then answered.
 
 It runs in a stock Python image (standard library only, nothing installed at start), with its
-own ServiceAccount that may get and patch exactly that Deployment's scale and read the pods and
-endpoints of the namespace.
+own ServiceAccount that may get and patch exactly that one Deployment, get its Service's
+Endpoints (a woken server counts once the Service routes to it) and list the namespace's pods
+(their conditions say Ready, or that no node has the GPUs free). When it puts the server to
+sleep it writes when, and the last request, into the Deployment's annotations
+(haw.icc/asleep-since, haw.icc/last-request), where status.yml reads them with the student's
+rights. Whoever else scales the Deployment (test.yml waking it, a person with kubectl) is
+noticed within SYNC_SECONDS.
 
 What wakes the server, and why: only requests that need the model - every POST (generation,
 chat, completions, tokenize) - count as use and wake a sleeping server. Health checks, the model
@@ -19,10 +24,12 @@ budget the probes have) unless it says it cannot (`Prefer: wait=0`); then it get
 `Retry-After` and "waking up, about N s". When the woken pod cannot be scheduled because no node
 has the GPUs free, the answer says so. GET /idle-proxy/status gives the state as JSON.
 
-Settings (environment): UPSTREAM (http://host:port of the server's Service), DEPLOYMENT,
+Settings (environment): UPSTREAM (http://host:port of the server's Service), SERVICE (that
+Service's name, whose Endpoints say when a woken server is reachable; UPSTREAM's host), DEPLOYMENT,
+SERVED_MODEL (what /v1/models names while asleep before the server gave its own list),
 NAMESPACE (else the ServiceAccount's), IDLE_SECONDS, WAKE_TIMEOUT_SECONDS, WAKE_ESTIMATE_SECONDS
 (what "about N s" says before the first wake was measured), PORT (8080), KUBERNETES_API (else
-the in-cluster address), POLL_SECONDS (1).
+the in-cluster address), POLL_SECONDS (1), SYNC_SECONDS (10).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+ASLEEP_SINCE, LAST_REQUEST = "haw.icc/asleep-since", "haw.icc/last-request"
 # Routes answered here while the server sleeps, and never counted as use.
 QUIET_GET = ("/health", "/ping", "/info", "/version", "/metrics", "/v1/models", "/")
 HOP_BY_HOP = {
@@ -56,6 +64,8 @@ HOP_BY_HOP = {
     "content-length",
 }
 CHUNK = 16384
+CONNECT_ATTEMPTS = 5
+LOOK_SECONDS = 2.0
 
 
 def now_iso(moment: float) -> str:
@@ -84,21 +94,36 @@ class Kubernetes:
         with opener.open(request, timeout=15) as answer:
             return json.loads(answer.read() or b"null")
 
-    def _apps(self, name: str, sub: str = "") -> str:
-        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}{sub}"
+    def _apps(self, name: str) -> str:
+        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}"
 
     def replicas(self, deployment: str) -> int:
-        scale = self.request("GET", self._apps(deployment, "/scale"))
-        return int((scale.get("spec") or {}).get("replicas") or 0)
+        found = self.request("GET", self._apps(deployment))
+        return int((found.get("spec") or {}).get("replicas") or 0)
 
-    def scale(self, deployment: str, replicas: int) -> None:
-        body = {"spec": {"replicas": replicas}}
-        self.request("PATCH", self._apps(deployment, "/scale"), body, patch=True)
+    def scale(self, deployment: str, replicas: int, annotations: dict | None = None) -> None:
+        """Sets the replicas and, in the same write, the annotations (None removes one)."""
+        body: dict = {"spec": {"replicas": replicas}}
+        if annotations:
+            body["metadata"] = {"annotations": annotations}
+        self.request("PATCH", self._apps(deployment), body, patch=True)
 
     def pods(self, selector: str) -> list[dict]:
         query = urllib.parse.urlencode({"labelSelector": selector})
         path = f"/api/v1/namespaces/{self.namespace}/pods?{query}"
         return self.request("GET", path).get("items") or []
+
+    def endpoints_ready(self, service: str) -> bool:
+        """Whether the Service has a ready address: the woken pod is Ready, and the Service
+        routes to it."""
+        path = f"/api/v1/namespaces/{self.namespace}/endpoints/{service}"
+        try:
+            found = self.request("GET", path)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            raise
+        return any(subset.get("addresses") for subset in found.get("subsets") or [])
 
     def selector(self, deployment: str) -> str:
         found = self.request("GET", self._apps(deployment))
@@ -121,6 +146,7 @@ class IdleProxy:
         self.requests = 0
         self.last_wake_seconds: float | None = None
         self.models_body: bytes | None = None
+        self.looked = 0.0
         self.stop = threading.Event()
 
     # -- state ----------------------------------------------------------------------------------
@@ -138,6 +164,14 @@ class IdleProxy:
                 "last_wake_seconds": self.last_wake_seconds,
                 "problem": self.wake_problem,
             }
+
+    def model_list(self) -> bytes:
+        """/v1/models while the server sleeps: the last list it gave, else the model it serves
+        (Open WebUI shows a model it can pick, and its chat wakes the server)."""
+        if self.models_body is not None:
+            return self.models_body
+        model = {"id": self.settings["served_model"], "object": "model", "owned_by": "haw.icc"}
+        return json.dumps({"object": "list", "data": [model]}).encode()
 
     def estimate(self) -> int:
         known = self.last_wake_seconds or self.settings["wake_estimate_seconds"]
@@ -159,9 +193,13 @@ class IdleProxy:
     # -- sleeping and waking ----------------------------------------------------------------------
 
     def watch_idle(self) -> None:
-        """Puts the server to sleep once nothing used it for the idle time."""
-        poll = self.settings["poll_seconds"]
+        """Puts the server to sleep once nothing used it for the idle time, and follows
+        replicas that someone else changed."""
+        poll, synced = self.settings["poll_seconds"], time.time()
         while not self.stop.wait(poll):
+            if time.time() - synced >= self.settings["sync_seconds"]:
+                synced = time.time()
+                self.follow_replicas()
             with self.lock:
                 idle = time.time() - self.last_use
                 due = (
@@ -173,14 +211,44 @@ class IdleProxy:
             if due:
                 self.sleep()
 
-    def sleep(self) -> None:
+    def may_look(self) -> bool:
+        """At most one look at the replicas per LOOK_SECONDS for requests while asleep."""
+        with self.lock:
+            if time.time() - self.looked < LOOK_SECONDS:
+                return False
+            self.looked = time.time()
+            return True
+
+    def follow_replicas(self) -> None:
+        """Asleep when the Deployment has 0 replicas, awake (and just used) when someone else
+        woke it; nothing changes while this proxy wakes it itself."""
         try:
-            self.kube.scale(self.settings["deployment"], 0)
+            replicas = self.kube.replicas(self.settings["deployment"])
+        except (OSError, urllib.error.URLError, ValueError) as error:
+            log(f"cannot read {self.settings['deployment']}'s replicas: {error}")
+            return
+        with self.lock:
+            if self.waking_since is not None:
+                return
+            if replicas == 0 and self.asleep_since is None:
+                self.asleep_since = time.time()
+                log(f"{self.settings['deployment']} was scaled to 0 by someone else: asleep")
+            elif replicas > 0 and self.asleep_since is not None:
+                self.asleep_since, self.last_use = None, time.time()
+                log(f"{self.settings['deployment']} was woken by someone else")
+
+    def sleep(self) -> None:
+        moment = time.time()
+        with self.lock:
+            last = self.last_use
+        notes = {ASLEEP_SINCE: now_iso(moment), LAST_REQUEST: now_iso(last)}
+        try:
+            self.kube.scale(self.settings["deployment"], 0, notes)
         except (OSError, urllib.error.URLError, ValueError) as error:
             log(f"cannot scale {self.settings['deployment']} to 0: {error}")
             return
         with self.lock:
-            self.asleep_since = time.time()
+            self.asleep_since = moment
         log(f"asleep: {self.settings['deployment']} scaled to 0, its GPUs given back")
 
     def wake_async(self) -> None:
@@ -212,7 +280,7 @@ class IdleProxy:
         deployment = self.settings["deployment"]
         problem = None
         try:
-            self.kube.scale(deployment, 1)
+            self.kube.scale(deployment, 1, {ASLEEP_SINCE: None})
             log(f"waking: {deployment} scaled to 1")
             selector = self.kube.selector(deployment)
             problem = self._until_ready(selector, began)
@@ -221,7 +289,7 @@ class IdleProxy:
         if problem is not None:  # back to sleep: a pod left Pending would take GPUs unasked
             log(f"did not wake: {problem}")
             try:
-                self.kube.scale(deployment, 0)
+                self.kube.scale(deployment, 0, {ASLEEP_SINCE: now_iso(time.time())})
             except (OSError, urllib.error.URLError, ValueError) as error:
                 log(f"cannot scale {deployment} back to 0: {error}")
         with self.lock:
@@ -246,7 +314,9 @@ class IdleProxy:
                     c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []
                 }
                 if (conditions.get("Ready") or {}).get("status") == "True":
-                    return None
+                    if self.kube.endpoints_ready(self.settings["service"]):
+                        return None
+                    continue  # Ready, but the Service does not route to it yet
                 scheduled = conditions.get("PodScheduled") or {}
                 if (
                     scheduled.get("status") == "False"
@@ -321,10 +391,13 @@ class Handler(BaseHTTPRequestHandler):
     def _quiet(self, method: str, body: bytes) -> None:
         """A health check or the model list: forwarded while awake, answered here otherwise."""
         state = self.proxy.status()
+        if state["state"] == "asleep" and self.proxy.may_look():
+            self.proxy.follow_replicas()  # woken by someone else (test.yml) a moment ago?
+            state = self.proxy.status()
         if state["state"] == "awake":
             return self._forward(method, body, keep_models=self.path.startswith("/v1/models"))
-        if self.path.startswith("/v1/models") and self.proxy.models_body is not None:
-            return self._raw(200, self.proxy.models_body, "application/json")
+        if self.path.startswith("/v1/models"):
+            return self._raw(200, self.proxy.model_list(), "application/json")
         message = (
             f"the server is {state['state']} (idle since {state['asleep_since']}); the next "
             "generation request wakes it"
@@ -349,12 +422,21 @@ class Handler(BaseHTTPRequestHandler):
             timeout=self.proxy.settings["wake_timeout_seconds"],
         )
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        try:
-            connection.request(method, self.path, body=body or None, headers=headers)
-            answer = connection.getresponse()
-        except OSError as error:
-            connection.close()
-            return self._json(502, {"error": f"the server did not answer: {error}"})
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                connection.request(method, self.path, body=body or None, headers=headers)
+                answer = connection.getresponse()
+                break
+            except ConnectionError as error:  # refused, reset, broken pipe
+                # Just woken: the Endpoints route to it, the node's rules may follow a moment
+                # later.
+                connection.close()
+                if attempt + 1 == CONNECT_ATTEMPTS:
+                    return self._json(502, {"error": f"the server did not answer: {error}"})
+                time.sleep(1)
+            except OSError as error:
+                connection.close()
+                return self._json(502, {"error": f"the server did not answer: {error}"})
         try:
             self.send_response(answer.status, answer.reason)
             for key, value in answer.getheaders():
@@ -393,10 +475,13 @@ def settings_from(environ: dict) -> dict:
     return {
         "upstream": environ["UPSTREAM"],
         "deployment": environ["DEPLOYMENT"],
+        "served_model": environ.get("SERVED_MODEL") or "unknown",
+        "service": environ.get("SERVICE") or urllib.parse.urlsplit(environ["UPSTREAM"]).hostname,
         "idle_seconds": float(environ["IDLE_SECONDS"]),
         "wake_timeout_seconds": float(environ.get("WAKE_TIMEOUT_SECONDS") or 900),
         "wake_estimate_seconds": float(environ.get("WAKE_ESTIMATE_SECONDS") or 60),
         "poll_seconds": float(environ.get("POLL_SECONDS") or 1),
+        "sync_seconds": float(environ.get("SYNC_SECONDS") or 10),
         "port": int(environ.get("PORT") or 8080),
     }
 

@@ -65,8 +65,12 @@ def test_object_path_names_the_collections_kinds_and_refuses_others():
     )
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tgi"}}
     assert object_apply.object_path(deployment, NAMESPACE).startswith("/apis/apps/v1/namespaces/")
-    with pytest.raises(object_apply.ObjectProblem, match=r"cannot apply ConfigMap \(v1\)"):
-        object_apply.object_path({"apiVersion": "v1", "kind": "ConfigMap"}, NAMESPACE)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}}
+    assert object_apply.object_path(role, NAMESPACE) == (
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/wabc123-default/roles/r"
+    )
+    with pytest.raises(object_apply.ObjectProblem, match=r"cannot apply Job \(batch/v1\)"):
+        object_apply.object_path({"apiVersion": "batch/v1", "kind": "Job"}, NAMESPACE)
     with pytest.raises(object_apply.ObjectProblem, match=r"without metadata\.name"):
         object_apply.object_path({"apiVersion": "v1", "kind": "Service"}, NAMESPACE)
 
@@ -193,3 +197,43 @@ def test_an_object_read_by_the_caller_is_not_read_again():
     cluster = RefusingCluster(refused_path=None)
     object_apply.apply_object(cluster, NAMESPACE, SERVICE, "present", "haw.icc", False, None)
     assert cluster.asked == [] and len(cluster.writes) == 1
+
+
+class RoleCheckingCluster(FakeCluster):
+    """Answers a RoleBinding as the API server's escalation check does: its Role must exist,
+    also in a dry run (the check reads the stored Role to compare its rights with the user's)."""
+
+    def apply(self, path, definition, manager, dry_run):
+        if definition["kind"] == "RoleBinding":
+            role = path.rsplit("/rolebindings/", 1)[0] + "/roles/" + definition["roleRef"]["name"]
+            if role not in self.objects:
+                raise object_apply.ApiError(
+                    f'roles "{definition["roleRef"]["name"]}" not found', 404
+                )
+        return super().apply(path, definition, manager, dry_run)
+
+
+def test_a_new_role_and_its_binding_are_planned_together_and_written_in_order():
+    rbac = "rbac.authorization.k8s.io/v1"
+    role = named((rbac, "Role"), "tgi-idle-proxy")
+    binding = named((rbac, "RoleBinding"), "tgi-idle-proxy")
+    binding["roleRef"] = {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "tgi-idle-proxy",
+    }
+    cluster = RoleCheckingCluster()
+    wanted = [(role, "present"), (binding, "present")]
+    plans = object_apply.plan_objects(cluster, NAMESPACE, wanted, "haw.icc")
+    assert [plan.changed for plan in plans] == [True, True] and cluster.writes == []
+    for plan in plans:
+        object_apply.carry_out(cluster, plan, "haw.icc", False)
+    assert [kind for _, kind in cluster.writes] == [
+        object_apply.object_path(role, NAMESPACE),
+        object_apply.object_path(binding, NAMESPACE),
+    ]
+    # Another refusal of a binding is not taken for that one.
+    orphan = named((rbac, "RoleBinding"), "other") | {"roleRef": {"name": "missing"}}
+    cluster.objects[object_apply.object_path(orphan, NAMESPACE)] = {"kind": "RoleBinding"}
+    with pytest.raises(object_apply.ApiError):
+        object_apply.plan_object(cluster, NAMESPACE, orphan, "present", "haw.icc")

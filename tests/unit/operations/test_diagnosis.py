@@ -99,6 +99,21 @@ def test_ready_has_no_problem() -> None:
     assert (found.state, found.problem, found.fix) == ("ready", "", [])
 
 
+def test_a_deployment_at_0_replicas_is_asleep_healthy_and_says_how_to_wake_it() -> None:
+    found = run([], dep=deployment(replicas=0, updated=0, available=0, total=0))
+    assert (found.state, found.problem) == ("asleep", "")
+    assert found.fix == [
+        "the next chat or API request wakes it and is answered once it is ready; or wake it "
+        "now: ansible-playbook haw.icc.test -l wabc123-default"
+    ]
+    status = {
+        "namespace": "wabc123-default",
+        "tgi": found.as_dict(),
+        "open_webui": {"state": "ready"},
+    }
+    assert status_table([status])[1].split() == ["wabc123-default", "asleep", "ready"]  # no problem
+
+
 def test_pending_for_lack_of_gpus_names_the_gpus_and_fewer_as_the_fix() -> None:
     pod = new_pod(
         phase="Pending",

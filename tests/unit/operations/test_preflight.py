@@ -122,6 +122,27 @@ def test_rights_the_rules_do_not_grant_are_named():
     )
 
 
+def test_rights_only_a_setting_needs_name_the_setting_and_say_the_rest_deploys():
+    idle = {"group": "rbac.authorization.k8s.io", "resource": "roles", "verbs": ["create"]}
+    needed = [*PERMISSIONS, idle | {"needed_for": "icc_idle_minutes"}]
+    rules = [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+    ]
+    stop, result, _ = run(FakeApi(namespace(), rules), permissions=needed)
+    assert result["denied"] == ["create rbac.authorization.k8s.io/roles"]
+    assert stop == (
+        f"Not allowed in namespace {NAMESPACE}: create rbac.authorization.k8s.io/roles. "
+        "icc_idle_minutes needs them (rbac/haw-icc-deployer.yml grants them); without "
+        "icc_idle_minutes the rest deploys."
+    )
+    # One right that deploying itself needs missing too: then it is about deploying.
+    stop, _, _ = run(FakeApi(namespace(), rules[:1]), permissions=needed)
+    assert stop.endswith(
+        "Deploying needs these rights (on the ICC a student has them in their own namespace)."
+    )
+
+
 def test_nothing_allowed_in_a_namespace_it_cannot_see_is_not_the_users_namespace():
     api = FakeApi({f"/api/v1/namespaces/{NAMESPACE}": FORBIDDEN}, [])
     stop, _, _ = run(api)

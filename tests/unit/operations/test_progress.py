@@ -809,9 +809,9 @@ ROLLOUT_CASES = [
         reason="paused",
     ),
     RolloutCase(
-        "scaled-to-zero",
+        "scaled-to-zero-is-asleep",
         deployment(replicas=0, updated=0, available=0, total=0),
-        "tgi: 0/0 ready",
+        "tgi: asleep (0 replicas, no GPU held; the next request wakes it)",
         done=True,
     ),
     RolloutCase(
