@@ -204,6 +204,13 @@ replicaset:
   returned: success or when the switch was tried
   type: str
   sample: tgi-7c9f6d5b8
+asleep:
+  description:
+    - The server sleeps (0 replicas, C(icc_idle_minutes)): the change is stored, and the new
+      revision starts with the next request; nothing was started to try it.
+  returned: when the server sleeps
+  type: bool
+  sample: true
 rolled_back:
   description: Whether the previous args and env were written back after the new revision
     failed.

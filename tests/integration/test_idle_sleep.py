@@ -201,3 +201,43 @@ def test_without_the_right_to_create_roles_sleep_is_refused_before_any_write(
 
     plain = run_playbook("deploy.yml", inventory)  # the rest still works
     assert plain.rc == 0, plain.output
+
+
+def models_through_the_proxy(sandbox, namespace: str) -> list[str]:
+    host, port = sandbox.service_address(namespace, "tgi", 3333)
+    with DIRECT.open(f"http://{host}:{port}/v1/models", timeout=10) as answer:
+        return [model["id"] for model in json.loads(answer.read())["data"]]
+
+
+def test_a_sleeping_vllm_namespace_switches_its_model_without_waking_and_a_chat_wakes_it(
+    tmp_path, namespace, sandbox, core, admin_client
+):
+    apps = client.AppsV1Api(admin_client)
+    inventory = write_inventory(tmp_path, [namespace], sandbox.student_kubeconfig,
+                                icc_engine="vllm", icc_idle_minutes=0.1, **FAST)  # fmt: skip
+    assert run_playbook("deploy.yml", inventory).rc == 0
+    until(lambda: asleep(apps, core, namespace), 60, "vLLM asleep after the idle time")
+    status = run_playbook("status.yml", inventory)
+    assert status.rc == 0 and "vLLM: ASLEEP" in status.output, status.output
+
+    switched = run_playbook(
+        "change_model.yml", inventory, extra_vars={"tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"}
+    )
+    assert switched.rc == 0, switched.output
+    assert "asleep: it starts with the next request" in switched.output, switched.output
+    assert replicas(apps, namespace) == 0  # not woken to try it
+    # Open WebUI asks the proxy for the models while the server sleeps: the new one.
+    assert models_through_the_proxy(sandbox, namespace) == ["Qwen/Qwen2.5-0.5B-Instruct"]
+
+    host, port = sandbox.service_address(namespace, "tgi", 3333)
+    body = CHAT | {"model": "Qwen/Qwen2.5-0.5B-Instruct"}
+    request = urllib.request.Request(
+        f"http://{host}:{port}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json",
+                 "Authorization": f"Bearer {api_key(core, namespace)}"},
+    )  # fmt: skip
+    with DIRECT.open(request, timeout=120) as answer:
+        answered = json.loads(answer.read())
+    assert answered["model"] == "Qwen/Qwen2.5-0.5B-Instruct"  # vLLM woke with the new model
+    assert replicas(apps, namespace) == 1

@@ -32,6 +32,7 @@ class FakeKubernetes:
 
     def __init__(self, ready_after: float = 0.2, schedulable: bool = True) -> None:
         self.replica_count, self.scaled, self.woken, self.annotations = 1, [], 0.0, {}
+        self.model = MODEL  # what the Deployment's arguments name
         self.ready_after, self.schedulable = ready_after, schedulable
 
     def replicas(self, _deployment):
@@ -45,6 +46,9 @@ class FakeKubernetes:
 
     def endpoints_ready(self, _service):
         return self.replica_count > 0 and time.time() - self.woken >= self.ready_after
+
+    def served_model(self, _deployment):
+        return self.model
 
     def selector(self, _deployment):
         return "app.kubernetes.io/name=tgi"
@@ -148,7 +152,7 @@ def test_it_forwards_chats_and_streams_as_they_come(running, upstream):
 def test_idle_it_sleeps_and_health_checks_neither_keep_it_awake_nor_wake_it(running):
     kube = FakeKubernetes()
     _proxy, url = running(kube, idle=0.3)
-    assert call(f"{url}/v1/models")[0] == 200  # remembered for while it sleeps
+    assert call(f"{url}/v1/models")[0] == 200
     for _ in range(15):  # probes and Open WebUI's model list, every 0.1 s for 1.5 s
         call(f"{url}/health")
         call(f"{url}/v1/models")
@@ -160,6 +164,9 @@ def test_idle_it_sleeps_and_health_checks_neither_keep_it_awake_nor_wake_it(runn
     assert health[0] == 503 and "the next generation request wakes it" in health[2].decode()
     models = call(f"{url}/v1/models")
     assert models[0] == 200 and json.loads(models[2])["data"][0]["id"] == MODEL
+    kube.model = "Qwen/Qwen2.5-3B-Instruct"  # change_model.yml while it sleeps
+    models = call(f"{url}/v1/models")
+    assert json.loads(models[2])["data"][0]["id"] == "Qwen/Qwen2.5-3B-Instruct"
     assert kube.scaled == [0]  # nothing of that woke it
     # What status.yml reads from the Deployment: when it fell asleep, and the last use before.
     notes = kube.annotations
@@ -212,3 +219,20 @@ def test_when_no_node_has_the_gpus_free_the_answer_says_so_and_it_goes_back_to_s
     assert "Insufficient nvidia.com/gpu" in said
     assert until(lambda: kube.scaled == [0, 1, 0])  # the pending pod is taken back
     assert proxy.status()["state"] == "asleep"
+
+
+def test_the_model_a_deployment_serves_is_read_from_its_arguments():
+    kube = idle_proxy.Kubernetes("https://api", None, None, "wabc123-default")
+
+    def serving(*args):
+        pod = {"containers": [{"args": list(args)}]}
+        kube.request = lambda _method, _path: {"spec": {"template": {"spec": pod}}}
+        return kube.served_model("tgi")
+
+    # TGI's launcher and vLLM's `vllm serve` as the role writes them (render.yml shows both).
+    assert serving("--model-id", "Qwen/Qwen2.5-1.5B-Instruct", "--port", "80") == (
+        "Qwen/Qwen2.5-1.5B-Instruct"
+    )
+    assert serving("Qwen/Qwen2.5-3B-Instruct", "--served-model-name", "qwen-3b") == "qwen-3b"
+    assert serving("Qwen/Qwen2.5-3B-Instruct", "--port", "8000") == "Qwen/Qwen2.5-3B-Instruct"
+    assert serving("--port", "80") is None

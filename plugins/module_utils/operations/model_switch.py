@@ -288,6 +288,14 @@ class ModelSwitch:
             diff=diff,
         )
         result["elapsed"] = outcome.elapsed
+        if outcome.ready and progress is not None and progress.desired == 0:
+            result["asleep"] = True
+            result["msg"] = (
+                f"changed {where} {change}: revision {result['revision']['after']}; the server "
+                "sleeps (icc_idle_minutes), and the new revision starts with the next request "
+                "(test.yml wakes it now and tests it)"
+            )
+            return result
         if outcome.ready:
             result["msg"] = (
                 f"changed {where} {change}: revision {result['revision']['after']} "

@@ -17,7 +17,8 @@ What wakes the server, and why: only requests that need the model - every POST (
 chat, completions, tokenize) - count as use and wake a sleeping server. Health checks, the model
 list, /info, /version and /metrics (what Open WebUI, probes and monitors ask over and over) are
 forwarded while it is awake without counting as use, so they never keep it awake; while it
-sleeps they are answered here (/v1/models from the last list the server gave) and never wake it.
+sleeps they are answered here (/v1/models names the model the Deployment will serve) and never
+wake it.
 
 A request that would wake the server waits for it (up to WAKE_TIMEOUT_SECONDS, the start-up
 budget the probes have) unless it says it cannot (`Prefer: wait=0`); then it gets 503 with
@@ -125,6 +126,19 @@ class Kubernetes:
             raise
         return any(subset.get("addresses") for subset in found.get("subsets") or [])
 
+    def served_model(self, deployment: str) -> str | None:
+        """The model the Deployment's server is started with: vLLM's --served-model-name or
+        first argument, TGI's --model-id."""
+        found = self.request("GET", self._apps(deployment))
+        containers = (((found.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+            "containers"
+        ) or [{}]
+        args = list(containers[0].get("args") or [])
+        for flag in ("--served-model-name", "--model-id"):
+            if flag in args[:-1]:
+                return args[args.index(flag) + 1]
+        return args[0] if args and not args[0].startswith("-") else None
+
     def selector(self, deployment: str) -> str:
         found = self.request("GET", self._apps(deployment))
         labels = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
@@ -145,7 +159,6 @@ class IdleProxy:
         self.wakes = 0
         self.requests = 0
         self.last_wake_seconds: float | None = None
-        self.models_body: bytes | None = None
         self.looked = 0.0
         self.stop = threading.Event()
 
@@ -166,11 +179,19 @@ class IdleProxy:
             }
 
     def model_list(self) -> bytes:
-        """/v1/models while the server sleeps: the last list it gave, else the model it serves
-        (Open WebUI shows a model it can pick, and its chat wakes the server)."""
-        if self.models_body is not None:
-            return self.models_body
-        model = {"id": self.settings["served_model"], "object": "model", "owned_by": "haw.icc"}
+        """/v1/models while the server sleeps, so that Open WebUI offers a model whose chat wakes
+        it: the model its Deployment serves once woken (read from its arguments, so a model
+        switched while it sleeps is the new one), else SERVED_MODEL."""
+        try:
+            served = self.kube.served_model(self.settings["deployment"])
+        except (OSError, urllib.error.URLError, ValueError) as error:
+            log(f"cannot read {self.settings['deployment']}'s model: {error}")
+            served = None
+        model = {
+            "id": served or self.settings["served_model"],
+            "object": "model",
+            "owned_by": "haw.icc",
+        }
         return json.dumps({"object": "list", "data": [model]}).encode()
 
     def estimate(self) -> int:
@@ -395,7 +416,7 @@ class Handler(BaseHTTPRequestHandler):
             self.proxy.follow_replicas()  # woken by someone else (test.yml) a moment ago?
             state = self.proxy.status()
         if state["state"] == "awake":
-            return self._forward(method, body, keep_models=self.path.startswith("/v1/models"))
+            return self._forward(method, body)
         if self.path.startswith("/v1/models"):
             return self._raw(200, self.proxy.model_list(), "application/json")
         message = (
@@ -414,7 +435,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body.encode())
 
-    def _forward(self, method: str, body: bytes, keep_models: bool = False) -> None:
+    def _forward(self, method: str, body: bytes) -> None:
         upstream = urllib.parse.urlsplit(self.proxy.settings["upstream"])
         connection = http.client.HTTPConnection(
             upstream.hostname,
@@ -444,18 +465,13 @@ class Handler(BaseHTTPRequestHandler):
                     self.send_header(key, value)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            kept = bytearray() if keep_models and answer.status == 200 else None
             while True:
                 piece = answer.read1(CHUNK)
                 if not piece:
                     break
-                if kept is not None:
-                    kept += piece
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
-            if kept is not None:
-                self.proxy.models_body = bytes(kept)
         finally:
             connection.close()
         return None
