@@ -206,7 +206,7 @@ replicaset:
   sample: tgi-7c9f6d5b8
 asleep:
   description:
-    - The server sleeps (0 replicas, C(icc_idle_minutes)): the change is stored, and the new
+    - The server sleeps (0 replicas, C(icc_idle_minutes)). The change is stored, and the new
       revision starts with the next request; nothing was started to try it.
   returned: when the server sleeps
   type: bool
