@@ -217,8 +217,16 @@ def test_a_sleeping_vllm_namespace_switches_its_model_without_waking_and_a_chat_
                                 icc_engine="vllm", icc_idle_minutes=0.1, **FAST)  # fmt: skip
     assert run_playbook("deploy.yml", inventory).rc == 0
     until(lambda: asleep(apps, core, namespace), 60, "vLLM asleep after the idle time")
+    # A wake the namespace's GPU quota refuses: said at once, back to sleep, noted for status.yml.
+    sandbox.set_gpu_quota(namespace, 0)
+    code, body, seconds = chat(sandbox, namespace, api_key(core, namespace))
+    assert code == 503 and "its pod cannot be created" in body["error"], body
+    assert "exceeded quota" in body["error"] and seconds < 30, (body, seconds)
+    until(lambda: replicas(apps, namespace) == 0, 30, "back to sleep after the refused wake")
     status = run_playbook("status.yml", inventory)
     assert status.rc == 0 and "vLLM: ASLEEP" in status.output, status.output
+    assert re.search(r"the last wake failed at \S+: its pod cannot be created", status.output)
+    sandbox.set_gpu_quota(namespace, 4)
 
     switched = run_playbook(
         "change_model.yml", inventory, extra_vars={"tgi_model_id": "Qwen/Qwen2.5-0.5B-Instruct"}

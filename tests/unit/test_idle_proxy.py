@@ -33,6 +33,7 @@ class FakeKubernetes:
     def __init__(self, ready_after: float = 0.2, schedulable: bool = True) -> None:
         self.replica_count, self.scaled, self.woken, self.annotations = 1, [], 0.0, {}
         self.model = MODEL  # what the Deployment's arguments name
+        self.refused = None  # the Deployment's ReplicaFailure message (a quota)
         self.ready_after, self.schedulable = ready_after, schedulable
 
     def replicas(self, _deployment):
@@ -49,6 +50,9 @@ class FakeKubernetes:
 
     def served_model(self, _deployment):
         return self.model
+
+    def replica_failure(self, _deployment):
+        return self.refused if self.replica_count else None
 
     def selector(self, _deployment):
         return "app.kubernetes.io/name=tgi"
@@ -88,6 +92,7 @@ def start(upstream, kube, idle=0.5, wake_timeout=10.0, sync=60.0):
         "wake_estimate_seconds": 45.0,
         "poll_seconds": 0.05,
         "sync_seconds": sync,
+        "unschedulable_grace": 0.5,
         "port": free_port(),
     }
     proxy = idle_proxy.IdleProxy(kube, settings)
@@ -219,6 +224,23 @@ def test_when_no_node_has_the_gpus_free_the_answer_says_so_and_it_goes_back_to_s
     assert "Insufficient nvidia.com/gpu" in said
     assert until(lambda: kube.scaled == [0, 1, 0])  # the pending pod is taken back
     assert proxy.status()["state"] == "asleep"
+    # For status.yml: when, and why.
+    assert "no node has the GPUs free" in kube.annotations["haw.icc/wake-problem"]
+
+
+def test_a_pod_the_quota_refuses_is_said_at_once_and_it_goes_back_to_sleep(running):
+    kube = FakeKubernetes()
+    kube.refused = 'pods "tgi-1" is forbidden: exceeded quota: gpus, requested: nvidia.com/gpu=1'
+    _proxy, url = running(kube, idle=0.2, wake_timeout=30.0)
+    assert until(lambda: kube.scaled == [0])
+    began = time.time()
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    assert status == 503 and time.time() - began < 5  # not the start-up budget of 30 s
+    assert (
+        'its pod cannot be created (pods "tgi-1" is forbidden: exceeded quota'
+        in json.loads(body)["error"]
+    )
+    assert until(lambda: kube.scaled == [0, 1, 0])
 
 
 def test_the_model_a_deployment_serves_is_read_from_its_arguments():

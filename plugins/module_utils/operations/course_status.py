@@ -34,7 +34,7 @@ def status_row(status: JSON) -> JSON:
             for app in (tgi, webui)
             if app and app.get("state") not in HEALTHY_STATES
         ),
-        "",
+        f"the last wake failed at {tgi['wake_problem']}" if tgi.get("wake_problem") else "",
     )
     return {
         "namespace": status.get("namespace", "?"),

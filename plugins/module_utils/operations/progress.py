@@ -56,6 +56,7 @@ class RolloutProgress:
 # this) writes on the server's Deployment when it puts it to sleep.
 ASLEEP_SINCE_ANNOTATION = "haw.icc/asleep-since"
 LAST_REQUEST_ANNOTATION = "haw.icc/last-request"
+WAKE_PROBLEM_ANNOTATION = "haw.icc/wake-problem"  # when a wake failed, and why
 
 
 def _revision(obj: JSON | None) -> int:

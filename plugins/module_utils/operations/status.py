@@ -141,6 +141,7 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         found.update(
             asleep_since=notes.get(progress.ASLEEP_SINCE_ANNOTATION),
             last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
+            wake_problem=notes.get(progress.WAKE_PROBLEM_ANNOTATION),
         )
     if app == "tgi":
         mode = parallel_mode(count) if engine == "vllm" else mode_of(args, count)
@@ -183,6 +184,8 @@ def block(namespace, tgi, webui, expected_model):
                 f"  asleep since {app.get('asleep_since') or '?'} (last request "
                 f"{app.get('last_request') or '?'}): its GPUs are given back"
             )
+            if app.get("wake_problem"):
+                lines.append(f"  the last wake failed at {app['wake_problem']}")
             lines.extend(f"  wake: {fix}" for fix in app["fix"])
         if app.get("node") or app.get("ready_since"):
             lines.append(

@@ -23,14 +23,18 @@ wake it.
 A request that would wake the server waits for it (up to WAKE_TIMEOUT_SECONDS, the start-up
 budget the probes have) unless it says it cannot (`Prefer: wait=0`); then it gets 503 with
 `Retry-After` and "waking up, about N s". When the woken pod cannot be scheduled because no node
-has the GPUs free, the answer says so. GET /idle-proxy/status gives the state as JSON.
+has the GPUs free, or not be created because of the namespace's quota, the answer says so, the
+server goes back to sleep (a pending pod would take GPUs later, unasked) and the reason is noted
+on the Deployment (haw.icc/wake-problem) for status.yml. GET /idle-proxy/status gives the state
+as JSON.
 
 Settings (environment): UPSTREAM (http://host:port of the server's Service), SERVICE (that
 Service's name, whose Endpoints say when a woken server is reachable; UPSTREAM's host), DEPLOYMENT,
 SERVED_MODEL (what /v1/models names while asleep before the server gave its own list),
 NAMESPACE (else the ServiceAccount's), IDLE_SECONDS, WAKE_TIMEOUT_SECONDS, WAKE_ESTIMATE_SECONDS
 (what "about N s" says before the first wake was measured), PORT (8080), KUBERNETES_API (else
-the in-cluster address), POLL_SECONDS (1), SYNC_SECONDS (10).
+the in-cluster address), POLL_SECONDS (1), SYNC_SECONDS (10), UNSCHEDULABLE_GRACE_SECONDS (60:
+how long a woken pod may wait for GPUs before the server goes back to sleep).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 ASLEEP_SINCE, LAST_REQUEST = "haw.icc/asleep-since", "haw.icc/last-request"
+WAKE_PROBLEM = "haw.icc/wake-problem"
 # Routes answered here while the server sleeps, and never counted as use.
 QUIET_GET = ("/health", "/ping", "/info", "/version", "/metrics", "/v1/models", "/")
 HOP_BY_HOP = {
@@ -125,6 +130,15 @@ class Kubernetes:
                 return False
             raise
         return any(subset.get("addresses") for subset in found.get("subsets") or [])
+
+    def replica_failure(self, deployment: str) -> str | None:
+        """Why the Deployment's pod cannot be created (its ReplicaFailure condition: a quota
+        exceeded), or None."""
+        found = self.request("GET", self._apps(deployment))
+        for condition in (found.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+                return condition.get("message") or condition.get("reason") or "ReplicaFailure"
+        return None
 
     def served_model(self, deployment: str) -> str | None:
         """The model the Deployment's server is started with: vLLM's --served-model-name or
@@ -301,16 +315,18 @@ class IdleProxy:
         deployment = self.settings["deployment"]
         problem = None
         try:
-            self.kube.scale(deployment, 1, {ASLEEP_SINCE: None})
+            self.kube.scale(deployment, 1, {ASLEEP_SINCE: None, WAKE_PROBLEM: None})
             log(f"waking: {deployment} scaled to 1")
             selector = self.kube.selector(deployment)
-            problem = self._until_ready(selector, began)
+            problem = self._until_ready(deployment, selector, began)
         except (OSError, urllib.error.URLError, ValueError) as error:
             problem = f"cannot wake {deployment}: {error}"
         if problem is not None:  # back to sleep: a pod left Pending would take GPUs unasked
             log(f"did not wake: {problem}")
             try:
-                self.kube.scale(deployment, 0, {ASLEEP_SINCE: now_iso(time.time())})
+                moment = now_iso(time.time())
+                notes = {ASLEEP_SINCE: moment, WAKE_PROBLEM: f"{moment}: {problem}"}
+                self.kube.scale(deployment, 0, notes)
             except (OSError, urllib.error.URLError, ValueError) as error:
                 log(f"cannot scale {deployment} back to 0: {error}")
         with self.lock:
@@ -324,9 +340,16 @@ class IdleProxy:
             self.wake_problem = problem
             self.lock.notify_all()
 
-    def _until_ready(self, selector: str, began: float) -> str | None:
+    def _until_ready(self, deployment: str, selector: str, began: float) -> str | None:
+        """None once the woken server is ready and routed to; else why not: its pod may not be
+        created (a quota), no node had the GPUs free for UNSCHEDULABLE_GRACE_SECONDS, or the
+        start-up budget ran out."""
         deadline = began + self.settings["wake_timeout_seconds"]
+        unschedulable_since = None
         while time.time() < deadline and not self.stop.is_set():
+            refused = self.kube.replica_failure(deployment)
+            if refused:
+                return f"its pod cannot be created ({refused})"
             pods = [
                 p for p in self.kube.pods(selector) if not p["metadata"].get("deletionTimestamp")
             ]
@@ -343,6 +366,7 @@ class IdleProxy:
                     scheduled.get("status") == "False"
                     and scheduled.get("reason") == "Unschedulable"
                 ):
+                    unschedulable_since = unschedulable_since or time.time()
                     with self.lock:
                         self.wake_problem = (
                             "no node has the GPUs free for this server right now ("
@@ -350,6 +374,8 @@ class IdleProxy:
                             + "); ask again in a few minutes"
                         )
                         self.lock.notify_all()
+                    if time.time() - unschedulable_since >= self.settings["unschedulable_grace"]:
+                        return self.wake_problem
             time.sleep(self.settings["poll_seconds"])
         return (
             None
@@ -498,6 +524,7 @@ def settings_from(environ: dict) -> dict:
         "wake_estimate_seconds": float(environ.get("WAKE_ESTIMATE_SECONDS") or 60),
         "poll_seconds": float(environ.get("POLL_SECONDS") or 1),
         "sync_seconds": float(environ.get("SYNC_SECONDS") or 10),
+        "unschedulable_grace": float(environ.get("UNSCHEDULABLE_GRACE_SECONDS") or 60),
         "port": int(environ.get("PORT") or 8080),
     }
 

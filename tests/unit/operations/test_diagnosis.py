@@ -112,6 +112,12 @@ def test_a_deployment_at_0_replicas_is_asleep_healthy_and_says_how_to_wake_it() 
         "open_webui": {"state": "ready"},
     }
     assert status_table([status])[1].split() == ["wabc123-default", "asleep", "ready"]  # no problem
+    # A wake that failed (the idle proxy noted it on the Deployment) is the row's problem.
+    status["tgi"]["wake_problem"] = "2026-12-05T07:00:00Z: no node has the GPUs free"
+    row = status_table([status], width=100)[1]
+    assert row.endswith(
+        "ready       the last wake failed at 2026-12-05T07:00:00Z: no node has the GPUs free"
+    )
 
 
 def test_pending_for_lack_of_gpus_names_the_gpus_and_fewer_as_the_fix() -> None:
