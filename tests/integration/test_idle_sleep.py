@@ -99,6 +99,8 @@ def sleeps_and_says_so(tmp_path, inventory, namespace, core, apps) -> None:
     assert re.search(
         r"asleep since \S+ \(last request \S+\): its GPUs are given back", status.output
     )
+    logs = run_playbook("logs.yml", inventory, extra_vars={"icc_logs_app": "tgi"})
+    assert logs.rc == 0 and "idle-proxy: asleep: tgi scaled to 0" in logs.output, logs.output
     page = (tmp_path / "c.html").read_text()
     assert ">ASLEEP<" in page
     assert re.search(r'id="gpus-asleep"><b>1</b>', page) and 'id="gpus-held"><b>0</b>' in page
