@@ -145,6 +145,8 @@ def test_a_namespace_falls_asleep_gives_its_gpu_back_and_a_chat_wakes_it(
     assert seconds >= 3.0
 
     until(lambda: asleep(apps, core, namespace), 60, "asleep again after the chat")
+    notes = apps.read_namespaced_deployment("tgi", namespace).metadata.annotations
+    assert notes["haw.icc/generated-tokens"] == str(body["usage"]["completion_tokens"])
     code, body, _seconds = chat(sandbox, namespace, key, {"Prefer": "wait=0"})
     assert code == 503 and re.fullmatch(r"waking up, about \d+ s", body["error"]), body
     until(lambda: replicas(apps, namespace) == 1, 10, "the wake began all the same")

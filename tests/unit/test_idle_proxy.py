@@ -51,6 +51,9 @@ class FakeKubernetes:
     def served_model(self, _deployment):
         return self.model
 
+    def annotate(self, _deployment, annotations):
+        self.annotations = {**self.annotations, **annotations}
+
     def replica_failure(self, _deployment):
         return self.refused if self.replica_count else None
 
@@ -93,6 +96,7 @@ def start(upstream, kube, idle=0.5, wake_timeout=10.0, sync=60.0):
         "poll_seconds": 0.05,
         "sync_seconds": sync,
         "unschedulable_grace": 0.5,
+        "note_seconds": 0.2,
         "port": free_port(),
     }
     proxy = idle_proxy.IdleProxy(kube, settings)
@@ -140,10 +144,17 @@ def until(condition, seconds=5.0):
 
 
 def test_it_forwards_chats_and_streams_as_they_come(running, upstream):
-    _proxy, url = running(FakeKubernetes(), idle=60)
+    kube = FakeKubernetes()
+    proxy, url = running(kube, idle=60)
     status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
     assert status == 200
     assert json.loads(body)["choices"][0]["message"]["content"] == "Echo: hi there"
+    # Counted from the answer's own usage; noted on the Deployment for status.yml.
+    usage = json.loads(call(f"{upstream.url}/v1/chat/completions", CHAT)[2])["usage"]
+    assert proxy.status()["generated_tokens"] == usage["completion_tokens"] > 0
+    assert until(
+        lambda: kube.annotations.get("haw.icc/generated-tokens") == str(usage["completion_tokens"])
+    )
     streamed = call(f"{url}/v1/chat/completions", {**CHAT, "stream": True})[2]
     direct = call(f"{upstream.url}/v1/chat/completions", {**CHAT, "stream": True})[2]
     strip = [json.loads(e[5:])["choices"] for e in direct.decode().split("\n\n") if e[5:6] == "{"]
@@ -258,3 +269,17 @@ def test_the_model_a_deployment_serves_is_read_from_its_arguments():
     assert serving("Qwen/Qwen2.5-3B-Instruct", "--served-model-name", "qwen-3b") == "qwen-3b"
     assert serving("Qwen/Qwen2.5-3B-Instruct", "--port", "8000") == "Qwen/Qwen2.5-3B-Instruct"
     assert serving("--port", "80") is None
+
+
+def test_the_proxy_notes_what_status_reads():
+    # The script runs alone (a stock image) and cannot import the collection: the names agree.
+    from ansible_collections.haw.icc.plugins.module_utils.operations import progress
+
+    assert (idle_proxy.ASLEEP_SINCE, idle_proxy.LAST_REQUEST) == (
+        progress.ASLEEP_SINCE_ANNOTATION,
+        progress.LAST_REQUEST_ANNOTATION,
+    )
+    assert (idle_proxy.WAKE_PROBLEM, idle_proxy.GENERATED_TOKENS) == (
+        progress.WAKE_PROBLEM_ANNOTATION,
+        progress.GENERATED_TOKENS_ANNOTATION,
+    )

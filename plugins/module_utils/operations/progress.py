@@ -53,10 +53,12 @@ class RolloutProgress:
 
 
 # What the idle proxy (roles/tgi_server/files/idle_proxy.py, which runs alone and cannot import
-# this) writes on the server's Deployment when it puts it to sleep.
+# this) notes on the server's Deployment: when it put it to sleep, the last request, a failed
+# wake, the tokens generated.
 ASLEEP_SINCE_ANNOTATION = "haw.icc/asleep-since"
 LAST_REQUEST_ANNOTATION = "haw.icc/last-request"
 WAKE_PROBLEM_ANNOTATION = "haw.icc/wake-problem"  # when a wake failed, and why
+GENERATED_TOKENS_ANNOTATION = "haw.icc/generated-tokens"  # since the proxy was deployed
 
 
 def _revision(obj: JSON | None) -> int:

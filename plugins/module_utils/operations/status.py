@@ -136,11 +136,16 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         node=(serving[0]["spec"].get("nodeName") if serving else None),
         ready_since=_ready_since(serving[0]) if serving else None,
     )
-    if found["state"] == "asleep":  # what the idle proxy noted when it put the server to sleep
-        notes = (deployment.get("metadata") or {}).get("annotations") or {}
+    # What the idle proxy (icc_idle_minutes) notes on the Deployment: its use, and its sleep.
+    notes = (deployment.get("metadata") or {}).get("annotations") or {}
+    tokens = notes.get(progress.GENERATED_TOKENS_ANNOTATION) or ""
+    found.update(
+        last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
+        generated_tokens=int(tokens) if tokens.isdigit() else None,
+    )
+    if found["state"] == "asleep":
         found.update(
             asleep_since=notes.get(progress.ASLEEP_SINCE_ANNOTATION),
-            last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
             wake_problem=notes.get(progress.WAKE_PROBLEM_ANNOTATION),
         )
     if app == "tgi":
@@ -191,6 +196,11 @@ def block(namespace, tgi, webui, expected_model):
             lines.append(
                 f"  node {app.get('node') or '?'}, ready since {app.get('ready_since') or '-'}, "
                 f"restarts {app.get('restarts', 0)}"
+            )
+        if app["state"] != "asleep" and app.get("last_request"):
+            lines.append(
+                f"  idle proxy: last request {app['last_request']}, "
+                f"{app.get('generated_tokens') or 0} tokens generated"
             )
         for way in app.get("access") or []:
             lines.append(f"  reach it {way}")

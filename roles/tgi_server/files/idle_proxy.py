@@ -34,7 +34,8 @@ SERVED_MODEL (what /v1/models names while asleep before the server gave its own 
 NAMESPACE (else the ServiceAccount's), IDLE_SECONDS, WAKE_TIMEOUT_SECONDS, WAKE_ESTIMATE_SECONDS
 (what "about N s" says before the first wake was measured), PORT (8080), KUBERNETES_API (else
 the in-cluster address), POLL_SECONDS (1), SYNC_SECONDS (10), UNSCHEDULABLE_GRACE_SECONDS (60:
-how long a woken pod may wait for GPUs before the server goes back to sleep).
+how long a woken pod may wait for GPUs before the server goes back to sleep), NOTE_SECONDS (60: how
+often the last request and the tokens generated are noted on the Deployment while in use).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
 import sys
@@ -54,7 +56,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 ASLEEP_SINCE, LAST_REQUEST = "haw.icc/asleep-since", "haw.icc/last-request"
-WAKE_PROBLEM = "haw.icc/wake-problem"
+WAKE_PROBLEM, GENERATED_TOKENS = "haw.icc/wake-problem", "haw.icc/generated-tokens"
+# The token counts of OpenAI's usage (completion_tokens) and of TGI's own API's details
+# (generated_tokens); the last one of an answer is its total (a stream ends with it).
+TOKEN_COUNT = re.compile(rb'"(?:completion_tokens|generated_tokens)"\s*:\s*(\d+)')
 # Routes answered here while the server sleeps, and never counted as use.
 QUIET_GET = ("/health", "/ping", "/info", "/version", "/metrics", "/v1/models", "/")
 HOP_BY_HOP = {
@@ -113,6 +118,15 @@ class Kubernetes:
         if annotations:
             body["metadata"] = {"annotations": annotations}
         self.request("PATCH", self._apps(deployment), body, patch=True)
+
+    def annotate(self, deployment: str, annotations: dict) -> None:
+        """Notes on the Deployment (its metadata: no new revision, no restart)."""
+        body = {"metadata": {"annotations": annotations}}
+        self.request("PATCH", self._apps(deployment), body, patch=True)
+
+    def annotations(self, deployment: str) -> dict:
+        found = self.request("GET", self._apps(deployment))
+        return (found.get("metadata") or {}).get("annotations") or {}
 
     def pods(self, selector: str) -> list[dict]:
         query = urllib.parse.urlencode({"labelSelector": selector})
@@ -174,6 +188,8 @@ class IdleProxy:
         self.requests = 0
         self.last_wake_seconds: float | None = None
         self.looked = 0.0
+        self.generated_tokens = 0
+        self.noted: tuple = ()  # (last use, tokens) as last written on the Deployment
         self.stop = threading.Event()
 
     # -- state ----------------------------------------------------------------------------------
@@ -188,6 +204,7 @@ class IdleProxy:
                 "idle_seconds": self.settings["idle_seconds"],
                 "requests": self.requests,
                 "wakes": self.wakes,
+                "generated_tokens": self.generated_tokens,
                 "last_wake_seconds": self.last_wake_seconds,
                 "problem": self.wake_problem,
             }
@@ -220,21 +237,41 @@ class IdleProxy:
             self.requests += 1
             self.last_use = time.time()
 
-    def end_use(self) -> None:
+    def end_use(self, tokens: int = 0) -> None:
         with self.lock:
             self.in_flight -= 1
             self.last_use = time.time()
+            self.generated_tokens += tokens
+
+    def note_use(self) -> None:
+        """Writes the last request and the tokens generated on the Deployment (for status.yml
+        and the course page), when they changed since the last note."""
+        with self.lock:
+            now = (self.last_use, self.generated_tokens)
+            if now == self.noted or self.asleep_since is not None:
+                return
+        notes = {LAST_REQUEST: now_iso(now[0]), GENERATED_TOKENS: str(now[1])}
+        try:
+            self.kube.annotate(self.settings["deployment"], notes)
+        except (OSError, urllib.error.URLError, ValueError) as error:
+            log(f"cannot note the use on {self.settings['deployment']}: {error}")
+            return
+        with self.lock:
+            self.noted = now
 
     # -- sleeping and waking ----------------------------------------------------------------------
 
     def watch_idle(self) -> None:
         """Puts the server to sleep once nothing used it for the idle time, and follows
         replicas that someone else changed."""
-        poll, synced = self.settings["poll_seconds"], time.time()
+        poll, synced, noted = self.settings["poll_seconds"], time.time(), time.time()
         while not self.stop.wait(poll):
             if time.time() - synced >= self.settings["sync_seconds"]:
                 synced = time.time()
                 self.follow_replicas()
+            if time.time() - noted >= self.settings["note_seconds"]:
+                noted = time.time()
+                self.note_use()
             with self.lock:
                 idle = time.time() - self.last_use
                 due = (
@@ -275,8 +312,12 @@ class IdleProxy:
     def sleep(self) -> None:
         moment = time.time()
         with self.lock:
-            last = self.last_use
-        notes = {ASLEEP_SINCE: now_iso(moment), LAST_REQUEST: now_iso(last)}
+            last, tokens = self.last_use, self.generated_tokens
+        notes = {
+            ASLEEP_SINCE: now_iso(moment),
+            LAST_REQUEST: now_iso(last),
+            GENERATED_TOKENS: str(tokens),
+        }
         try:
             self.kube.scale(self.settings["deployment"], 0, notes)
         except (OSError, urllib.error.URLError, ValueError) as error:
@@ -420,6 +461,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path in QUIET_GET:
             return self._quiet(method, body)
         self.proxy.start_use()
+        tokens = 0
         try:
             if self.proxy.status()["state"] != "awake":
                 if "wait=0" in (self.headers.get("Prefer") or ""):
@@ -430,9 +472,9 @@ class Handler(BaseHTTPRequestHandler):
                     return self._json(
                         503, {"error": f"the server is asleep and did not wake: {problem}"}
                     )
-            self._forward(method, body)
+            tokens = self._forward(method, body)
         finally:
-            self.proxy.end_use()
+            self.proxy.end_use(tokens)
         return None
 
     def _quiet(self, method: str, body: bytes) -> None:
@@ -442,7 +484,8 @@ class Handler(BaseHTTPRequestHandler):
             self.proxy.follow_replicas()  # woken by someone else (test.yml) a moment ago?
             state = self.proxy.status()
         if state["state"] == "awake":
-            return self._forward(method, body)
+            self._forward(method, body)
+            return None
         if self.path.startswith("/v1/models"):
             return self._raw(200, self.proxy.model_list(), "application/json")
         message = (
@@ -461,7 +504,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body.encode())
 
-    def _forward(self, method: str, body: bytes) -> None:
+    def _forward(self, method: str, body: bytes) -> int:
+        """Sends the request on and streams the answer back as it comes; the tokens the answer
+        says it generated (0 when it says nothing)."""
         upstream = urllib.parse.urlsplit(self.proxy.settings["upstream"])
         connection = http.client.HTTPConnection(
             upstream.hostname,
@@ -479,11 +524,13 @@ class Handler(BaseHTTPRequestHandler):
                 # later.
                 connection.close()
                 if attempt + 1 == CONNECT_ATTEMPTS:
-                    return self._json(502, {"error": f"the server did not answer: {error}"})
+                    self._json(502, {"error": f"the server did not answer: {error}"})
+                    return 0
                 time.sleep(1)
             except OSError as error:
                 connection.close()
-                return self._json(502, {"error": f"the server did not answer: {error}"})
+                self._json(502, {"error": f"the server did not answer: {error}"})
+                return 0
         try:
             self.send_response(answer.status, answer.reason)
             for key, value in answer.getheaders():
@@ -491,16 +538,21 @@ class Handler(BaseHTTPRequestHandler):
                     self.send_header(key, value)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            tokens, seen = 0, b""
             while True:
                 piece = answer.read1(CHUNK)
                 if not piece:
                     break
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
+                if method == "POST":  # a count may straddle two pieces: keep a tail
+                    seen = seen[-64:] + piece
+                    counts = TOKEN_COUNT.findall(seen)
+                    tokens = int(counts[-1]) if counts else tokens
             self.wfile.write(b"0\r\n\r\n")
         finally:
             connection.close()
-        return None
+        return tokens
 
     def _json(self, status: int, document: dict) -> None:
         self._raw(status, json.dumps(document).encode(), "application/json")
@@ -524,6 +576,7 @@ def settings_from(environ: dict) -> dict:
         "wake_estimate_seconds": float(environ.get("WAKE_ESTIMATE_SECONDS") or 60),
         "poll_seconds": float(environ.get("POLL_SECONDS") or 1),
         "sync_seconds": float(environ.get("SYNC_SECONDS") or 10),
+        "note_seconds": float(environ.get("NOTE_SECONDS") or 60),
         "unschedulable_grace": float(environ.get("UNSCHEDULABLE_GRACE_SECONDS") or 60),
         "port": int(environ.get("PORT") or 8080),
     }
@@ -561,8 +614,11 @@ def main() -> int:
     try:
         if proxy.kube.replicas(settings["deployment"]) == 0:
             proxy.asleep_since = time.time()  # a restart while asleep stays asleep
+        # The count goes on from the last note, through restarts of the proxy.
+        noted = proxy.kube.annotations(settings["deployment"]).get(GENERATED_TOKENS) or "0"
+        proxy.generated_tokens = int(noted) if noted.isdigit() else 0
     except (OSError, urllib.error.URLError, ValueError) as error:
-        log(f"cannot read {settings['deployment']}'s replicas: {error}")
+        log(f"cannot read {settings['deployment']}: {error}")
     server = serve(proxy)
     log(f"listening on {settings['port']}, forwarding to {settings['upstream']}")
     done = threading.Event()
