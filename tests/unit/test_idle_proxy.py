@@ -1,6 +1,6 @@
 """The idle proxy the tgi_server role ships (roles/tgi_server/files/idle_proxy.py), run for real
 on loopback in front of the sandbox's TGI stand-in, with a Kubernetes API that keeps the
-Deployment's replicas in memory (the proxy's four calls: scale, pods, selector, replicas)."""
+Deployment's replicas in memory (the calls the proxy makes, as FakeKubernetes keeps them)."""
 
 from __future__ import annotations
 
@@ -35,11 +35,18 @@ class FakeKubernetes:
         self.model = MODEL  # what the Deployment's arguments name
         self.refused = None  # the Deployment's ReplicaFailure message (a quota)
         self.ready_after, self.schedulable = ready_after, schedulable
+        self.rolled_out = True  # no deploy or switch under way
+        self.sleep_write_seconds = 0.0  # how long the API takes to store a scale to 0
+        self.crash = None  # the container's last termination, for a pod that crash-loops
+        # Seconds the previous pod still terminates, holding its GPUs, after a scale to 1.
+        self.old_pod_for = 0.0
 
     def replicas(self, _deployment):
         return self.replica_count
 
     def scale(self, _deployment, replicas, annotations=None):
+        if replicas == 0:
+            time.sleep(self.sleep_write_seconds)
         self.scaled.append(replicas)
         self.annotations = {**self.annotations, **(annotations or {})}
         self.replica_count = replicas
@@ -54,6 +61,9 @@ class FakeKubernetes:
     def annotate(self, _deployment, annotations):
         self.annotations = {**self.annotations, **annotations}
 
+    def settled(self, _deployment):
+        return self.rolled_out
+
     def replica_failure(self, _deployment):
         return self.refused if self.replica_count else None
 
@@ -63,6 +73,17 @@ class FakeKubernetes:
     def pods(self, _selector):
         if self.replica_count == 0:
             return []
+        if self.crash:
+            status = {"restartCount": 2, "lastState": {"terminated": self.crash}}
+            return [{"metadata": {}, "status": {"containerStatuses": [status]}}]
+        old = [{"metadata": {"deletionTimestamp": "2026-12-05T07:00:00Z"}, "status": {}}]
+        if time.time() - self.woken < self.old_pod_for:  # the new pod waits for its GPU
+            message = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu."
+            scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+            return [
+                *old,
+                {"metadata": {}, "status": {"conditions": [scheduled | {"message": message}]}},
+            ]
         if not self.schedulable:
             message = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu."
             scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
@@ -283,3 +304,78 @@ def test_the_proxy_notes_what_status_reads():
         progress.WAKE_PROBLEM_ANNOTATION,
         progress.GENERATED_TOKENS_ANNOTATION,
     )
+
+
+def test_a_chat_that_comes_while_it_falls_asleep_wakes_it_again_and_is_answered(running):
+    kube = FakeKubernetes()
+    kube.sleep_write_seconds = 0.5
+    proxy, url = running(kube, idle=0.2)
+    assert until(lambda: proxy.status()["state"] == "asleep")  # the scale to 0 is under way
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    assert status == 200, body
+    assert kube.scaled[:2] == [0, 1] and kube.replica_count == 1  # in that order
+
+
+def test_while_a_deploy_rolls_the_server_out_it_is_not_idle(running):
+    kube = FakeKubernetes()
+    kube.rolled_out = False  # a model download, say
+    proxy, _url = running(kube, idle=0.2)
+    time.sleep(1.0)
+    assert kube.scaled == [] and proxy.status()["state"] == "awake"
+    kube.rolled_out = True
+    assert until(lambda: kube.scaled == [0])  # idle from the end of the rollout on
+
+
+def test_a_server_that_crashes_when_woken_is_said_at_once(running):
+    kube = FakeKubernetes()
+    proxy, url = running(kube, idle=0.2, wake_timeout=30.0)
+    assert until(lambda: kube.scaled == [0])
+    kube.crash = {"reason": "Error", "message": "torch.OutOfMemoryError: CUDA out of memory"}
+    began = time.time()
+    status, _headers, body = call(f"{url}/v1/chat/completions", CHAT)
+    assert status == 503 and time.time() - began < 5
+    said = json.loads(body)["error"]
+    assert said.endswith("(Error: torch.OutOfMemoryError: CUDA out of memory)"), said
+    assert until(lambda: kube.scaled == [0, 1, 0]) and proxy.status()["state"] == "asleep"
+
+
+def test_a_gpu_its_old_pod_still_frees_is_not_reported_missing(running):
+    kube = FakeKubernetes(ready_after=0.6)
+    kube.old_pod_for = 0.3  # Recreate: the old pod terminates, then the new one gets its GPU
+    proxy, url = running(kube, idle=0.2)
+    assert until(lambda: kube.scaled == [0])
+    assert call(f"{url}/v1/chat/completions", CHAT)[0] == 200
+    assert proxy.status()["problem"] is None
+
+
+def test_a_health_check_while_someone_else_wakes_it_waits_for_the_server(running):
+    kube = FakeKubernetes(ready_after=0.5)
+    _proxy, url = running(kube, idle=0.2)
+    assert until(lambda: kube.scaled == [0])
+    kube.replica_count, kube.woken = 1, time.time()  # test.yml scales it to 1
+    time.sleep(idle_proxy.LOOK_SECONDS)
+    status, _headers, _body = call(f"{url}/health")
+    assert status == 200 and kube.scaled == [0]  # answered by the server; not scaled by the proxy
+
+
+def test_head_gets_no_body_and_a_chunked_request_is_forwarded_whole(running):
+    _proxy, url = running(FakeKubernetes(), idle=60)
+    head = urllib.request.Request(f"{url}/health", method="HEAD")
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the stand-in has no HEAD: 501
+        DIRECT.open(head, timeout=10)
+    assert refused.value.code == 501 and refused.value.read() == b""  # headers only
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        body = json.dumps(CHAT).encode()
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {KEY}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        )
+        answer = b""
+        while b"Echo: hi there" not in answer:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            answer += piece
+    assert answer.startswith(b"HTTP/1.1 200") and b"Echo: hi there" in answer

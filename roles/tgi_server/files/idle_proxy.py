@@ -14,11 +14,13 @@ rights. Whoever else scales the Deployment (test.yml waking it, a person with ku
 noticed within SYNC_SECONDS.
 
 What wakes the server, and why: only requests that need the model - every POST (generation,
-chat, completions, tokenize) - count as use and wake a sleeping server. Health checks, the model
-list, /info, /version and /metrics (what Open WebUI, probes and monitors ask over and over) are
-forwarded while it is awake without counting as use, so they never keep it awake; while it
-sleeps they are answered here (/v1/models names the model the Deployment will serve) and never
-wake it.
+chat, completions, tokenize) - count as use and wake a sleeping server. Everything else (health
+checks, the model list, /info, /version, /metrics: what Open WebUI, probes and monitors ask over
+and over) is forwarded while it is awake without counting as use, so it never keeps it awake;
+while it sleeps it is answered here (/v1/models names the model the Deployment will serve,
+anything else gets 503 saying it sleeps) and never wakes it. While someone else wakes it, such a
+request waits up to QUIET_WAIT_SECONDS for the server. The idle time does not run while a deploy
+or a switch rolls the server out (a model download is not idleness).
 
 A request that would wake the server waits for it (up to WAKE_TIMEOUT_SECONDS, the start-up
 budget the probes have) unless it says it cannot (`Prefer: wait=0`); then it gets 503 with
@@ -30,7 +32,7 @@ as JSON.
 
 Settings (environment): UPSTREAM (http://host:port of the server's Service), SERVICE (that
 Service's name, whose Endpoints say when a woken server is reachable; UPSTREAM's host), DEPLOYMENT,
-SERVED_MODEL (what /v1/models names while asleep before the server gave its own list),
+SERVED_MODEL (what /v1/models names while asleep when the Deployment cannot be read),
 NAMESPACE (else the ServiceAccount's), IDLE_SECONDS, WAKE_TIMEOUT_SECONDS, WAKE_ESTIMATE_SECONDS
 (what "about N s" says before the first wake was measured), PORT (8080), KUBERNETES_API (else
 the in-cluster address), POLL_SECONDS (1), SYNC_SECONDS (10), UNSCHEDULABLE_GRACE_SECONDS (60:
@@ -60,8 +62,8 @@ WAKE_PROBLEM, GENERATED_TOKENS = "haw.icc/wake-problem", "haw.icc/generated-toke
 # The token counts of OpenAI's usage (completion_tokens) and of TGI's own API's details
 # (generated_tokens); the last one of an answer is its total (a stream ends with it).
 TOKEN_COUNT = re.compile(rb'"(?:completion_tokens|generated_tokens)"\s*:\s*(\d+)')
-# Routes answered here while the server sleeps, and never counted as use.
-QUIET_GET = ("/health", "/ping", "/info", "/version", "/metrics", "/v1/models", "/")
+# How long a request that does not wake the server waits for a wake under way.
+QUIET_WAIT_SECONDS = 30
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -86,8 +88,17 @@ def now_iso(moment: float) -> str:
 class Kubernetes:
     """The few API calls the proxy makes, with its ServiceAccount's token."""
 
-    def __init__(self, api: str, token: str | None, ca_file: str | None, namespace: str):
+    def __init__(
+        self,
+        api: str,
+        token: str | None,
+        ca_file: str | None,
+        namespace: str,
+        token_file: str | None = None,
+    ):
         self.api, self.token, self.namespace = api.rstrip("/"), token, namespace
+        # Read again on every request: the kubelet renews a projected token on the file.
+        self.token_file = token_file
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def request(self, method: str, path: str, body: dict | None = None, patch: bool = False):
@@ -97,8 +108,12 @@ class Kubernetes:
         if data is not None:
             kind = "application/merge-patch+json" if patch else "application/json"
             request.add_header("Content-Type", kind)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+        token = self.token
+        if self.token_file:
+            with open(self.token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context)
         )
@@ -111,6 +126,19 @@ class Kubernetes:
     def replicas(self, deployment: str) -> int:
         found = self.request("GET", self._apps(deployment))
         return int((found.get("spec") or {}).get("replicas") or 0)
+
+    def settled(self, deployment: str) -> bool:
+        """Whether the Deployment's newest revision is rolled out: not a server that a deploy
+        or a switch is starting (or downloading a model for), which is not idle."""
+        found = self.request("GET", self._apps(deployment))
+        spec, status = found.get("spec") or {}, found.get("status") or {}
+        wanted = int(spec.get("replicas") or 0)
+        return int(status.get("observedGeneration") or 0) >= int(
+            (found.get("metadata") or {}).get("generation") or 0
+        ) and all(
+            int(status.get(key) or 0) == wanted
+            for key in ("replicas", "updatedReplicas", "availableReplicas")
+        )
 
     def scale(self, deployment: str, replicas: int, annotations: dict | None = None) -> None:
         """Sets the replicas and, in the same write, the annotations (None removes one)."""
@@ -190,6 +218,9 @@ class IdleProxy:
         self.looked = 0.0
         self.generated_tokens = 0
         self.noted: tuple = ()  # (last use, tokens) as last written on the Deployment
+        # Scale writes one at a time, in the order decided; and when this proxy last wrote.
+        self.scale_lock = threading.Lock()
+        self.scaled_at = 0.0
         self.stop = threading.Event()
 
     # -- state ----------------------------------------------------------------------------------
@@ -261,9 +292,18 @@ class IdleProxy:
 
     # -- sleeping and waking ----------------------------------------------------------------------
 
+    def _due(self) -> bool:
+        """Whether the server has been idle long enough to sleep (call with the lock held)."""
+        return (
+            self.asleep_since is None
+            and self.waking_since is None
+            and self.in_flight == 0
+            and time.time() - self.last_use >= self.settings["idle_seconds"]
+        )
+
     def watch_idle(self) -> None:
-        """Puts the server to sleep once nothing used it for the idle time, and follows
-        replicas that someone else changed."""
+        """Puts the server to sleep once nothing used it for the idle time, follows replicas
+        that someone else changed, and notes the use on the Deployment."""
         poll, synced, noted = self.settings["poll_seconds"], time.time(), time.time()
         while not self.stop.wait(poll):
             if time.time() - synced >= self.settings["sync_seconds"]:
@@ -273,13 +313,7 @@ class IdleProxy:
                 noted = time.time()
                 self.note_use()
             with self.lock:
-                idle = time.time() - self.last_use
-                due = (
-                    self.asleep_since is None
-                    and self.waking_since is None
-                    and self.in_flight == 0
-                    and idle >= self.settings["idle_seconds"]
-                )
+                due = self._due()
             if due:
                 self.sleep()
 
@@ -292,40 +326,60 @@ class IdleProxy:
             return True
 
     def follow_replicas(self) -> None:
-        """Asleep when the Deployment has 0 replicas, awake (and just used) when someone else
-        woke it; nothing changes while this proxy wakes it itself."""
+        """Asleep when someone else scaled the Deployment to 0; when someone else woke it (test.yml,
+        kubectl), waking: the proxy watches it become ready without scaling it itself."""
+        read_at = time.time()
         try:
             replicas = self.kube.replicas(self.settings["deployment"])
         except (OSError, urllib.error.URLError, ValueError) as error:
             log(f"cannot read {self.settings['deployment']}'s replicas: {error}")
             return
         with self.lock:
-            if self.waking_since is not None:
-                return
+            if self.waking_since is not None or read_at < self.scaled_at:
+                return  # this proxy is scaling it, or the read is older than its last write
             if replicas == 0 and self.asleep_since is None:
                 self.asleep_since = time.time()
                 log(f"{self.settings['deployment']} was scaled to 0 by someone else: asleep")
-            elif replicas > 0 and self.asleep_since is not None:
-                self.asleep_since, self.last_use = None, time.time()
-                log(f"{self.settings['deployment']} was woken by someone else")
+                return
+            if replicas == 0 or self.asleep_since is None:
+                return
+            self.waking_since, self.wake_problem = time.time(), None
+        log(f"{self.settings['deployment']} was woken by someone else")
+        threading.Thread(target=self._wake, kwargs={"scale": False}, daemon=True).start()
 
     def sleep(self) -> None:
-        moment = time.time()
-        with self.lock:
-            last, tokens = self.last_use, self.generated_tokens
-        notes = {
-            ASLEEP_SINCE: now_iso(moment),
-            LAST_REQUEST: now_iso(last),
-            GENERATED_TOKENS: str(tokens),
-        }
+        """Scales the server to 0 if it is still due, and not while a deploy or a switch rolls
+        it out. Requests that come meanwhile see it asleep and wake it after this write."""
+        deployment = self.settings["deployment"]
         try:
-            self.kube.scale(self.settings["deployment"], 0, notes)
+            settled = self.kube.settled(deployment)
         except (OSError, urllib.error.URLError, ValueError) as error:
-            log(f"cannot scale {self.settings['deployment']} to 0: {error}")
+            log(f"cannot read {deployment}: {error}")
             return
-        with self.lock:
-            self.asleep_since = moment
-        log(f"asleep: {self.settings['deployment']} scaled to 0, its GPUs given back")
+        with self.scale_lock:
+            with self.lock:
+                if not settled:  # starting, or downloading a model: in use, not idle
+                    self.last_use = time.time()
+                if not self._due():
+                    return
+                moment = self.asleep_since = time.time()
+                last, tokens = self.last_use, self.generated_tokens
+            notes = {
+                ASLEEP_SINCE: now_iso(moment),
+                LAST_REQUEST: now_iso(last),
+                GENERATED_TOKENS: str(tokens),
+                WAKE_PROBLEM: None,
+            }
+            try:
+                self.kube.scale(deployment, 0, notes)
+            except (OSError, urllib.error.URLError, ValueError) as error:
+                log(f"cannot scale {deployment} to 0: {error}")
+                with self.lock:
+                    if self.waking_since is None:
+                        self.asleep_since = None
+                return
+            self.scaled_at = time.time()
+        log(f"asleep: {deployment} scaled to 0, its GPUs given back")
 
     def wake_async(self) -> None:
         """Starts waking the server (once, whoever asks first) without waiting for it."""
@@ -337,27 +391,36 @@ class IdleProxy:
 
     def wake(self) -> str | None:
         """Wakes the server and waits until it is ready: None, or why it is not (at once when
-        no node has its GPUs free: the wake goes on, the request need not hang)."""
+        no node has its GPUs free: the request need not hang while the wake goes on)."""
         self.wake_async()
-        deadline = time.time() + self.settings["wake_timeout_seconds"]
+        return self.wait_awake(self.settings["wake_timeout_seconds"], until_problem=True)
+
+    def wait_awake(self, seconds: float, until_problem: bool = False) -> str | None:
+        """Waits while the server wakes: None once awake, else why not (so far)."""
+        deadline = time.time() + seconds
         with self.lock:
             while (
                 self.waking_since is not None
-                and self.wake_problem is None
+                and not (until_problem and self.wake_problem)
                 and time.time() < deadline
             ):
                 self.lock.wait(timeout=1)
-            if self.asleep_since is None:
+            if self.asleep_since is None and self.waking_since is None:
                 return None
-            return self.wake_problem or "the server did not become ready in time"
+            return self.wake_problem or "the server is still waking"
 
-    def _wake(self) -> None:
+    def _wake(self, scale: bool = True) -> None:
+        """Scales the server to 1 (unless someone else did) and waits until it is ready; when it
+        does not become so, back to 0 with the reason noted on the Deployment."""
         began = time.time()
         deployment = self.settings["deployment"]
         problem = None
         try:
-            self.kube.scale(deployment, 1, {ASLEEP_SINCE: None, WAKE_PROBLEM: None})
-            log(f"waking: {deployment} scaled to 1")
+            if scale:
+                with self.scale_lock:  # after a sleep's write that is still under way
+                    self.kube.scale(deployment, 1, {ASLEEP_SINCE: None, WAKE_PROBLEM: None})
+                    self.scaled_at = time.time()
+                log(f"waking: {deployment} scaled to 1")
             selector = self.kube.selector(deployment)
             problem = self._until_ready(deployment, selector, began)
         except (OSError, urllib.error.URLError, ValueError) as error:
@@ -365,9 +428,11 @@ class IdleProxy:
         if problem is not None:  # back to sleep: a pod left Pending would take GPUs unasked
             log(f"did not wake: {problem}")
             try:
-                moment = now_iso(time.time())
-                notes = {ASLEEP_SINCE: moment, WAKE_PROBLEM: f"{moment}: {problem}"}
-                self.kube.scale(deployment, 0, notes)
+                with self.scale_lock:
+                    moment = now_iso(time.time())
+                    notes = {ASLEEP_SINCE: moment, WAKE_PROBLEM: f"{moment}: {problem}"}
+                    self.kube.scale(deployment, 0, notes)
+                    self.scaled_at = time.time()
             except (OSError, urllib.error.URLError, ValueError) as error:
                 log(f"cannot scale {deployment} back to 0: {error}")
         with self.lock:
@@ -378,51 +443,64 @@ class IdleProxy:
                 self.last_wake_seconds = round(time.time() - began, 1)
                 self.last_use = time.time()
                 log(f"awake after {self.last_wake_seconds} s")
+            else:
+                self.asleep_since = self.asleep_since or time.time()
             self.wake_problem = problem
             self.lock.notify_all()
 
     def _until_ready(self, deployment: str, selector: str, began: float) -> str | None:
-        """None once the woken server is ready and routed to; else why not: its pod may not be
-        created (a quota), no node had the GPUs free for UNSCHEDULABLE_GRACE_SECONDS, or the
-        start-up budget ran out."""
+        """None once the woken server is ready and routed to; else why not, as soon as it is
+        clear: its pod may not be created (a quota), it crashes at start, no node had the GPUs
+        free for UNSCHEDULABLE_GRACE_SECONDS, or the start-up budget ran out."""
         deadline = began + self.settings["wake_timeout_seconds"]
         unschedulable_since = None
         while time.time() < deadline and not self.stop.is_set():
             refused = self.kube.replica_failure(deployment)
             if refused:
                 return f"its pod cannot be created ({refused})"
-            pods = [
-                p for p in self.kube.pods(selector) if not p["metadata"].get("deletionTimestamp")
-            ]
-            for pod in pods:
-                conditions = {
-                    c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []
-                }
+            listed = self.kube.pods(selector)
+            # An old pod still terminating holds its GPUs (Recreate): not a lack of free ones.
+            terminating = any(p["metadata"].get("deletionTimestamp") for p in listed)
+            waiting_for_gpus = None
+            for pod in (p for p in listed if not p["metadata"].get("deletionTimestamp")):
+                status = pod.get("status") or {}
+                conditions = {c.get("type"): c for c in status.get("conditions") or []}
                 if (conditions.get("Ready") or {}).get("status") == "True":
                     if self.kube.endpoints_ready(self.settings["service"]):
                         return None
                     continue  # Ready, but the Service does not route to it yet
+                crashed = crash_of(status)
+                if crashed:
+                    return f"the server does not start ({crashed})"
                 scheduled = conditions.get("PodScheduled") or {}
-                if (
-                    scheduled.get("status") == "False"
-                    and scheduled.get("reason") == "Unschedulable"
-                ):
+                if scheduled.get("reason") == "Unschedulable" and not terminating:
+                    waiting_for_gpus = scheduled.get("message") or "unschedulable"
+            with self.lock:
+                if waiting_for_gpus is None:
+                    unschedulable_since, self.wake_problem = None, None
+                else:
                     unschedulable_since = unschedulable_since or time.time()
-                    with self.lock:
-                        self.wake_problem = (
-                            "no node has the GPUs free for this server right now ("
-                            + (scheduled.get("message") or "unschedulable")
-                            + "); ask again in a few minutes"
-                        )
-                        self.lock.notify_all()
+                    self.wake_problem = (
+                        f"no node has the GPUs free for this server right now ({waiting_for_gpus});"
+                        " ask again in a few minutes"
+                    )
+                    self.lock.notify_all()
                     if time.time() - unschedulable_since >= self.settings["unschedulable_grace"]:
                         return self.wake_problem
             time.sleep(self.settings["poll_seconds"])
-        return (
-            None
-            if self.stop.is_set()
-            else (self.wake_problem or "the server did not become ready in time")
-        )
+        return None if self.stop.is_set() else "the server did not become ready in time"
+
+
+def crash_of(status: dict) -> str | None:
+    """Why a container of the pod ended and restarts (a crash loop), or None."""
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        ended = (container.get("lastState") or {}).get("terminated") or {}
+        if waiting.get("reason") == "CrashLoopBackOff" or (container.get("restartCount") and ended):
+            said = (ended.get("message") or "").strip().splitlines()[-1:] or [""]
+            reason = ended.get("reason") or waiting.get("reason") or "restarted"
+            return f"{reason}: {said[0][:200]}".rstrip(": ")
+    return None
 
 
 def log(message: str) -> None:
@@ -448,17 +526,25 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:  # a browser's CORS preflight
+        self._handle("OPTIONS")
+
     @property
     def proxy(self) -> IdleProxy:
         return self.server.proxy  # type: ignore[attr-defined]
 
     def _handle(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         if path == "/idle-proxy/status":
             return self._json(200, self.proxy.status())
-        if method == "GET" and path in QUIET_GET:
+        if method != "POST":  # only generation (a POST) is use, and wakes the server
             return self._quiet(method, body)
         self.proxy.start_use()
         tokens = 0
@@ -477,11 +563,30 @@ class Handler(BaseHTTPRequestHandler):
             self.proxy.end_use(tokens)
         return None
 
+    def _body(self) -> bytes:
+        """The request's body, from Content-Length or chunked (forwarded with a length)."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
     def _quiet(self, method: str, body: bytes) -> None:
-        """A health check or the model list: forwarded while awake, answered here otherwise."""
+        """Anything but generation - health checks, the model list, metrics: forwarded while
+        awake, answered here otherwise, never counted as use and never waking the server."""
         state = self.proxy.status()
         if state["state"] == "asleep" and self.proxy.may_look():
             self.proxy.follow_replicas()  # woken by someone else (test.yml) a moment ago?
+            state = self.proxy.status()
+        if state["state"] == "waking" and not self.path.startswith("/v1/models"):
+            self.proxy.wait_awake(QUIET_WAIT_SECONDS)  # it may be ready in a moment
             state = self.proxy.status()
         if state["state"] == "awake":
             self._forward(method, body)
@@ -536,6 +641,10 @@ class Handler(BaseHTTPRequestHandler):
             for key, value in answer.getheaders():
                 if key.lower() not in HOP_BY_HOP:
                     self.send_header(key, value)
+            if method == "HEAD" or answer.status in (204, 304) or answer.status < 200:
+                self.send_header("Content-Length", answer.getheader("Content-Length") or "0")
+                self.end_headers()
+                return 0
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             tokens, seen = 0, b""
@@ -584,11 +693,9 @@ def settings_from(environ: dict) -> dict:
 
 def kubernetes_from(environ: dict) -> Kubernetes:
     api = environ.get("KUBERNETES_API")
-    token, ca_file = None, None
+    token_file, ca_file = None, None
     if os.path.exists(f"{ACCOUNT}/token"):
-        with open(f"{ACCOUNT}/token", encoding="utf-8") as handle:
-            token = handle.read().strip()
-        ca_file = f"{ACCOUNT}/ca.crt"
+        token_file, ca_file = f"{ACCOUNT}/token", f"{ACCOUNT}/ca.crt"
     if not api:
         host, port = environ["KUBERNETES_SERVICE_HOST"], environ["KUBERNETES_SERVICE_PORT"]
         api = f"https://{host}:{port}"
@@ -596,7 +703,7 @@ def kubernetes_from(environ: dict) -> Kubernetes:
     if not namespace:
         with open(f"{ACCOUNT}/namespace", encoding="utf-8") as handle:
             namespace = handle.read().strip()
-    return Kubernetes(api, environ.get("KUBERNETES_TOKEN") or token, ca_file, namespace)
+    return Kubernetes(api, None, ca_file, namespace, token_file)
 
 
 def serve(proxy: IdleProxy, host: str = "0.0.0.0") -> ThreadingHTTPServer:
