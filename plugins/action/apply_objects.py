@@ -38,8 +38,8 @@ class ActionModule(KubernetesAction):
                 found = api.get(object_path(group[0], args["namespace"]), missing_ok=True)
             except (ObjectProblem, ApiError) as problem:
                 return self._fail(result, f"{describe(group[0])}: {problem}")
-            if found is not None:
-                wanted += [(d, "absent") for d in group]
+            if found is not None:  # gone first, the first last: a later run finds what is left
+                wanted = [(d, "absent") for d in reversed(group)] + wanted
         # Everything read and dry-run first: a refusal stops the task before any write.
         plans = plan_objects(api, args["namespace"], wanted, manager)
         diffs = []

@@ -18,6 +18,7 @@ from ansible_collections.haw.icc.plugins.module_utils.cluster.api import ApiErro
 from ansible_collections.haw.icc.plugins.module_utils.cluster.values import format_duration
 from ansible_collections.haw.icc.plugins.module_utils.operations.progress import (
     ASLEEP_SINCE_ANNOTATION,
+    WAKE_PROBLEM_ANNOTATION,
     ProgressLog,
 )
 from ansible_collections.haw.icc.plugins.module_utils.operations.rollout import (
@@ -111,9 +112,10 @@ class ActionModule(KubernetesAction):
             display.display(f"{prefix}{name}: asleep (0 replicas); waking it")
             notes = (deployment.get("metadata") or {}).get("annotations") or {}
             patch = [{"op": "replace", "path": "/spec/replicas", "value": 1}]
-            if ASLEEP_SINCE_ANNOTATION in notes:
-                key = ASLEEP_SINCE_ANNOTATION.replace("~", "~0").replace("/", "~1")
-                patch.append({"op": "remove", "path": f"/metadata/annotations/{key}"})
+            for note in (ASLEEP_SINCE_ANNOTATION, WAKE_PROBLEM_ANNOTATION):
+                if note in notes:
+                    key = note.replace("~", "~0").replace("/", "~1")
+                    patch.append({"op": "remove", "path": f"/metadata/annotations/{key}"})
             watcher.patch_deployment(name, patch, WAKE_FIELD_MANAGER)
             woken.append(name)
         return woken

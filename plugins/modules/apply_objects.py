@@ -37,7 +37,8 @@ options:
       - Objects that exist together and are deleted together, only when the first of them
         exists; the others are not read otherwise. For objects of kinds a user without them
         may not read (a Role), named after one every user of the collection may read (a
-        Service).
+        Service). They are deleted before anything is applied, in reverse order, so that the
+        first goes last and a run that stopped half-way is finished by the next.
     type: list
     elements: dict
     default: []

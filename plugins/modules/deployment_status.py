@@ -13,9 +13,11 @@ description:
   - Reads the namespace's Deployments, ReplicaSets, pods, events and Services (and the Ingresses
     when present) and the newest log lines of a container that is not ready, through the API
     server. Namespace-only rights suffice; nothing is written.
-  - For each application gives its state (C(ready), C(starting), C(downloading), C(pending),
-    C(failed), C(absent)), the model, image, GPUs and multi-GPU mode, node, ready since,
-    restarts and how to reach it.
+  - For each application gives its state (C(ready), C(asleep), C(stopped), C(starting),
+    C(downloading), C(pending), C(failed), C(absent)), the model, image, GPUs and multi-GPU
+    mode, node, ready since, restarts and how to reach it.
+  - A server at 0 replicas behind an idle proxy (C(icc_idle_minutes)) is C(asleep), which is
+    healthy; without a proxy it is C(stopped).
   - When an application is not healthy, gives a diagnosis read from conditions, events, the
     container state and its log - Pending for lack of GPUs or over quota, a crash loop with
     TGI's message, an out-of-memory kill with the capacity check's numbers (O(capacity)), an
@@ -75,7 +77,9 @@ namespace:
   returned: always
   type: str
 healthy:
-  description: Both applications are ready.
+  description:
+    - Every application is ready, or the inference server asleep (C(icc_idle_minutes)) behind
+      a ready idle proxy.
   returned: always
   type: bool
 tgi:
@@ -88,6 +92,13 @@ tgi:
 open_webui:
   description: Open WebUI's state and diagnosis, shaped like RV(tgi).
   returned: always
+  type: dict
+idle_proxy:
+  description:
+    - The idle proxy's state and diagnosis (C(icc_idle_minutes)), shaped like RV(tgi); with a
+      proxy, RV(tgi) also has C(last_request) and C(generated_tokens), and asleep
+      C(asleep_since) and C(wake_problem).
+  returned: when the namespace has an idle proxy
   type: dict
 lines:
   description: A readable block for the namespace, one line per fact.

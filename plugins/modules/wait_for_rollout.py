@@ -88,9 +88,9 @@ options:
         C(icc_idle_minutes), or scaled to 0 by hand) by scaling it to 1, and wait for it, saying
         so and how long the wake took (RV(woken)). This writes the replicas and nothing else.
       - With V(false), a sleeping Deployment counts as done, its line says it is asleep (what a
-        deploy wants, which must not wake a server that sleeps).
+        deploy wants, which must not wake a server that sleeps), and the module only reads.
     type: bool
-    default: true
+    default: false
 attributes:
   check_mode:
     support: partial
@@ -222,7 +222,7 @@ ARGUMENT_SPEC = action_docs.kubernetes_spec(
     unschedulable_grace=dict(type="int", default=60),
     rollback=dict(type="bool", default=False),
     rollback_timeout=dict(type="int", default=600),
-    wake=dict(type="bool", default=True),
+    wake=dict(type="bool", default=False),
 )
 
 if __name__ == "__main__":

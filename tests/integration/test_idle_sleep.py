@@ -96,6 +96,7 @@ def sleeps_and_says_so(tmp_path, inventory, namespace, core, apps) -> None:
                           cwd=tmp_path)  # fmt: skip
     assert status.rc == 0, status.output  # asleep is healthy
     assert "TGI: ASLEEP" in status.output, status.output
+    assert "Idle proxy: READY - tgi-idle-proxy: 1/1 ready" in status.output  # the front door
     assert re.search(
         r"asleep since \S+ \(last request \S+\): its GPUs are given back", status.output
     )
@@ -201,6 +202,10 @@ def test_without_the_right_to_create_roles_sleep_is_refused_before_any_write(
     assert refused.rc != 0, refused.output
     assert "create rbac.authorization.k8s.io/roles" in refused.output, refused.output
     assert "icc_idle_minutes needs them" in refused.output, refused.output
+    assert len(sandbox.student_writes(namespace)) == writes
+
+    zero = run_playbook("deploy.yml", inventory, extra_vars={"icc_idle_minutes": "0"})
+    assert "icc_idle_minutes: 0.0 is not allowed: more than 0 minutes" in zero.output
     assert len(sandbox.student_writes(namespace)) == writes
 
     plain = run_playbook("deploy.yml", inventory)  # the rest still works

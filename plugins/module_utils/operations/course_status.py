@@ -31,7 +31,7 @@ def status_row(status: JSON) -> JSON:
     problem = next(
         (
             f"{app.get('problem')}: {app.get('cause')}"
-            for app in (tgi, webui)
+            for app in (tgi, status.get("idle_proxy") or {}, webui)
             if app and app.get("state") not in HEALTHY_STATES
         ),
         f"the last wake failed at {tgi['wake_problem']}" if tgi.get("wake_problem") else "",

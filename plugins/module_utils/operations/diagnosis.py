@@ -320,7 +320,9 @@ def diagnose(
     elif view is not None and any(word in view.summary for word in pod_progress.IMAGE_FAILURES):
         result.state, result.problem = "failed", f"pod {view.name} cannot pull its image"
         result.cause = f"the image {spec.get('image')} cannot be pulled"
-        variable = "tgi_image" if app == "tgi" else "open_webui_image"
+        variable = {"tgi": "tgi_image", "idle-proxy": "tgi_idle_proxy_image"}.get(
+            app, "open_webui_image"
+        )
         result.fix = [
             f"check the image name and tag ({variable}); the catalog's pinned images exist"
         ]

@@ -136,18 +136,8 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
         node=(serving[0]["spec"].get("nodeName") if serving else None),
         ready_since=_ready_since(serving[0]) if serving else None,
     )
-    # What the idle proxy (icc_idle_minutes) notes on the Deployment: its use, and its sleep.
-    notes = (deployment.get("metadata") or {}).get("annotations") or {}
-    tokens = notes.get(progress.GENERATED_TOKENS_ANNOTATION) or ""
-    found.update(
-        last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
-        generated_tokens=int(tokens) if tokens.isdigit() else None,
-    )
-    if found["state"] == "asleep":
-        found.update(
-            asleep_since=notes.get(progress.ASLEEP_SINCE_ANNOTATION),
-            wake_problem=notes.get(progress.WAKE_PROBLEM_ANNOTATION),
-        )
+    if app == "tgi":
+        _idle_notes(found, deployment, reader.deployment(f"{name}-idle-proxy"), reader.namespace)
     if app == "tgi":
         mode = parallel_mode(count) if engine == "vllm" else mode_of(args, count)
         found.update(
@@ -159,11 +149,38 @@ def describe_app(reader, app, name, container_name, objects, now, log_tail, capa
     return found
 
 
-def block(namespace, tgi, webui, expected_model):
-    """The readable status of one namespace."""
+def _idle_notes(found, deployment, proxy, namespace):
+    """What the idle proxy (icc_idle_minutes) notes on the server's Deployment - its use, its
+    sleep - when there is a proxy; without one, 0 replicas is a server nothing wakes."""
+    if proxy is None:
+        if found["state"] == "asleep":
+            found.update(
+                state="stopped",
+                problem="scaled to 0 replicas, and no idle proxy wakes it (icc_idle_minutes unset)",
+                cause="someone scaled it down",
+                fix=[f"{diagnosis.playbook('deploy', namespace)} (puts it back to 1 replica)"],
+            )
+        return
+    notes = (deployment.get("metadata") or {}).get("annotations") or {}
+    tokens = notes.get(progress.GENERATED_TOKENS_ANNOTATION) or ""
+    found.update(
+        last_request=notes.get(progress.LAST_REQUEST_ANNOTATION),
+        generated_tokens=int(tokens) if tokens.isdigit() else None,
+    )
+    if found["state"] == "asleep":
+        found.update(
+            asleep_since=notes.get(progress.ASLEEP_SINCE_ANNOTATION),
+            wake_problem=notes.get(progress.WAKE_PROBLEM_ANNOTATION),
+        )
+
+
+def block(namespace, tgi, webui, expected_model, proxy=None):
+    """The readable status of one namespace (`proxy`: its idle proxy, when it has one)."""
     lines = [f"namespace {namespace}"]
-    for app in (tgi, webui):
-        title = "Open WebUI"
+    for app in (tgi, proxy, webui):
+        if app is None:
+            continue
+        title = {"open-webui": "Open WebUI", "idle-proxy": "Idle proxy"}.get(app["app"])
         if app["app"] == "tgi":
             title = ENGINE_LABELS[app.get("engine", "tgi")]
         lines.append(f"{title}: {app['state'].upper()} - {app['summary']}")
@@ -241,9 +258,28 @@ def read_status(
             reader, app, name, container, objects, now, params["log_lines"], capacity, catalog
         )
         apps[key]["access"] = _access(namespace, services.get(name), ingresses)
+    # icc_idle_minutes: the proxy is the server's front door; it must be up too.
+    proxy = f"{params['tgi_name']}-idle-proxy"
+    if reader.deployment(proxy) is not None:
+        apps["idle_proxy"] = describe_app(
+            reader,
+            "idle-proxy",
+            proxy,
+            "idle-proxy",
+            objects,
+            now,
+            params["log_lines"],
+            None,
+            catalog,
+        )
     return dict(
-        tgi=apps["tgi"],
-        open_webui=apps["open_webui"],
+        **apps,
         healthy=all(a["state"] in diagnosis.HEALTHY_STATES for a in apps.values()),
-        lines=block(namespace, apps["tgi"], apps["open_webui"], params["expected_model"]),
+        lines=block(
+            namespace,
+            apps["tgi"],
+            apps["open_webui"],
+            params["expected_model"],
+            apps.get("idle_proxy"),
+        ),
     )

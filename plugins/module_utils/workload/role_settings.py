@@ -207,6 +207,12 @@ def tgi_server_problems(values: Mapping[str, Any], secret: frozenset) -> list[st
     errors += _required_if(values, "tgi_ingress_enabled", "tgi_ingress_host")
     errors += _annotations(values, "tgi_ingress_annotations")
     errors += _startup(values, "tgi_startup_timeout_seconds")
+    minutes = values.get("icc_idle_minutes")
+    if isinstance(minutes, (int, float)) and minutes <= 0:
+        errors.append(
+            f"icc_idle_minutes: {minutes} is not allowed: more than 0 minutes (leave it unset to "
+            "keep the server always on)"
+        )
     return errors
 
 

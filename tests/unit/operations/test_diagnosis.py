@@ -299,3 +299,23 @@ def test_the_course_table_has_a_row_per_namespace_and_the_document_an_entry() ->
 def test_rows_carry_the_state(state: str) -> None:
     row_input = {"namespace": "n", "tgi": {"state": state, "problem": "p", "cause": "c"}}
     assert state in status_table([row_input])[1]
+
+
+def test_0_replicas_without_an_idle_proxy_is_stopped_not_asleep() -> None:
+    from ansible_collections.haw.icc.plugins.module_utils.operations.status import _idle_notes
+
+    dep = deployment(replicas=0, updated=0, available=0, total=0)
+    dep["metadata"]["annotations"] = {
+        "haw.icc/asleep-since": "2026-12-05T07:00:00Z",
+        "haw.icc/generated-tokens": "41",
+    }
+    with_proxy = run([], dep=dep).as_dict()
+    _idle_notes(with_proxy, dep, {"metadata": {"name": "tgi-idle-proxy"}}, "wabc123-default")
+    assert with_proxy["state"] == "asleep" and with_proxy["asleep_since"] == "2026-12-05T07:00:00Z"
+    assert with_proxy["generated_tokens"] == 41
+    without = run([], dep=dep).as_dict()
+    _idle_notes(without, dep, None, "wabc123-default")  # notes left from an earlier proxy
+    assert without["state"] == "stopped" and "generated_tokens" not in without
+    assert without["fix"] == [
+        "ansible-playbook haw.icc.deploy -l wabc123-default (puts it back to 1 replica)"
+    ]
