@@ -106,7 +106,10 @@ class ActionModule(KubernetesAction):
         """Scales each Deployment that sleeps (0 replicas) to 1; the names of those woken."""
         woken = []
         for name in names:
-            deployment = watcher.deployment(name)
+            try:
+                deployment = watcher.deployment(name)
+            except ApiError:  # missing or not readable: the wait names it
+                continue
             if (deployment.get("spec") or {}).get("replicas") != 0:
                 continue
             display.display(f"{prefix}{name}: asleep (0 replicas); waking it")

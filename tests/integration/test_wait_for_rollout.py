@@ -297,9 +297,10 @@ def test_an_unreachable_api_is_a_readable_failure(tmp_path, namespace):
 
 @pytest.mark.sandbox
 def test_missing_and_forbidden_deployments_are_named(tmp_path, namespace, kubeconfig):
-    run = run_wait(tmp_path, namespace, names=["nope"], kubeconfig=kubeconfig)
-    assert run.failed
-    assert run.msg == f"Deployment nope not found in namespace {namespace}"
+    for wake in (False, True):  # a wake of what is not there leaves the naming to the wait
+        run = run_wait(tmp_path, namespace, names=["nope"], kubeconfig=kubeconfig, wake=wake)
+        assert run.failed
+        assert run.msg == f"Deployment nope not found in namespace {namespace}"
 
     # Outside the student's namespace the API answers 403: say so, do not wait.
     run = run_wait(tmp_path, "kube-system", names=["coredns"], kubeconfig=kubeconfig)
