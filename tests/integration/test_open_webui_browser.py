@@ -8,9 +8,9 @@ at its Service's ClusterIP, as a port-forward would, logs in as the bootstrapped
 model and chats; Chromium runs inside the sandbox's network namespace, where the ClusterIPs are,
 and the test itself reaches Open WebUI as a user on the machine does, through the sandbox's
 gateway on 127.0.0.1. Then the model is switched, Open WebUI restarted, the namespace switched
-to vLLM and back (one deploy each) and the API key rotated, and the chat must still reach the
-right model. Last, the base URL's path or the key is broken on purpose (in the Deployment, not
-in the role) and the same check must fail.
+to vLLM and back (one deploy each), TGI left to fall asleep (icc_idle_minutes) and the API key
+rotated, and the chat must still reach the right model. Last, the base URL's path or the key
+is broken on purpose (in the Deployment, not in the role) and the same check must fail.
 
 The scenario runs in order on one namespace: each step starts where the previous one ended.
 """
@@ -279,6 +279,29 @@ def test_after_a_switch_to_vllm_the_chat_is_answered_by_vllm(inventory, chat_nam
     back = run_playbook("deploy.yml", inventory)
     assert back.rc == 0, back.output
     assert f"{SMALLER_MODEL} on 1 x gpu-tesla-v100 (single-gpu, ready)" in back.output
+
+
+def tgi_asleep(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> bool:
+    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=tgi").items
+    return apps.read_namespaced_deployment("tgi", namespace).spec.replicas == 0 and not pods
+
+
+def test_a_chat_to_a_sleeping_server_wakes_it_and_is_answered(
+    inventory, chat_namespace, core, admin_client
+):
+    """icc_idle_minutes: TGI falls asleep, its GPU given back. The picker still offers its
+    model (the idle proxy answers the list), and the student's next chat wakes the server and
+    is held until it is ready: no error on the page, then the answer. Unset again afterwards."""
+    apps = client.AppsV1Api(admin_client)
+    run = run_playbook("deploy.yml", inventory, extra_vars={"icc_idle_minutes": 0.1})
+    assert run.rc == 0, run.output
+    wait_until(lambda: tgi_asleep(apps, core, chat_namespace), 90, "TGI asleep")
+    before = time.monotonic()
+    check_chat(core, chat_namespace, ARTEFACTS, SMALLER_MODEL, screenshot="answer-after-waking")
+    print(f"\nlog in, picker and a chat that woke TGI: {time.monotonic() - before:.1f}s")
+    assert apps.read_namespaced_deployment("tgi", chat_namespace).spec.replicas == 1
+    back = run_playbook("deploy.yml", inventory)
+    assert back.rc == 0, back.output
 
 
 def test_a_rotated_api_key_reaches_tgi_and_open_webui(inventory, chat_namespace, core):
