@@ -116,10 +116,14 @@ def test_deploy_and_render_by_name_from_an_empty_directory(
     assert list(workdir.iterdir()) == []  # a deploy leaves nothing behind where it runs
 
     render = [str(BIN / "ansible-playbook"), "-i", str(inventory), "haw.icc.render"]
-    rendered = run_ansible(render, env=env, cwd=workdir, config=None)
+    # icc_idle_minutes: the proxy's script comes from the installed role's files.
+    rendered = run_ansible([*render, "-e", "icc_idle_minutes=0.5"], env=env, cwd=workdir,
+                           config=None)  # fmt: skip
     assert rendered.rc == 0, rendered.output
     manifests = {path.name for path in (workdir / "rendered" / namespace).iterdir()}
     assert "tgi_server-deployment.yml" in manifests and "open_webui-service.yml" in manifests
+    proxy = (workdir / "rendered" / namespace / "tgi_server-idle_proxy.yml").read_text()
+    assert "def main() -> int:" in proxy and '{name: IDLE_SECONDS, value: "30.0"}' in proxy
     # Nothing is written into the installed collection itself.
     assert not list(installed.rglob("rendered"))
 

@@ -43,8 +43,17 @@ class NamespaceReader(ClusterReader):
             self.warnings.append(f"cannot list {what} in {self.namespace}: {error}")
             return []
 
+    def __init__(self, api, namespace, warnings):
+        super().__init__(api, namespace, warnings)
+        self._deployments = {}
+
     def deployment(self, name):
-        return self.api.get(self._here("apps/v1", "deployments", name), missing_ok=True)
+        """The Deployment (None when missing), read once per status: the server's and the idle
+        proxy's are asked for by more than one step."""
+        if name not in self._deployments:
+            path = self._here("apps/v1", "deployments", name)
+            self._deployments[name] = self.api.get(path, missing_ok=True)
+        return self._deployments[name]
 
     def log_lines(self, pod, container, tail, previous):
         """The newest lines of a container's log (its previous run's with `previous`)."""
